@@ -1,0 +1,56 @@
+//! The admin plane: a REST API over the config store. Every write validates, commits to
+//! the store, then publishes the gateway's new config document on the bus, which is how
+//! the proxy and mcp planes learn of it without a restart. The store stays the source of
+//! truth: admin republishes everything on boot and on a timer, so a lost publish or a
+//! flushed Redis heals itself.
+
+mod error;
+mod extract;
+mod publish;
+mod routes;
+
+use std::time::Duration;
+
+use axum::Router;
+use sluice_shared::bus::ConfigBus;
+use sluice_shared::store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use error::ApiError;
+pub use publish::{publish_all, republish_loop};
+
+/// What every handler needs.
+#[derive(Clone, Debug)]
+pub struct AdminState {
+    pub store: Store,
+    pub bus: ConfigBus,
+}
+
+/// The admin API's routes.
+pub fn router(state: AdminState) -> Router {
+    routes::router().with_state(state)
+}
+
+/// Serve the admin API on `listener` until `shutdown` turns true, and republish every
+/// gateway every `republish_every` meanwhile.
+pub async fn serve(
+    listener: TcpListener,
+    state: AdminState,
+    republish_every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let republisher = tokio::spawn(republish_loop(
+        state.clone(),
+        republish_every,
+        shutdown.clone(),
+    ));
+    let app = router(state);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        })
+        .await;
+    republisher.abort();
+    result
+}

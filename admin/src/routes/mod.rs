@@ -1,0 +1,49 @@
+//! The admin API's routes, one module per resource.
+
+mod auths;
+mod consumers;
+mod gateways;
+mod health;
+mod registries;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::AdminState;
+use crate::error::ApiError;
+use crate::extract::from_value_strict;
+
+pub fn router() -> Router<AdminState> {
+    Router::new()
+        .merge(health::routes())
+        .merge(gateways::routes())
+        .merge(registries::routes())
+        .merge(consumers::routes())
+        .merge(auths::routes())
+        .fallback(|| async { ApiError::not_found("route") })
+}
+
+/// Apply a PUT body to a stored spec: the fields it names replace the stored ones, the
+/// others stay. Unknown fields are rejected as on create.
+fn merge<T: Serialize + DeserializeOwned>(stored: &T, body: Value) -> Result<T, ApiError> {
+    let Value::Object(changes) = body else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "the body must be a JSON object",
+        ));
+    };
+    let mut merged = serde_json::to_value(stored).map_err(|_| ApiError::internal())?;
+    if let Value::Object(fields) = &mut merged {
+        fields.extend(changes);
+    }
+    from_value_strict(merged)
+}
+
+fn created<T: Serialize>(body: T) -> impl IntoResponse {
+    (StatusCode::CREATED, axum::Json(body))
+}

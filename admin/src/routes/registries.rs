@@ -1,0 +1,92 @@
+//! `/v1/gateways/{gateway_id}/registries`: the upstreams. Responses never carry a secret:
+//! credentials are masked, and a masked value sent back on update keeps the stored one.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::Value;
+use sluice_shared::model::{Registry, RegistrySpec};
+use sluice_shared::store::Paged;
+
+use super::{created, merge};
+use crate::AdminState;
+use crate::error::ApiError;
+use crate::extract::{Ids, ListQuery, StrictJson};
+
+pub fn routes() -> Router<AdminState> {
+    Router::new()
+        .route(
+            "/v1/gateways/{gateway_id}/registries",
+            get(list).post(create),
+        )
+        .route(
+            "/v1/gateways/{gateway_id}/registries/{registry_id}",
+            get(read).put(update).delete(remove),
+        )
+}
+
+/// A registry as responses show it.
+fn view(mut registry: Registry) -> Registry {
+    registry.spec.auth = registry.spec.auth.as_ref().map(|a| a.masked());
+    registry
+}
+
+async fn create(
+    State(state): State<AdminState>,
+    Ids(ids): Ids,
+    StrictJson(spec): StrictJson<RegistrySpec>,
+) -> Result<impl IntoResponse, ApiError> {
+    spec.validate()?;
+    let registry = state.store.create_registry(ids[0], &spec).await?;
+    state.publish(ids[0]).await;
+    Ok(created(view(registry)))
+}
+
+async fn list(
+    State(state): State<AdminState>,
+    Ids(ids): Ids,
+    query: ListQuery,
+) -> Result<Json<Paged<Registry>>, ApiError> {
+    state.store.gateway(ids[0]).await?;
+    let mut page = state
+        .store
+        .list_registries(ids[0], query.get("name"), query.page)
+        .await?;
+    page.items = page.items.into_iter().map(view).collect();
+    Ok(Json(page))
+}
+
+async fn read(State(state): State<AdminState>, Ids(ids): Ids) -> Result<Json<Registry>, ApiError> {
+    Ok(Json(view(state.store.registry(ids[0], ids[1]).await?)))
+}
+
+async fn update(
+    State(state): State<AdminState>,
+    Ids(ids): Ids,
+    StrictJson(body): StrictJson<Value>,
+) -> Result<Json<Registry>, ApiError> {
+    let stored = state.store.registry(ids[0], ids[1]).await?;
+    let mut spec: RegistrySpec = merge(&stored.spec, body)?;
+    if let (Some(new), Some(old)) = (spec.auth.as_mut(), stored.spec.auth.as_ref()) {
+        new.keep_masked_secrets(old);
+    }
+    spec.validate()?;
+    let registry = state.store.update_registry(ids[0], ids[1], &spec).await?;
+    state.publish(ids[0]).await;
+    Ok(Json(view(registry)))
+}
+
+async fn remove(
+    State(state): State<AdminState>,
+    Ids(ids): Ids,
+    query: ListQuery,
+) -> Result<StatusCode, ApiError> {
+    state
+        .store
+        .delete_registry(ids[0], ids[1], query.flag("force")?)
+        .await?;
+    state.publish(ids[0]).await;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,297 @@
+//! The mock's HTTP server: hyper on a tokio listener, one task per connection.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::SinkExt;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+use crate::openai::{self, ChatRequest};
+
+type Body = BoxBody<Bytes, Infallible>;
+
+/// How the mock answers when a request does not say otherwise.
+#[derive(Debug, Clone)]
+pub struct MockConfig {
+    /// Sent back in `x-mock-name`.
+    pub name: String,
+    /// When set, requests must carry `Authorization: Bearer <api_key>`.
+    pub api_key: Option<String>,
+    /// Content chunks in a stream, and tokens in a plain answer.
+    pub chunks: u32,
+    /// Delay before each stream chunk.
+    pub chunk_delay: Duration,
+    /// Delay before the response header.
+    pub latency: Duration,
+    /// Keep every request for the test to inspect.
+    pub record: bool,
+    /// When set, a stream stops after its first content chunk until this is notified.
+    pub gate: Option<Arc<Notify>>,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        Self {
+            name: "mock".into(),
+            api_key: None,
+            chunks: 8,
+            chunk_delay: Duration::ZERO,
+            latency: Duration::ZERO,
+            record: false,
+            gate: None,
+        }
+    }
+}
+
+/// A request the mock received.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path_and_query: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+struct Shared {
+    config: MockConfig,
+    recorded: Mutex<Vec<RecordedRequest>>,
+    served: AtomicU64,
+}
+
+/// A running mock provider. Dropping it stops the listener.
+pub struct MockProvider {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    _stop: watch::Sender<bool>,
+}
+
+impl MockProvider {
+    /// Listen on `addr` (port 0 for any) and serve until dropped.
+    pub async fn start(addr: SocketAddr, config: MockConfig) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            config,
+            recorded: Mutex::new(Vec::new()),
+            served: AtomicU64::new(0),
+        });
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(accept_loop(listener, shared.clone(), stopped));
+        Ok(Self {
+            addr,
+            shared,
+            _stop: stop,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The OpenAI-style base URL of this mock, e.g. `http://127.0.0.1:PORT/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Requests received so far (only with `record`).
+    pub fn recorded(&self) -> Vec<RecordedRequest> {
+        self.shared
+            .recorded
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
+    }
+
+    /// How many requests were answered.
+    pub fn served(&self) -> u64 {
+        self.shared.served.load(Ordering::Relaxed)
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stopped.changed() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(shared.clone(), req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn header_num(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.parse().ok()
+}
+
+fn full(status: StatusCode, name: &str, content_type: &str, body: Bytes) -> Response<Body> {
+    let mut resp = Response::new(Full::new(body).boxed());
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_str(content_type)
+            .unwrap_or(http::HeaderValue::from_static("application/json")),
+    );
+    if let Ok(v) = http::HeaderValue::from_str(name) {
+        h.insert("x-mock-name", v);
+    }
+    resp
+}
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let config = &shared.config;
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    if config.record
+        && let Ok(mut recorded) = shared.recorded.lock()
+    {
+        recorded.push(RecordedRequest {
+            method: parts.method.to_string(),
+            path_and_query: parts
+                .uri
+                .path_and_query()
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+            headers: parts.headers.clone(),
+            body: body.clone(),
+        });
+    }
+    shared.served.fetch_add(1, Ordering::Relaxed);
+    let json = "application/json";
+
+    if parts.method == http::Method::GET && parts.uri.path() == "/health" {
+        return Ok(full(
+            StatusCode::OK,
+            &config.name,
+            json,
+            Bytes::from_static(b"{\"status\":\"ok\"}"),
+        ));
+    }
+    let path = parts.uri.path();
+    if parts.method != http::Method::POST
+        || !(path == "/v1/chat/completions" || path == "/chat/completions")
+    {
+        return Ok(full(
+            StatusCode::NOT_FOUND,
+            &config.name,
+            json,
+            openai::error(404, "unknown path"),
+        ));
+    }
+    if let Some(key) = &config.api_key {
+        let presented = parts
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if presented != Some(format!("Bearer {key}").as_str()) {
+            return Ok(full(
+                StatusCode::UNAUTHORIZED,
+                &config.name,
+                json,
+                openai::error(401, "Incorrect API key provided"),
+            ));
+        }
+    }
+    let latency = header_num(&parts.headers, "x-mock-latency-ms")
+        .map_or(config.latency, Duration::from_millis);
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    if let Some(status) = header_num(&parts.headers, "x-mock-status")
+        .and_then(|s| u16::try_from(s).ok())
+        .and_then(|s| StatusCode::from_u16(s).ok())
+    {
+        return Ok(full(
+            status,
+            &config.name,
+            json,
+            openai::error(status.as_u16(), "mock error"),
+        ));
+    }
+    let Some(chat) = ChatRequest::parse(&body) else {
+        return Ok(full(
+            StatusCode::BAD_REQUEST,
+            &config.name,
+            json,
+            openai::error(400, "body is not a chat completion request"),
+        ));
+    };
+    let chunks = header_num(&parts.headers, "x-mock-chunks")
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(config.chunks);
+    let id = format!("chatcmpl-mock-{}", shared.served.load(Ordering::Relaxed));
+    if !chat.stream {
+        return Ok(full(
+            StatusCode::OK,
+            &config.name,
+            json,
+            openai::completion(&chat, &id, chunks),
+        ));
+    }
+    let delay = header_num(&parts.headers, "x-mock-delay-ms")
+        .map_or(config.chunk_delay, Duration::from_millis);
+    let gate = config.gate.clone();
+    let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(16);
+    tokio::spawn(async move {
+        let mut events = vec![openai::role_chunk(&chat, &id)];
+        events.extend((0..chunks).map(|i| openai::content_chunk(&chat, &id, i)));
+        events.push(openai::finish_chunk(&chat, &id));
+        if chat.include_usage {
+            events.push(openai::usage_chunk(&chat, &id, chunks));
+        }
+        events.push(Bytes::from_static(openai::DONE));
+        for (i, event) in events.into_iter().enumerate() {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            if tx.send(Ok(Frame::data(event))).await.is_err() {
+                return;
+            }
+            if i == 1
+                && let Some(gate) = &gate
+            {
+                gate.notified().await;
+            }
+        }
+    });
+    let mut resp = Response::new(BodyExt::boxed(StreamBody::new(rx)));
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-cache"),
+    );
+    if let Ok(v) = http::HeaderValue::from_str(&config.name) {
+        h.insert("x-mock-name", v);
+    }
+    Ok(resp)
+}

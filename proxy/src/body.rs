@@ -1,0 +1,91 @@
+//! Reading the request body, bounded, and the one parse of it the proxy needs here.
+//!
+//! A body larger than the limit is refused from its `Content-Length` before a byte is
+//! read, or as soon as the running total passes the limit for chunked uploads.
+
+use bytes::{Bytes, BytesMut};
+use pingora_proxy::Session;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+use crate::error::ProxyError;
+
+/// Read the whole request body, refusing more than `limit` bytes.
+pub async fn read(session: &mut Session, limit: usize) -> Result<Bytes, ProxyError> {
+    let declared = session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(ProxyError::BodyTooLarge(limit));
+    }
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(4096).min(limit));
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if buf.len() + chunk.len() > limit {
+                    return Err(ProxyError::BodyTooLarge(limit));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(buf.freeze()),
+            Err(_) => return Err(ProxyError::BodyUnreadable),
+        }
+    }
+}
+
+/// The fields of a chat completion request the proxy decides on. The parse validates
+/// the whole document (so malformed JSON is refused here, not by the provider) without
+/// building it: every other field is skipped.
+#[derive(Debug, Deserialize)]
+pub struct ChatPeek {
+    #[serde(default)]
+    pub stream: bool,
+    #[serde(default, rename = "model")]
+    _model: IgnoredAny,
+}
+
+impl ChatPeek {
+    pub fn parse(body: &[u8]) -> Result<Self, ProxyError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Err(ProxyError::MalformedJson("the body is empty".into()));
+        }
+        serde_json::from_slice(body).map_err(|e| ProxyError::MalformedJson(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peeks_stream_and_rejects_bad_json() {
+        assert!(
+            ChatPeek::parse(br#"{"model":"m","stream":true,"messages":[]}"#)
+                .expect("ok")
+                .stream
+        );
+        assert!(
+            !ChatPeek::parse(br#"{"messages":[{"role":"user","content":"hi"}]}"#)
+                .expect("ok")
+                .stream
+        );
+        for bad in [
+            &b""[..],
+            b"  ",
+            b"{",
+            b"[1,2]",
+            b"\"x\"",
+            b"{\"stream\":\"yes\"}",
+            b"{} trailing",
+        ] {
+            assert!(
+                ChatPeek::parse(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Who is calling: the gateway (by `X-AG-Gateway-Slug`, then by `Host`), the consumer
+//! (by the slug in the path), and whether the presented API key is one of that
+//! consumer's. Keys are compared by SHA-256 digest against the snapshot's table, so the
+//! lookup costs one hash and one map probe and no plaintext key is kept anywhere.
+
+use std::sync::Arc;
+
+use http::HeaderMap;
+use sluice_shared::apikey::{self, KEY_PREFIX};
+use sluice_shared::snapshot::{CompiledConsumer, CompiledGateway, Snapshot};
+
+use crate::error::ProxyError;
+
+pub const GATEWAY_HEADER: &str = "x-ag-gateway-slug";
+pub const API_KEY_HEADER: &str = "x-ag-api-key";
+
+/// Find the gateway a request is for.
+pub fn gateway<'s>(
+    snapshot: &'s Snapshot,
+    headers: &HeaderMap,
+    host: Option<&str>,
+) -> Result<&'s Arc<CompiledGateway>, ProxyError> {
+    let found = match headers.get(GATEWAY_HEADER).and_then(|v| v.to_str().ok()) {
+        Some(slug) => snapshot.gateway_by_slug(slug.trim()),
+        None => host.and_then(|h| snapshot.gateway_by_host(h)),
+    };
+    let gateway = found.ok_or(ProxyError::UnknownGateway)?;
+    if !gateway.active {
+        return Err(ProxyError::GatewayInactive);
+    }
+    Ok(gateway)
+}
+
+/// Find the consumer and check that the request's API key belongs to it.
+pub fn consumer<'g>(
+    gateway: &'g CompiledGateway,
+    slug: &str,
+    headers: &HeaderMap,
+) -> Result<&'g Arc<CompiledConsumer>, ProxyError> {
+    let consumer = gateway.consumer(slug).ok_or(ProxyError::UnknownConsumer)?;
+    let key = presented_key(headers).ok_or(ProxyError::MissingApiKey)?;
+    let auth = gateway
+        .auth_for_key(&apikey::digest(key))
+        .ok_or(ProxyError::InvalidApiKey)?;
+    if !consumer.accepts(auth) {
+        return Err(ProxyError::KeyNotForConsumer);
+    }
+    if !consumer.active {
+        return Err(ProxyError::ConsumerInactive);
+    }
+    Ok(consumer)
+}
+
+/// The API key a request presents: `X-AG-API-Key`, `x-api-key`, or a bearer token that
+/// looks like a sluice key (`Authorization: Bearer ag_…`).
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    let direct = headers
+        .get(API_KEY_HEADER)
+        .or_else(|| headers.get("x-api-key"))
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty());
+    direct.or_else(|| {
+        let auth = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+        let (scheme, token) = auth.split_once(' ')?;
+        let token = token.trim();
+        (scheme.eq_ignore_ascii_case("bearer") && token.starts_with(KEY_PREFIX)).then_some(token)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn key_sources_in_order() {
+        let mut h = HeaderMap::new();
+        assert_eq!(presented_key(&h), None);
+        h.insert(
+            "authorization",
+            HeaderValue::from_static("Bearer sk-not-ours"),
+        );
+        assert_eq!(presented_key(&h), None);
+        h.insert("authorization", HeaderValue::from_static("bearer ag_abc"));
+        assert_eq!(presented_key(&h), Some("ag_abc"));
+        h.insert("x-api-key", HeaderValue::from_static("ag_x"));
+        assert_eq!(presented_key(&h), Some("ag_x"));
+        h.insert("x-ag-api-key", HeaderValue::from_static(" ag_y "));
+        assert_eq!(presented_key(&h), Some("ag_y"));
+    }
+}

@@ -1,0 +1,20 @@
+//! The proxy plane: sluice's data path for LLM traffic, on Pingora.
+//!
+//! Pingora gives the HTTP server, the upstream connection pool and TLS. The request path
+//! itself is [`service::SluiceProxy`]: it pins the current config snapshot, resolves the
+//! gateway and consumer, authenticates, reads and checks the body, picks an upstream
+//! and runs the exchange with it ([`exchange`]), streaming the answer back chunk by
+//! chunk. Nothing on this path touches the database or the config bus.
+
+mod body;
+mod error;
+mod exchange;
+mod headers;
+mod identity;
+mod peer;
+mod route;
+mod server;
+mod service;
+
+pub use server::{ProxyOptions, ProxyServer};
+pub use service::SluiceProxy;

@@ -1,0 +1,152 @@
+//! Running the proxy: a Pingora server on its own threads, stopped through a watch
+//! channel rather than Pingora's own signal handlers, so the binary decides how SIGTERM
+//! and SIGINT are handled and tests can start and stop proxies in-process.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pingora_core::connectors::{ConnectorOptions, http::Connector};
+use pingora_core::server::configuration::ServerConf;
+use pingora_core::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora_proxy::http_proxy_service_with_name;
+use sluice_shared::sync::SnapshotHandle;
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::peer::PeerTimeouts;
+use crate::service::{PathLimits, SluiceProxy};
+
+/// How to run the proxy.
+#[derive(Debug, Clone)]
+pub struct ProxyOptions {
+    /// Listen address; port 0 picks a free port.
+    pub addr: SocketAddr,
+    /// Worker threads; 0 for one per core.
+    pub threads: usize,
+    pub max_body_bytes: usize,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    /// How long in-flight requests get to finish on shutdown.
+    pub grace: Duration,
+}
+
+/// A running proxy.
+pub struct ProxyServer {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Pingora's shutdown signal, fed from a watch channel.
+struct WatchSignal(watch::Receiver<bool>);
+
+#[async_trait]
+impl ShutdownSignalWatch for WatchSignal {
+    async fn recv(&self) -> ShutdownSignal {
+        let mut rx = self.0.clone();
+        let _ = rx.wait_for(|stop| *stop).await;
+        ShutdownSignal::GracefulTerminate
+    }
+}
+
+fn free_port(ip: std::net::IpAddr) -> std::io::Result<SocketAddr> {
+    TcpListener::bind((ip, 0))?.local_addr()
+}
+
+impl ProxyServer {
+    /// Start the proxy and return once it accepts connections.
+    pub fn start(options: &ProxyOptions, snapshots: SnapshotHandle) -> std::io::Result<Self> {
+        let addr = if options.addr.port() == 0 {
+            free_port(options.addr.ip())?
+        } else {
+            options.addr
+        };
+        let threads = if options.threads == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            options.threads
+        };
+        let grace = options.grace.as_secs();
+        let conf = ServerConf {
+            threads,
+            grace_period_seconds: Some(grace),
+            graceful_shutdown_timeout_seconds: Some(grace.max(1)),
+            ..ServerConf::default()
+        };
+        let connector = Connector::new(Some(ConnectorOptions::from_server_conf(&conf)));
+        let mut server = Server::new_with_opt_and_conf(None, conf);
+        server.bootstrap();
+        let limits = PathLimits {
+            max_body_bytes: options.max_body_bytes,
+            timeouts: PeerTimeouts {
+                connect: options.connect_timeout,
+                read: options.read_timeout,
+            },
+        };
+        let mut service = http_proxy_service_with_name(
+            &server.configuration,
+            SluiceProxy::new(snapshots, connector, limits),
+            "sluice proxy",
+        );
+        service.add_tcp(&addr.to_string());
+        server.add_service(service);
+
+        let (stop, stopped) = watch::channel(false);
+        let thread = std::thread::Builder::new()
+            .name("sluice-proxy".into())
+            .spawn(move || {
+                server.run(RunArgs {
+                    shutdown_signal: Box::new(WatchSignal(stopped)),
+                });
+            })?;
+        wait_listening(addr)?;
+        info!(%addr, threads, "proxy listening");
+        Ok(Self {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stop accepting, let in-flight requests finish within the grace period, and wait
+    /// for the server threads to end. Blocking: call it from a blocking context.
+    pub fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn wait_listening(addr: SocketAddr) -> std::io::Result<()> {
+    let probe = if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if TcpStream::connect_timeout(&probe, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("proxy did not start listening on {addr}"),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Drop for ProxyServer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}

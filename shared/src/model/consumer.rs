@@ -1,0 +1,95 @@
+//! A consumer: an application that calls the gateway, addressed by its slug in the proxy
+//! path (`/{consumer_slug}/v1/…`), authenticated by the auths attached to it and routed
+//! to the registries attached to it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::validation::Problems;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConsumerKind {
+    #[default]
+    #[serde(rename = "LLM", alias = "llm")]
+    Llm,
+    #[serde(rename = "MCP", alias = "mcp")]
+    Mcp,
+    #[serde(rename = "A2A", alias = "a2a")]
+    A2a,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoutingMode {
+    #[default]
+    Inline,
+    RoleBased,
+}
+
+/// The fields an operator writes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConsumerSpec {
+    #[serde(default)]
+    pub name: String,
+    #[serde(rename = "type", default)]
+    pub kind: ConsumerKind,
+    #[serde(default)]
+    pub routing_mode: RoutingMode,
+    #[serde(default = "active")]
+    pub active: bool,
+    /// Headers added to every upstream request of this consumer.
+    #[serde(default)]
+    pub headers: Map<String, Value>,
+}
+
+fn active() -> bool {
+    true
+}
+
+impl ConsumerSpec {
+    pub fn validate(&self) -> Result<(), Problems> {
+        let mut p = Problems::default();
+        p.require_text("name", &self.name, 200);
+        for (name, value) in &self.headers {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                p.add(format!("headers.{name}"), "is not a valid HTTP header name");
+            }
+            match value {
+                Value::String(v) if http::HeaderValue::from_str(v).is_ok() => {}
+                _ => p.add(
+                    format!("headers.{name}"),
+                    "must be a valid header value string",
+                ),
+            }
+        }
+        p.into_result()
+    }
+}
+
+/// A registry attached to a consumer, with its balancing weight (1..=100).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryLink {
+    pub registry_id: Uuid,
+    pub weight: u8,
+}
+
+/// A stored consumer with its links.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Consumer {
+    pub id: Uuid,
+    pub gateway_id: Uuid,
+    pub slug: String,
+    #[serde(flatten)]
+    pub spec: ConsumerSpec,
+    #[serde(default)]
+    pub registries: Vec<RegistryLink>,
+    #[serde(default)]
+    pub auth_ids: Vec<Uuid>,
+    #[serde(default)]
+    pub policy_ids: Vec<Uuid>,
+    #[serde(default)]
+    pub role_ids: Vec<Uuid>,
+    pub created_at: String,
+    pub updated_at: String,
+}

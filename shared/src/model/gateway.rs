@@ -1,0 +1,71 @@
+//! A gateway: the tenant boundary. Every other object belongs to exactly one gateway,
+//! and the proxy finds it by `X-AG-Gateway-Slug`, by its own `domain`, or by
+//! `{slug}.{GATEWAY_BASE_DOMAIN}`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::validation::{Problems, is_slug};
+
+/// Whether a gateway serves traffic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GatewayStatus {
+    #[default]
+    Active,
+    Inactive,
+}
+
+/// The fields an operator writes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GatewaySpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub slug: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    #[serde(default)]
+    pub status: GatewayStatus,
+    #[serde(default)]
+    pub metadata: Map<String, Value>,
+}
+
+impl GatewaySpec {
+    pub fn validate(&self) -> Result<(), Problems> {
+        let mut p = Problems::default();
+        if !is_slug(&self.slug) {
+            p.add(
+                "slug",
+                "must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'",
+            );
+        }
+        if let Some(domain) = &self.domain {
+            let ok = !domain.is_empty()
+                && domain.len() <= 253
+                && domain
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            if !ok {
+                p.add("domain", "must be a host name");
+            }
+        }
+        if let Some(name) = &self.name {
+            p.require_text("name", name, 200);
+        }
+        p.into_result()
+    }
+}
+
+/// A stored gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gateway {
+    pub id: Uuid,
+    #[serde(flatten)]
+    pub spec: GatewaySpec,
+    /// Config version of everything under this gateway; it grows with every change.
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}

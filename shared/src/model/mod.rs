@@ -1,0 +1,22 @@
+//! The domain model: the six objects an operator configures, as the admin API accepts
+//! them (`…Spec`) and as the store and config documents carry them (with ids and
+//! timestamps). Validation lives next to each object and reports every problem with its
+//! field path, so the admin API can answer 422 with all of them at once.
+
+mod auth;
+mod consumer;
+mod gateway;
+mod policy;
+mod registry;
+mod role;
+mod validation;
+
+pub use auth::{Auth, AuthKind, AuthSpec};
+pub use consumer::{Consumer, ConsumerKind, ConsumerSpec, RegistryLink, RoutingMode};
+pub use gateway::{Gateway, GatewaySpec, GatewayStatus};
+pub use policy::{Policy, PolicySpec};
+pub use registry::{
+    ApiKeyLocation, Provider, Registry, RegistryKind, RegistrySpec, UpstreamAuth, mask_secret,
+};
+pub use role::{Role, RoleSpec};
+pub use validation::{Problem, Problems, is_slug, slugify};

@@ -1,0 +1,297 @@
+//! A registry: one upstream the gateway can send traffic to, an LLM provider account or
+//! an MCP server, with the credentials sluice uses to call it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::validation::Problems;
+
+/// What a registry serves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RegistryKind {
+    #[default]
+    #[serde(rename = "LLM", alias = "llm")]
+    Llm,
+    #[serde(rename = "MCP", alias = "mcp")]
+    Mcp,
+}
+
+/// The provider family of an LLM registry. It decides the default base URL, the wire
+/// format and how credentials are presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    Openai,
+    OpenaiCompatible,
+    Anthropic,
+    Azure,
+    Bedrock,
+    Google,
+    Vertex,
+    Groq,
+    Mistral,
+    Deepseek,
+    Xai,
+    Cerebras,
+    Openrouter,
+}
+
+impl Provider {
+    /// The provider's public API base, including its version segment, or `None` when the
+    /// registry must say where the server is (`provider_options.base_url`).
+    pub fn default_base_url(self) -> Option<&'static str> {
+        match self {
+            Self::Openai => Some("https://api.openai.com/v1"),
+            Self::Anthropic => Some("https://api.anthropic.com/v1"),
+            Self::Groq => Some("https://api.groq.com/openai/v1"),
+            Self::Mistral => Some("https://api.mistral.ai/v1"),
+            Self::Deepseek => Some("https://api.deepseek.com/v1"),
+            Self::Xai => Some("https://api.x.ai/v1"),
+            Self::Cerebras => Some("https://api.cerebras.ai/v1"),
+            Self::Openrouter => Some("https://openrouter.ai/api/v1"),
+            Self::Google => Some("https://generativelanguage.googleapis.com/v1beta"),
+            Self::OpenaiCompatible | Self::Azure | Self::Bedrock | Self::Vertex => None,
+        }
+    }
+
+    /// Whether the proxy can route to this provider yet. The others are accepted and
+    /// stored, and answer a clear error until their wire format lands.
+    pub fn speaks_openai_chat(self) -> bool {
+        matches!(
+            self,
+            Self::Openai
+                | Self::OpenaiCompatible
+                | Self::Groq
+                | Self::Mistral
+                | Self::Deepseek
+                | Self::Xai
+                | Self::Cerebras
+                | Self::Openrouter
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Openai => "openai",
+            Self::OpenaiCompatible => "openai_compatible",
+            Self::Anthropic => "anthropic",
+            Self::Azure => "azure",
+            Self::Bedrock => "bedrock",
+            Self::Google => "google",
+            Self::Vertex => "vertex",
+            Self::Groq => "groq",
+            Self::Mistral => "mistral",
+            Self::Deepseek => "deepseek",
+            Self::Xai => "xai",
+            Self::Cerebras => "cerebras",
+            Self::Openrouter => "openrouter",
+        }
+    }
+}
+
+/// Where an API key goes on the upstream request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiKeyLocation {
+    #[default]
+    Header,
+    Query,
+}
+
+/// How sluice authenticates to the upstream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum UpstreamAuth {
+    /// A static key. In a header (default `Authorization: Bearer <key>`; any other header
+    /// carries the bare key) or in a query parameter.
+    ApiKey {
+        api_key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        header_name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        param_name: Option<String>,
+        #[serde(default)]
+        param_location: ApiKeyLocation,
+    },
+}
+
+impl UpstreamAuth {
+    /// The same auth with every secret replaced by its masked form, for API responses.
+    pub fn masked(&self) -> Self {
+        match self {
+            Self::ApiKey {
+                api_key,
+                header_name,
+                param_name,
+                param_location,
+            } => Self::ApiKey {
+                api_key: mask_secret(api_key),
+                header_name: header_name.clone(),
+                param_name: param_name.clone(),
+                param_location: *param_location,
+            },
+        }
+    }
+
+    /// On update, a client that sends back the masked value it read means "keep the
+    /// stored secret": restore it from `stored`.
+    pub fn keep_masked_secrets(&mut self, stored: &Self) {
+        match (self, stored) {
+            (Self::ApiKey { api_key, .. }, Self::ApiKey { api_key: old, .. }) => {
+                if *api_key == mask_secret(old) {
+                    api_key.clone_from(old);
+                }
+            }
+        }
+    }
+}
+
+/// A secret as responses show it: its last four characters at most, never more than a
+/// quarter of it.
+pub fn mask_secret(secret: &str) -> String {
+    let chars: Vec<char> = secret.chars().collect();
+    let shown = (chars.len() / 4).min(4);
+    let tail: String = chars[chars.len() - shown..].iter().collect();
+    format!("****{tail}")
+}
+
+/// The fields an operator writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegistrySpec {
+    #[serde(default)]
+    pub name: String,
+    #[serde(rename = "type", default)]
+    pub kind: RegistryKind,
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub provider: Provider,
+    #[serde(default)]
+    pub provider_options: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<UpstreamAuth>,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+impl RegistrySpec {
+    /// `provider_options.base_url`, or the provider's default.
+    pub fn base_url(&self) -> Option<&str> {
+        match self.provider_options.get("base_url") {
+            Some(Value::String(url)) => Some(url.as_str()),
+            _ => self.provider.default_base_url(),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), Problems> {
+        let mut p = Problems::default();
+        p.require_text("name", &self.name, 200);
+        match self.provider_options.get("base_url") {
+            Some(Value::String(url)) => match url::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
+                _ => p.add(
+                    "provider_options.base_url",
+                    "must be an absolute http or https URL",
+                ),
+            },
+            Some(_) => p.add("provider_options.base_url", "must be a string"),
+            None if self.kind == RegistryKind::Llm
+                && self.provider.default_base_url().is_none() =>
+            {
+                p.add(
+                    "provider_options.base_url",
+                    format!("is required for provider {}", self.provider.as_str()),
+                );
+            }
+            None => {}
+        }
+        if let Some(UpstreamAuth::ApiKey {
+            api_key,
+            header_name,
+            param_name,
+            param_location,
+        }) = &self.auth
+        {
+            if api_key.is_empty() {
+                p.add("auth.api_key", "must not be empty");
+            }
+            if let Some(h) = header_name
+                && http_token_invalid(h)
+            {
+                p.add("auth.header_name", "must be a valid HTTP header name");
+            }
+            if *param_location == ApiKeyLocation::Query
+                && param_name.as_deref().is_none_or(str::is_empty)
+            {
+                p.add(
+                    "auth.param_name",
+                    "is required when param_location is query",
+                );
+            }
+        }
+        p.into_result()
+    }
+}
+
+fn http_token_invalid(name: &str) -> bool {
+    name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// A stored registry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Registry {
+    pub id: Uuid,
+    pub gateway_id: Uuid,
+    #[serde(flatten)]
+    pub spec: RegistrySpec,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(v: Value) -> RegistrySpec {
+        serde_json::from_value(v).expect("spec parses")
+    }
+
+    #[test]
+    fn openai_compatible_needs_a_base_url() {
+        let s = spec(json!({"name": "local", "provider": "openai_compatible"}));
+        let err = s.validate().expect_err("base_url missing");
+        assert_eq!(err.0[0].field, "provider_options.base_url");
+        let s = spec(json!({"name": "local", "provider": "openai_compatible",
+            "provider_options": {"base_url": "ftp://x"}}));
+        assert!(s.validate().is_err());
+        let s = spec(json!({"name": "local", "provider": "openai_compatible",
+            "provider_options": {"base_url": "http://127.0.0.1:9/v1"}}));
+        assert!(s.validate().is_ok());
+        assert_eq!(s.base_url(), Some("http://127.0.0.1:9/v1"));
+    }
+
+    #[test]
+    fn secrets_are_masked_and_a_masked_echo_keeps_the_stored_one() {
+        let stored = UpstreamAuth::ApiKey {
+            api_key: "sk-live-1234567890abcdef".into(),
+            header_name: None,
+            param_name: None,
+            param_location: ApiKeyLocation::Header,
+        };
+        let masked = stored.masked();
+        let UpstreamAuth::ApiKey { api_key, .. } = &masked;
+        assert_eq!(api_key, "****cdef");
+        let mut echoed = masked.clone();
+        echoed.keep_masked_secrets(&stored);
+        assert_eq!(echoed, stored);
+        assert_eq!(mask_secret("abc"), "****");
+    }
+}

@@ -1,0 +1,249 @@
+//! Compiling one gateway's config document into the lookup structures the request path
+//! uses. A document that contradicts itself (two consumers with one slug, one key digest
+//! on two auths) is rejected whole and the plane keeps the last good version; a single
+//! registry that cannot be called becomes an error target that answers cleanly.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use http::{HeaderName, HeaderValue};
+use serde_json::Value;
+use thiserror::Error;
+use uuid::Uuid;
+
+use super::upstream::UpstreamTarget;
+use crate::apikey::{self, KeyDigest};
+use crate::document::GatewayDocument;
+use crate::model::{GatewayStatus, RegistryKind};
+
+/// Why a document was rejected.
+#[derive(Debug, Error)]
+pub enum CompileError {
+    #[error("two consumers share the slug {0}")]
+    DuplicateConsumerSlug(String),
+    #[error("two auths share one API key digest")]
+    DuplicateKey,
+}
+
+/// A registry a consumer routes to, with its weight, or why it cannot be used.
+#[derive(Debug, Clone)]
+pub struct WeightedUpstream {
+    pub target: Result<Arc<UpstreamTarget>, Arc<str>>,
+    pub weight: u8,
+}
+
+/// A consumer ready for the request path.
+#[derive(Debug)]
+pub struct CompiledConsumer {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub active: bool,
+    pub auth_ids: Vec<Uuid>,
+    pub upstreams: Vec<WeightedUpstream>,
+    /// Headers added to every upstream request.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl CompiledConsumer {
+    /// Whether a request authenticated by `auth_id` may act as this consumer.
+    pub fn accepts(&self, auth_id: Uuid) -> bool {
+        self.auth_ids.contains(&auth_id)
+    }
+}
+
+/// A gateway ready for the request path.
+#[derive(Debug)]
+pub struct CompiledGateway {
+    pub id: Uuid,
+    pub slug: String,
+    pub domain: Option<String>,
+    pub version: i64,
+    pub active: bool,
+    consumers: HashMap<String, Arc<CompiledConsumer>>,
+    keys: HashMap<KeyDigest, Uuid>,
+}
+
+impl CompiledGateway {
+    pub fn consumer(&self, slug: &str) -> Option<&Arc<CompiledConsumer>> {
+        self.consumers.get(slug)
+    }
+
+    /// The enabled auth whose API key has this digest.
+    pub fn auth_for_key(&self, digest: &KeyDigest) -> Option<Uuid> {
+        self.keys.get(digest).copied()
+    }
+
+    pub fn consumer_count(&self) -> usize {
+        self.consumers.len()
+    }
+
+    pub fn compile(doc: &GatewayDocument) -> Result<Self, CompileError> {
+        let targets: HashMap<Uuid, Result<Arc<UpstreamTarget>, Arc<str>>> = doc
+            .registries
+            .iter()
+            .filter(|r| r.spec.kind == RegistryKind::Llm)
+            .map(|r| {
+                let target = UpstreamTarget::compile(r).map(Arc::new).map_err(|reason| {
+                    tracing::warn!(gateway = %doc.gateway.id, registry = %r.id, %reason,
+                        "registry cannot be called; requests routed to it will fail");
+                    Arc::from(reason.as_str())
+                });
+                (r.id, target)
+            })
+            .collect();
+
+        let mut keys = HashMap::with_capacity(doc.auths.len());
+        for auth in doc.auths.iter().filter(|a| a.spec.enabled) {
+            let Some(digest) = auth.key_hash.as_deref().and_then(apikey::parse_hex) else {
+                continue;
+            };
+            if keys.insert(digest, auth.id).is_some() {
+                return Err(CompileError::DuplicateKey);
+            }
+        }
+
+        let mut consumers = HashMap::with_capacity(doc.consumers.len());
+        for c in &doc.consumers {
+            let upstreams = c
+                .registries
+                .iter()
+                .filter_map(|link| {
+                    targets.get(&link.registry_id).map(|t| WeightedUpstream {
+                        target: t.clone(),
+                        weight: link.weight.max(1),
+                    })
+                })
+                .collect();
+            let headers = c
+                .spec
+                .headers
+                .iter()
+                .filter_map(|(name, value)| {
+                    let Value::String(value) = value else {
+                        return None;
+                    };
+                    Some((
+                        HeaderName::from_bytes(name.as_bytes()).ok()?,
+                        HeaderValue::from_str(value).ok()?,
+                    ))
+                })
+                .collect();
+            let compiled = CompiledConsumer {
+                id: c.id,
+                name: c.spec.name.clone(),
+                slug: c.slug.clone(),
+                active: c.spec.active,
+                auth_ids: c.auth_ids.clone(),
+                upstreams,
+                headers,
+            };
+            if consumers
+                .insert(c.slug.clone(), Arc::new(compiled))
+                .is_some()
+            {
+                return Err(CompileError::DuplicateConsumerSlug(c.slug.clone()));
+            }
+        }
+
+        Ok(Self {
+            id: doc.gateway.id,
+            slug: doc.gateway.spec.slug.clone(),
+            domain: doc.gateway.spec.domain.clone(),
+            version: doc.version,
+            active: doc.gateway.spec.status == GatewayStatus::Active,
+            consumers,
+            keys,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::*;
+    use crate::snapshot::Snapshot;
+    use serde_json::json;
+
+    fn doc() -> GatewayDocument {
+        let gw = Uuid::now_v7();
+        let reg = Uuid::now_v7();
+        let auth = Uuid::now_v7();
+        let key_hash = apikey::hex(&apikey::digest("ag_test"));
+        serde_json::from_value(json!({
+            "version": 3,
+            "gateway": {"id": gw, "slug": "acme", "domain": "llm.acme.test", "version": 3,
+                        "created_at": "t", "updated_at": "t"},
+            "registries": [
+                {"id": reg, "gateway_id": gw, "name": "local", "provider": "openai_compatible",
+                 "provider_options": {"base_url": "http://127.0.0.1:9000/v1/"},
+                 "auth": {"type": "api_key", "api_key": "sk-up"},
+                 "created_at": "t", "updated_at": "t"}
+            ],
+            "consumers": [
+                {"id": Uuid::now_v7(), "gateway_id": gw, "slug": "app", "name": "App",
+                 "registries": [{"registry_id": reg, "weight": 5}], "auth_ids": [auth],
+                 "headers": {"x-team": "blue"}, "created_at": "t", "updated_at": "t"}
+            ],
+            "auths": [
+                {"id": auth, "gateway_id": gw, "name": "k", "type": "api_key", "key_hash": key_hash,
+                 "created_at": "t", "updated_at": "t"}
+            ]
+        }))
+        .expect("document parses")
+    }
+
+    #[test]
+    fn compiles_lookups_and_targets() {
+        let gw = CompiledGateway::compile(&doc()).expect("compiles");
+        let consumer = gw.consumer("app").expect("consumer by slug");
+        let auth = gw.auth_for_key(&apikey::digest("ag_test")).expect("key");
+        assert!(consumer.accepts(auth));
+        assert!(gw.auth_for_key(&apikey::digest("ag_other")).is_none());
+        let target = consumer.upstreams[0].target.as_ref().expect("target");
+        assert_eq!(
+            (target.host.as_str(), target.port, target.tls),
+            ("127.0.0.1", 9000, false)
+        );
+        assert_eq!(target.base_path, "/v1");
+        assert_eq!(target.authority, "127.0.0.1:9000");
+        assert_eq!(consumer.upstreams[0].weight, 5);
+        assert_eq!(consumer.headers.len(), 1);
+    }
+
+    #[test]
+    fn host_lookup_uses_domain_then_base_domain() {
+        let gw = Arc::new(CompiledGateway::compile(&doc()).expect("compiles"));
+        let snap = Snapshot::new(1, [(gw.id, gw)].into(), Some("gw.example.com".into()));
+        assert!(snap.gateway_by_host("llm.acme.test:8081").is_some());
+        assert!(snap.gateway_by_host("LLM.ACME.TEST").is_some());
+        assert!(snap.gateway_by_host("acme.gw.example.com").is_some());
+        assert!(snap.gateway_by_host("other.gw.example.com").is_none());
+        assert!(snap.gateway_by_host("acmegw.example.com").is_none());
+    }
+
+    #[test]
+    fn contradictory_documents_are_rejected() {
+        let mut d = doc();
+        let mut twin = d.consumers[0].clone();
+        twin.id = Uuid::now_v7();
+        d.consumers.push(twin);
+        assert!(matches!(
+            CompiledGateway::compile(&d),
+            Err(CompileError::DuplicateConsumerSlug(_))
+        ));
+    }
+
+    #[test]
+    fn a_broken_registry_becomes_an_error_target() {
+        let mut d = doc();
+        d.registries[0].spec.provider_options =
+            serde_json::from_value(json!({"base_url": "ftp://nowhere"})).expect("map");
+        let gw = CompiledGateway::compile(&d).expect("compiles");
+        assert!(
+            gw.consumer("app").expect("consumer").upstreams[0]
+                .target
+                .is_err()
+        );
+    }
+}

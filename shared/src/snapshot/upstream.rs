@@ -1,0 +1,118 @@
+//! An upstream target: where and how to call one registry, parsed once at compile time.
+
+use http::{HeaderName, HeaderValue};
+use uuid::Uuid;
+
+use crate::model::{ApiKeyLocation, Provider, Registry, UpstreamAuth};
+
+/// The credential sluice presents to an upstream, ready to put on the request.
+#[derive(Debug, Clone)]
+pub enum UpstreamCredential {
+    Header {
+        name: HeaderName,
+        value: HeaderValue,
+    },
+    Query {
+        name: String,
+        value: String,
+    },
+}
+
+/// A registry as the proxy calls it.
+#[derive(Debug, Clone)]
+pub struct UpstreamTarget {
+    pub registry_id: Uuid,
+    pub registry_name: String,
+    pub provider: Provider,
+    pub enabled: bool,
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    /// The `Host` header value: the host, with the port when it is not the default.
+    pub authority: String,
+    /// The base path of the API, without a trailing slash, e.g. `/v1`.
+    pub base_path: String,
+    pub credential: Option<UpstreamCredential>,
+}
+
+impl UpstreamTarget {
+    /// Parse a registry into a target, or say why it cannot be called.
+    pub fn compile(registry: &Registry) -> Result<Self, String> {
+        let spec = &registry.spec;
+        let base = spec.base_url().ok_or_else(|| {
+            format!(
+                "provider {} needs provider_options.base_url",
+                spec.provider.as_str()
+            )
+        })?;
+        let url = url::Url::parse(base).map_err(|e| format!("base_url: {e}"))?;
+        let tls = match url.scheme() {
+            "https" => true,
+            "http" => false,
+            other => return Err(format!("base_url scheme {other} is not http or https")),
+        };
+        let host = url
+            .host_str()
+            .ok_or_else(|| "base_url has no host".to_string())?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = url
+            .port_or_known_default()
+            .unwrap_or(if tls { 443 } else { 80 });
+        let authority = match url.port() {
+            Some(p) => format!("{}:{p}", url.host_str().unwrap_or(&host)),
+            None => url.host_str().unwrap_or(&host).to_string(),
+        };
+        let credential = spec.auth.as_ref().map(credential).transpose()?;
+        Ok(Self {
+            registry_id: registry.id,
+            registry_name: spec.name.clone(),
+            provider: spec.provider,
+            enabled: spec.enabled,
+            tls,
+            host,
+            port,
+            authority,
+            base_path: url.path().trim_end_matches('/').to_string(),
+            credential,
+        })
+    }
+}
+
+fn credential(auth: &UpstreamAuth) -> Result<UpstreamCredential, String> {
+    match auth {
+        UpstreamAuth::ApiKey {
+            api_key,
+            header_name,
+            param_name,
+            param_location,
+        } => match param_location {
+            ApiKeyLocation::Query => Ok(UpstreamCredential::Query {
+                name: param_name.clone().unwrap_or_else(|| "key".to_string()),
+                value: api_key.clone(),
+            }),
+            ApiKeyLocation::Header => {
+                let (name, value) = match header_name.as_deref() {
+                    None => (
+                        HeaderName::from_static("authorization"),
+                        format!("Bearer {api_key}"),
+                    ),
+                    Some(h) if h.eq_ignore_ascii_case("authorization") => (
+                        HeaderName::from_static("authorization"),
+                        format!("Bearer {api_key}"),
+                    ),
+                    Some(h) => (
+                        HeaderName::from_bytes(h.as_bytes())
+                            .map_err(|_| "auth.header_name is not a header name".to_string())?,
+                        api_key.clone(),
+                    ),
+                };
+                let mut value = HeaderValue::from_str(&value)
+                    .map_err(|_| "auth.api_key is not a valid header value".to_string())?;
+                value.set_sensitive(true);
+                Ok(UpstreamCredential::Header { name, value })
+            }
+        },
+    }
+}

@@ -1,0 +1,194 @@
+//! Auths in the store. An API key's plaintext never reaches this module's tables: only
+//! its digest, prefix and suffix do.
+
+use sqlx::AssertSqlSafe;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+use super::{PageRequest, Paged, Store, StoreError, StoreResult, bump_version, rows};
+use crate::apikey;
+use crate::model::{Auth, AuthKind, AuthSpec};
+use crate::time::now_rfc3339;
+
+const COLUMNS: &str =
+    "id, gateway_id, key_hash, key_prefix, key_suffix, spec, created_at, updated_at";
+
+/// A created auth and, for API keys, the plaintext key to show once.
+#[derive(Debug, Clone)]
+pub struct NewAuth {
+    pub auth: Auth,
+    pub api_key: Option<String>,
+}
+
+fn decode(row: &AnyRow) -> StoreResult<Auth> {
+    Ok(Auth {
+        id: rows::uuid(row, "id", "auth")?,
+        gateway_id: rows::uuid(row, "gateway_id", "auth")?,
+        spec: rows::spec(row, "auth")?,
+        key_hash: row.try_get("key_hash")?,
+        key_prefix: row.try_get("key_prefix")?,
+        key_suffix: row.try_get("key_suffix")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn kind(spec: &AuthSpec) -> &'static str {
+    match spec.kind {
+        AuthKind::ApiKey => "api_key",
+    }
+}
+
+impl Store {
+    pub async fn create_auth(&self, gateway_id: Uuid, spec: &AuthSpec) -> StoreResult<NewAuth> {
+        let now = now_rfc3339();
+        let id = Uuid::now_v7();
+        let key = match spec.kind {
+            AuthKind::ApiKey => apikey::mint(),
+        };
+        let mut tx = self.pool.begin().await?;
+        bump_version(&mut tx, gateway_id, &now).await?;
+        sqlx::query(
+            "INSERT INTO auths (id, gateway_id, name, kind, key_hash, key_prefix, key_suffix, spec, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+        )
+        .bind(id.to_string())
+        .bind(gateway_id.to_string())
+        .bind(&spec.name)
+        .bind(kind(spec))
+        .bind(&key.digest_hex)
+        .bind(&key.prefix)
+        .bind(&key.suffix)
+        .bind(rows::json(spec))
+        .bind(&now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| StoreError::conflict_or(e, "an auth with this name in this gateway"))?;
+        tx.commit().await?;
+        Ok(NewAuth {
+            auth: self.auth(gateway_id, id).await?,
+            api_key: Some(key.plaintext),
+        })
+    }
+
+    pub async fn auth(&self, gateway_id: Uuid, id: Uuid) -> StoreResult<Auth> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM auths WHERE id = $1 AND gateway_id = $2"
+        )))
+        .bind(id.to_string())
+        .bind(gateway_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("auth"))?;
+        decode(&row)
+    }
+
+    pub async fn list_auths(
+        &self,
+        gateway_id: Uuid,
+        page: PageRequest,
+    ) -> StoreResult<Paged<Auth>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM auths WHERE gateway_id = $1 ORDER BY created_at, id LIMIT $2 OFFSET $3"
+        )))
+        .bind(gateway_id.to_string())
+        .bind(i64::from(page.size))
+        .bind(page.offset())
+        .fetch_all(&self.pool)
+        .await?;
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM auths WHERE gateway_id = $1")
+            .bind(gateway_id.to_string())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Paged {
+            items: rows.iter().map(decode).collect::<StoreResult<_>>()?,
+            page: page.page,
+            size: page.size,
+            total,
+        })
+    }
+
+    /// Every auth of a gateway, for its config document.
+    pub async fn gateway_auths(&self, gateway_id: Uuid) -> StoreResult<Vec<Auth>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM auths WHERE gateway_id = $1 ORDER BY created_at, id"
+        )))
+        .bind(gateway_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// Change an auth's name or enabled flag. Its type and key stay.
+    pub async fn update_auth(
+        &self,
+        gateway_id: Uuid,
+        id: Uuid,
+        spec: &AuthSpec,
+    ) -> StoreResult<Auth> {
+        let now = now_rfc3339();
+        let mut tx = self.pool.begin().await?;
+        bump_version(&mut tx, gateway_id, &now).await?;
+        let done = sqlx::query(
+            "UPDATE auths SET name = $1, spec = $2, updated_at = $3 WHERE id = $4 AND gateway_id = $5",
+        )
+        .bind(&spec.name)
+        .bind(rows::json(spec))
+        .bind(&now)
+        .bind(id.to_string())
+        .bind(gateway_id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| StoreError::conflict_or(e, "an auth with this name in this gateway"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("auth"));
+        }
+        tx.commit().await?;
+        self.auth(gateway_id, id).await
+    }
+
+    /// Replace an API key auth's key; the old key stops working with the next snapshot.
+    pub async fn rotate_auth(&self, gateway_id: Uuid, id: Uuid) -> StoreResult<NewAuth> {
+        let now = now_rfc3339();
+        let key = apikey::mint();
+        let mut tx = self.pool.begin().await?;
+        bump_version(&mut tx, gateway_id, &now).await?;
+        let done = sqlx::query(
+            "UPDATE auths SET key_hash = $1, key_prefix = $2, key_suffix = $3, updated_at = $4 \
+             WHERE id = $5 AND gateway_id = $6 AND kind = 'api_key'",
+        )
+        .bind(&key.digest_hex)
+        .bind(&key.prefix)
+        .bind(&key.suffix)
+        .bind(&now)
+        .bind(id.to_string())
+        .bind(gateway_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("auth"));
+        }
+        tx.commit().await?;
+        Ok(NewAuth {
+            auth: self.auth(gateway_id, id).await?,
+            api_key: Some(key.plaintext),
+        })
+    }
+
+    pub async fn delete_auth(&self, gateway_id: Uuid, id: Uuid) -> StoreResult<()> {
+        let now = now_rfc3339();
+        let mut tx = self.pool.begin().await?;
+        bump_version(&mut tx, gateway_id, &now).await?;
+        let done = sqlx::query("DELETE FROM auths WHERE id = $1 AND gateway_id = $2")
+            .bind(id.to_string())
+            .bind(gateway_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("auth"));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

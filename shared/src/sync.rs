@@ -1,0 +1,227 @@
+//! Keeping a plane's snapshot current: subscribe to the bus, coalesce notifications,
+//! fetch the changed documents, compile off the request path and swap the snapshot in
+//! one atomic store. A periodic full resync heals missed notifications; when the bus is
+//! unreachable the plane keeps serving its last good snapshot.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+use uuid::Uuid;
+
+use crate::bus::{BusEvent, ConfigBus, Subscription};
+use crate::document::GatewayDocument;
+use crate::snapshot::{CompiledGateway, Snapshot};
+
+/// How long to wait for more notifications before applying them, so a burst of admin
+/// writes compiles once.
+const COALESCE: Duration = Duration::from_millis(10);
+
+/// The shared, swappable snapshot of a plane. Cloning shares it.
+#[derive(Clone, Debug)]
+pub struct SnapshotHandle {
+    current: Arc<ArcSwap<Snapshot>>,
+    loaded: Arc<AtomicBool>,
+    generation: Arc<AtomicU64>,
+}
+
+impl Default for SnapshotHandle {
+    fn default() -> Self {
+        Self {
+            current: Arc::new(ArcSwap::from_pointee(Snapshot::default())),
+            loaded: Arc::new(AtomicBool::new(false)),
+            generation: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+impl SnapshotHandle {
+    /// The snapshot in force; a request pins it once and keeps it.
+    pub fn load(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Whether a config load has succeeded at least once (readiness).
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    fn store(&self, gateways: HashMap<Uuid, Arc<CompiledGateway>>, base_domain: Option<String>) {
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.current
+            .store(Arc::new(Snapshot::new(generation, gateways, base_domain)));
+        self.loaded.store(true, Ordering::Release);
+    }
+}
+
+/// Compiles documents into gateways, reusing a gateway whose version did not change and
+/// keeping the last good version of a gateway whose new document does not compile.
+#[derive(Debug, Default)]
+struct Compiler {
+    gateways: HashMap<Uuid, Arc<CompiledGateway>>,
+}
+
+impl Compiler {
+    fn apply(&mut self, doc: &GatewayDocument) {
+        let id = doc.gateway_id();
+        if let Some(current) = self.gateways.get(&id)
+            && current.version >= doc.version
+        {
+            return;
+        }
+        match CompiledGateway::compile(doc) {
+            Ok(compiled) => {
+                debug!(gateway = %id, version = doc.version, "compiled gateway config");
+                self.gateways.insert(id, Arc::new(compiled));
+            }
+            Err(error) => warn!(gateway = %id, version = doc.version, %error,
+                "config document rejected; keeping the last good version"),
+        }
+    }
+
+    /// Replace the whole set: gateways not in `docs` are gone.
+    fn replace_all(&mut self, docs: &[GatewayDocument]) {
+        let present: HashSet<Uuid> = docs.iter().map(GatewayDocument::gateway_id).collect();
+        self.gateways.retain(|id, _| present.contains(id));
+        for doc in docs {
+            self.apply(doc);
+        }
+    }
+}
+
+/// Run the sync loop until `shutdown` turns true. The first full load happens before
+/// this returns control to the caller's select, so `handle.is_loaded()` soon holds.
+pub async fn run(
+    bus: ConfigBus,
+    handle: SnapshotHandle,
+    base_domain: Option<String>,
+    resync_every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut compiler = Compiler::default();
+    let mut subscription: Option<Subscription> = subscribe(&bus).await;
+    full_resync(&bus, &mut compiler, &handle, &base_domain).await;
+    let mut ticker = tokio::time::interval(resync_every);
+    ticker.tick().await;
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = ticker.tick() => {
+                if subscription.is_none() {
+                    subscription = subscribe(&bus).await;
+                }
+                Some(BusEvent::Resync)
+            }
+            event = next(&mut subscription) => event,
+        };
+        let Some(first) = event else {
+            warn!("config bus subscription ended; relying on periodic resync");
+            subscription = None;
+            continue;
+        };
+        // Coalesce a burst of notifications into one compile.
+        let mut resync = first == BusEvent::Resync;
+        let mut changed = HashSet::new();
+        if let BusEvent::Changed(id) = first {
+            changed.insert(id);
+        }
+        tokio::time::sleep(COALESCE).await;
+        if let Some(sub) = subscription.as_mut() {
+            while let Ok(event) = sub.try_recv() {
+                match event {
+                    BusEvent::Changed(id) => {
+                        changed.insert(id);
+                    }
+                    BusEvent::Resync => resync = true,
+                }
+            }
+        }
+        if resync {
+            full_resync(&bus, &mut compiler, &handle, &base_domain).await;
+        } else {
+            apply_changes(&bus, &mut compiler, &handle, &base_domain, changed).await;
+        }
+    }
+}
+
+async fn next(subscription: &mut Option<Subscription>) -> Option<BusEvent> {
+    match subscription {
+        Some(sub) => sub.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn subscribe(bus: &ConfigBus) -> Option<Subscription> {
+    match bus.subscribe().await {
+        Ok(sub) => Some(sub),
+        Err(error) => {
+            warn!(%error, "cannot subscribe to the config bus; will retry");
+            None
+        }
+    }
+}
+
+async fn full_resync(
+    bus: &ConfigBus,
+    compiler: &mut Compiler,
+    handle: &SnapshotHandle,
+    base_domain: &Option<String>,
+) {
+    match bus.fetch_all().await {
+        Ok(docs) => {
+            let before: Vec<(Uuid, i64)> = versions(compiler);
+            compiler.replace_all(&docs);
+            if before != versions(compiler) || !handle.is_loaded() {
+                handle.store(compiler.gateways.clone(), base_domain.clone());
+                info!(
+                    gateways = compiler.gateways.len(),
+                    "config snapshot swapped (full resync)"
+                );
+            }
+        }
+        Err(error) => warn!(%error, "config resync failed; serving the last good snapshot"),
+    }
+}
+
+async fn apply_changes(
+    bus: &ConfigBus,
+    compiler: &mut Compiler,
+    handle: &SnapshotHandle,
+    base_domain: &Option<String>,
+    changed: HashSet<Uuid>,
+) {
+    let mut touched = false;
+    for id in changed {
+        match bus.fetch(id).await {
+            Ok(Some(doc)) => {
+                compiler.apply(&doc);
+                touched = true;
+            }
+            Ok(None) => touched |= compiler.gateways.remove(&id).is_some(),
+            Err(error) => {
+                warn!(gateway = %id, %error, "cannot fetch changed config; keeping the last good one")
+            }
+        }
+    }
+    if touched {
+        handle.store(compiler.gateways.clone(), base_domain.clone());
+        debug!(
+            gateways = compiler.gateways.len(),
+            "config snapshot swapped"
+        );
+    }
+}
+
+fn versions(compiler: &Compiler) -> Vec<(Uuid, i64)> {
+    let mut v: Vec<(Uuid, i64)> = compiler
+        .gateways
+        .iter()
+        .map(|(id, g)| (*id, g.version))
+        .collect();
+    v.sort_unstable();
+    v
+}

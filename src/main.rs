@@ -1,0 +1,86 @@
+//! The `sluice` command: parse the command line, set up logging, start the planes, and
+//! stop them gracefully on SIGTERM or SIGINT.
+
+use clap::{Parser, Subcommand};
+use sluice::{Plane, launch, migrate};
+use sluice_shared::settings::{LogFormat, Settings};
+use tracing_subscriber::EnvFilter;
+
+/// sluice: a gateway for LLM and agent traffic.
+///
+/// Every setting comes from an environment variable or the matching flag.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    settings: Settings,
+}
+
+#[derive(Subcommand, Clone, Copy)]
+enum Command {
+    /// Admin, proxy and mcp planes in one process (the default).
+    All,
+    /// The admin REST API only.
+    Admin,
+    /// The LLM proxy only (needs REDIS_URL).
+    Proxy,
+    /// The MCP plane only (needs REDIS_URL).
+    Mcp,
+    /// Apply the store's migrations and exit.
+    Migrate,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli.settings);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let planes: &[Plane] = match cli.command.unwrap_or(Command::All) {
+        Command::All => &[Plane::Admin, Plane::Proxy, Plane::Mcp],
+        Command::Admin => &[Plane::Admin],
+        Command::Proxy => &[Plane::Proxy],
+        Command::Mcp => &[Plane::Mcp],
+        Command::Migrate => {
+            migrate(&cli.settings).await?.close().await;
+            tracing::info!("migrations applied");
+            return Ok(());
+        }
+    };
+    let running = launch(&cli.settings, planes).await?;
+    wait_for_signal().await?;
+    tracing::info!(
+        grace_secs = cli.settings.shutdown_grace_secs,
+        "shutting down"
+    );
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    Ok(())
+}
+
+fn init_logging(settings: &Settings) {
+    let filter = EnvFilter::try_new(&settings.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match settings.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
