@@ -70,6 +70,7 @@ pub fn parse_strict<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 
 /// Deserialize a JSON value as `T`, rejecting unknown fields with their paths.
 pub fn from_value_strict<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    let value_for_errors = value.clone();
     let mut unknown = Problems::default();
     let parsed: Result<T, _> = serde_ignored::deserialize(value, |path| {
         unknown.add(path.to_string(), "unknown field");
@@ -77,9 +78,21 @@ pub fn from_value_strict<T: DeserializeOwned>(value: serde_json::Value) -> Resul
     match parsed {
         Ok(v) if unknown.is_empty() => Ok(v),
         Ok(_) => Err(ApiError::validation(unknown)),
-        Err(e) => {
+        Err(_) => {
+            // Parse again with path tracking to say which field is wrong.
             let mut p = Problems::default();
-            p.add("body", e.to_string());
+            match serde_path_to_error::deserialize::<_, T>(value_for_errors) {
+                Err(e) => {
+                    let path = e.path().to_string();
+                    let field = if path == "." {
+                        "body".to_string()
+                    } else {
+                        path
+                    };
+                    p.add(field, e.into_inner().to_string());
+                }
+                Ok(_) => p.add("body", "does not match the expected shape"),
+            }
             Err(ApiError::validation(p))
         }
     }

@@ -99,9 +99,11 @@ pub enum ApiKeyLocation {
     Query,
 }
 
-/// How sluice authenticates to the upstream.
+/// How sluice authenticates to the upstream. Unknown fields are refused here (serde
+/// cannot report them from inside a tagged enum otherwise), so a misspelt credential
+/// field is an error, not a silently ignored one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum UpstreamAuth {
     /// A static key. In a header (default `Authorization: Bearer <key>`; any other header
     /// carries the bare key) or in a query parameter.

@@ -1,0 +1,537 @@
+//! Scenarios against `sluice all` in its embedded default (SQLite in a temporary data
+//! dir, in-process bus), started in this test process on ephemeral ports, in front of
+//! mock providers.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+use sluice::{Plane, Running, launch};
+use sluice_loadtest::{MockConfig, MockProvider};
+use sluice_shared::settings::Settings;
+use support::*;
+
+struct Embedded {
+    running: Running,
+    admin: Admin,
+    proxy: Proxy,
+    _dir: tempfile::TempDir,
+}
+
+async fn embedded() -> Embedded {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = Settings::ephemeral(dir.path().to_path_buf());
+    settings.max_body_bytes = 64 * 1024;
+    let running = launch(&settings, &[Plane::Admin, Plane::Proxy, Plane::Mcp])
+        .await
+        .expect("sluice starts");
+    Embedded {
+        admin: Admin::new(running.admin_addr.expect("admin")),
+        proxy: Proxy::new(running.proxy_addr.expect("proxy")),
+        running,
+        _dir: dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxied_completion_plain_and_streamed() {
+    let s = embedded().await;
+    let upstream = mock("primary").await;
+    let f = setup(&s.admin, "demo", &upstream.base_url()).await;
+    s.proxy.wait_serving(&f).await;
+
+    let resp = s.proxy.chat(&f, simple_chat(false)).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-mock-name"], "primary");
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    assert!(body["usage"]["total_tokens"].as_u64().expect("usage") > 0);
+
+    let mut req = simple_chat(true);
+    req["stream_options"] = json!({"include_usage": true});
+    let resp = s.proxy.chat(&f, req).await;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .expect("ct")
+            .starts_with("text/event-stream")
+    );
+    assert_eq!(resp.headers()["cache-control"], "no-cache");
+    assert_eq!(resp.headers()["x-accel-buffering"], "no");
+    let text = resp.text().await.expect("body");
+    let events = sse_data(&text);
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).expect("chunk json"))
+        .collect();
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(
+        content,
+        (0..8).map(|i| format!("tok{i} ")).collect::<String>()
+    );
+    let usage = &chunks.last().expect("usage chunk")["usage"];
+    assert_eq!(usage["completion_tokens"], 8);
+
+    // The provider saw sluice's upstream key, never the client's key or gateway header.
+    let seen = upstream.recorded();
+    let last = seen.last().expect("recorded");
+    assert_eq!(last.path_and_query, "/v1/chat/completions");
+    assert_eq!(
+        last.headers["authorization"],
+        format!("Bearer {UPSTREAM_KEY}")
+    );
+    for leaked in ["x-ag-api-key", "x-ag-gateway-slug", "x-api-key"] {
+        assert!(
+            !last.headers.contains_key(leaked),
+            "{leaked} must not reach the provider"
+        );
+    }
+    s.running.shutdown().await;
+}
+
+/// The first event reaches the client while the provider is still holding the rest of
+/// the stream: sluice relays chunk by chunk and never buffers the whole answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_are_relayed_event_by_event() {
+    let s = embedded().await;
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let upstream = MockProvider::start(
+        "127.0.0.1:0".parse().expect("addr"),
+        MockConfig {
+            api_key: Some(UPSTREAM_KEY.into()),
+            gate: Some(gate.clone()),
+            ..MockConfig::default()
+        },
+    )
+    .await
+    .expect("mock");
+    let f = setup(&s.admin, "gated", &upstream.base_url()).await;
+    s.proxy.wait_serving(&f).await;
+
+    let resp = s.proxy.chat(&f, simple_chat(true)).await;
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.bytes_stream();
+    let mut seen = String::new();
+    // The mock sends the role chunk and one content chunk, then waits for the gate.
+    let first = tokio::time::timeout(Duration::from_secs(10), async {
+        while !seen.contains("tok0") {
+            let chunk = body.next().await.expect("stream open").expect("chunk");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    assert!(
+        first.is_ok(),
+        "the first chunks must arrive before the provider finishes; got {seen:?}"
+    );
+    gate.notify_one();
+    while let Some(chunk) = body.next().await {
+        seen.push_str(&String::from_utf8_lossy(&chunk.expect("chunk")));
+    }
+    assert!(seen.ends_with("data: [DONE]\n\n"));
+    s.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_update_reroutes_without_restart() {
+    let s = embedded().await;
+    let (old, new) = (mock("old").await, mock("new").await);
+    let f = setup(&s.admin, "reroute", &old.base_url()).await;
+    s.proxy.wait_serving(&f).await;
+    assert_eq!(
+        s.proxy.chat(&f, simple_chat(false)).await.headers()["x-mock-name"],
+        "old"
+    );
+
+    let path = format!("/v1/gateways/{}/registries/{}", f.gateway_id, f.registry_id);
+    let updated = s
+        .admin
+        .ok(
+            "PUT",
+            &path,
+            Some(json!({"provider_options": {"base_url": new.base_url()}})),
+            200,
+        )
+        .await;
+    // The stored key is kept and never shown.
+    assert_eq!(updated["auth"]["api_key"], "****cret");
+    let started = std::time::Instant::now();
+    eventually(
+        Duration::from_secs(5),
+        "traffic to move to the new upstream",
+        || async {
+            let resp = s.proxy.chat(&f, simple_chat(false)).await;
+            (resp.status() == 200 && resp.headers()["x-mock-name"] == "new").then_some(())
+        },
+    )
+    .await;
+    eprintln!("rerouted after {:?}", started.elapsed());
+    // The key still works upstream: the masked echo did not overwrite it.
+    assert_eq!(
+        new.recorded().last().expect("request").headers["authorization"],
+        format!("Bearer {UPSTREAM_KEY}")
+    );
+    s.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_clear_errors() {
+    let s = embedded().await;
+    let upstream = mock("m").await;
+    let f = setup(&s.admin, "errors", &upstream.base_url()).await;
+    let other = setup(&s.admin, "other", &upstream.base_url()).await;
+    s.proxy.wait_serving(&f).await;
+    s.proxy.wait_serving(&other).await;
+    let http = client();
+    let url = |slug: &str| format!("{}/{slug}/v1/chat/completions", s.proxy.base);
+    let body = simple_chat(false).to_string();
+
+    let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
+        (
+            "no key",
+            http.post(url(&f.consumer_slug))
+                .header("X-AG-Gateway-Slug", "errors")
+                .body(body.clone()),
+            401,
+            "missing_api_key",
+        ),
+        (
+            "wrong key",
+            http.post(url(&f.consumer_slug))
+                .header("X-AG-Gateway-Slug", "errors")
+                .header("X-AG-API-Key", "ag_nope")
+                .body(body.clone()),
+            401,
+            "invalid_api_key",
+        ),
+        // A key of another gateway is not known here at all.
+        (
+            "key of another gateway",
+            http.post(url(&f.consumer_slug))
+                .header("X-AG-Gateway-Slug", "errors")
+                .header("X-AG-API-Key", &other.key)
+                .body(body.clone()),
+            401,
+            "invalid_api_key",
+        ),
+        (
+            "unknown consumer",
+            http.post(url("nobody"))
+                .header("X-AG-Gateway-Slug", "errors")
+                .header("X-AG-API-Key", &f.key)
+                .body(body.clone()),
+            404,
+            "consumer_not_found",
+        ),
+        (
+            "unknown gateway",
+            http.post(url(&f.consumer_slug))
+                .header("X-AG-Gateway-Slug", "nope")
+                .header("X-AG-API-Key", &f.key)
+                .body(body.clone()),
+            404,
+            "gateway_not_found",
+        ),
+        (
+            "malformed body",
+            http.post(url(&f.consumer_slug))
+                .header("X-AG-Gateway-Slug", "errors")
+                .header("X-AG-API-Key", &f.key)
+                .body("{\"messages\": ["),
+            400,
+            "invalid_json",
+        ),
+        (
+            "empty body",
+            http.post(url(&f.consumer_slug))
+                .header("X-AG-Gateway-Slug", "errors")
+                .header("X-AG-API-Key", &f.key),
+            400,
+            "invalid_json",
+        ),
+        (
+            "oversized body",
+            http.post(url(&f.consumer_slug))
+                .header("X-AG-Gateway-Slug", "errors")
+                .header("X-AG-API-Key", &f.key)
+                .body("x".repeat(70 * 1024)),
+            413,
+            "body_too_large",
+        ),
+        (
+            "unknown path",
+            http.post(format!("{}/{}/v1/nothing", s.proxy.base, f.consumer_slug))
+                .header("X-AG-Gateway-Slug", "errors"),
+            404,
+            "not_found",
+        ),
+        (
+            "wrong method",
+            http.get(url(&f.consumer_slug))
+                .header("X-AG-Gateway-Slug", "errors"),
+            405,
+            "method_not_allowed",
+        ),
+    ];
+    for (name, req, status, code) in cases {
+        let resp = req.send().await.expect("request");
+        assert_eq!(resp.status().as_u16(), status, "{name}");
+        let body: Value = resp
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{name}: JSON error body: {e}"));
+        assert_eq!(body["error"], code, "{name}: {body}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{name}"
+        );
+        assert!(
+            !body.to_string().contains(&f.key),
+            "{name}: the key must not be echoed"
+        );
+    }
+
+    // A key of the same gateway that is not attached to this consumer: 403, once the
+    // new key has reached the proxy.
+    let extra = s
+        .admin
+        .ok(
+            "POST",
+            &format!("/v1/gateways/{}/auths", f.gateway_id),
+            Some(json!({"name": "loose"})),
+            201,
+        )
+        .await;
+    let extra_key = extra["key"].as_str().expect("key").to_string();
+    let resp = eventually(
+        Duration::from_secs(5),
+        "the new key to reach the proxy",
+        || async {
+            let resp = http
+                .post(url(&f.consumer_slug))
+                .header("X-AG-Gateway-Slug", "errors")
+                .header("X-AG-API-Key", &extra_key)
+                .body(body.clone())
+                .send()
+                .await
+                .expect("request");
+            (resp.status() == 403).then_some(resp)
+        },
+    )
+    .await;
+    assert_eq!(
+        resp.json::<Value>().await.expect("json")["error"],
+        "forbidden"
+    );
+
+    // An upstream that is gone: 502 in the same shape.
+    let dead = free_addr();
+    s.admin
+        .ok(
+            "PUT",
+            &format!("/v1/gateways/{}/registries/{}", f.gateway_id, f.registry_id),
+            Some(json!({"provider_options": {"base_url": format!("http://{dead}/v1")}})),
+            200,
+        )
+        .await;
+    let resp = eventually(
+        Duration::from_secs(5),
+        "the dead upstream to be used",
+        || async {
+            let resp = s.proxy.chat(&f, simple_chat(false)).await;
+            (resp.status() == 502).then_some(resp)
+        },
+    )
+    .await;
+    assert_eq!(
+        resp.json::<Value>().await.expect("json")["error"],
+        "upstream_unreachable"
+    );
+
+    // No registry attached: 503.
+    s.admin
+        .ok(
+            "DELETE",
+            &format!(
+                "/v1/gateways/{}/consumers/{}/registries/{}",
+                f.gateway_id, f.consumer_id, f.registry_id
+            ),
+            None,
+            200,
+        )
+        .await;
+    let resp = eventually(Duration::from_secs(5), "the detach to apply", || async {
+        let resp = s.proxy.chat(&f, simple_chat(false)).await;
+        (resp.status() == 503).then_some(resp)
+    })
+    .await;
+    assert_eq!(
+        resp.json::<Value>().await.expect("json")["error"],
+        "no_upstream"
+    );
+    s.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_validates_and_keeps_integrity() {
+    let s = embedded().await;
+    let a = &s.admin;
+    let (status, body) = a
+        .send(
+            "POST",
+            "/v1/gateways",
+            Some(json!({"slug": "ok-gw", "colour": "red"})),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["details"][0]["field"], "colour");
+    let (status, body) = a
+        .send("POST", "/v1/gateways", Some(json!({"slug": "Not A Slug"})))
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["details"][0]["field"].as_str()),
+        (422, Some("slug"))
+    );
+    let gw = a
+        .ok("POST", "/v1/gateways", Some(json!({"slug": "ok-gw"})), 201)
+        .await;
+    let (status, body) = a
+        .send("POST", "/v1/gateways", Some(json!({"slug": "ok-gw"})))
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["error"].as_str()),
+        (409, Some("already_exists"))
+    );
+    let (status, body) = a.send("GET", "/v1/gateways/not-a-uuid", None).await;
+    assert_eq!(
+        (status.as_u16(), body["error"].as_str()),
+        (400, Some("invalid_uuid"))
+    );
+    let (status, _) = a
+        .send(
+            "GET",
+            &format!("/v1/gateways/{}", uuid::Uuid::new_v4()),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let gid = gw["id"].as_str().expect("id");
+    let (status, body) = a
+        .send(
+            "POST",
+            &format!("/v1/gateways/{gid}/registries"),
+            Some(json!({"name": "x", "provider": "openai_compatible"})),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["details"][0]["field"].as_str()),
+        (422, Some("provider_options.base_url"))
+    );
+    let (status, body) = a
+        .send("POST", &format!("/v1/gateways/{gid}/registries"), Some(json!({"name": "x", "provider": "openai", "auth": {"type": "api_key", "api_key": "k", "extra": 1}})))
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["details"][0]["field"].as_str()),
+        (422, Some("auth"))
+    );
+    assert!(
+        body["details"][0]["problem"]
+            .as_str()
+            .expect("problem")
+            .contains("extra"),
+        "{body}"
+    );
+
+    // A registry in use cannot be deleted unless forced.
+    let f = setup(a, "integrity", "http://127.0.0.1:9/v1").await;
+    let reg = format!("/v1/gateways/{}/registries/{}", f.gateway_id, f.registry_id);
+    let (status, body) = a.send("DELETE", &reg, None).await;
+    assert_eq!(
+        (status.as_u16(), body["error"].as_str()),
+        (409, Some("has_dependents"))
+    );
+    a.ok("DELETE", &format!("{reg}?force=true"), None, 204)
+        .await;
+    let consumer = a
+        .ok(
+            "GET",
+            &format!("/v1/gateways/{}/consumers/{}", f.gateway_id, f.consumer_id),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(consumer["registry_ids"], json!([]));
+
+    // Keys are shown once; reads show only their ends.
+    let auth = a
+        .ok(
+            "GET",
+            &format!("/v1/gateways/{}/auths/{}", f.gateway_id, f.auth_id),
+            None,
+            200,
+        )
+        .await;
+    assert!(auth.get("key").is_none() && auth.get("key_hash").is_none());
+    assert_eq!(auth["key_suffix"].as_str(), Some(&f.key[f.key.len() - 4..]));
+
+    // Listing pages.
+    let page = a.ok("GET", "/v1/gateways?page=1&size=1", None, 200).await;
+    assert_eq!(
+        (
+            page["total"].as_i64(),
+            page["items"].as_array().map(Vec::len)
+        ),
+        (Some(2), Some(1))
+    );
+    let (status, _) = a.send("GET", "/v1/gateways?size=500", None).await;
+    assert_eq!(status, 400);
+
+    // Deleting a gateway removes everything under it.
+    a.ok(
+        "DELETE",
+        &format!("/v1/gateways/{}", f.gateway_id),
+        None,
+        204,
+    )
+    .await;
+    let (status, _) = a
+        .send(
+            "GET",
+            &format!("/v1/gateways/{}/consumers/{}", f.gateway_id, f.consumer_id),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    s.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_plane_reports_health() {
+    let s = embedded().await;
+    let http = client();
+    for addr in [
+        s.running.admin_addr,
+        s.running.proxy_addr,
+        s.running.mcp_addr,
+    ] {
+        let addr = addr.expect("plane");
+        for path in ["healthz", "readyz"] {
+            let resp = http
+                .get(format!("http://{addr}/{path}"))
+                .send()
+                .await
+                .expect("probe");
+            assert_eq!(resp.status(), 200, "{addr}/{path}");
+        }
+    }
+    s.running.shutdown().await;
+}

@@ -1,0 +1,301 @@
+//! The test harness shared by the scenario suites: a mock provider on port 0, sluice
+//! either in-process or as separate processes, and small helpers that drive the admin
+//! API and the proxy over HTTP as a user would.
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{Value, json};
+use sluice_loadtest::{MockConfig, MockProvider};
+
+/// The upstream key every mock of these tests demands.
+pub const UPSTREAM_KEY: &str = "sk-upstream-secret";
+
+pub fn client() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+}
+
+pub fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+}
+
+/// A mock provider that checks the upstream key and records requests.
+pub async fn mock(name: &str) -> MockProvider {
+    MockProvider::start(
+        "127.0.0.1:0".parse().expect("addr"),
+        MockConfig {
+            name: name.into(),
+            api_key: Some(UPSTREAM_KEY.into()),
+            record: true,
+            ..MockConfig::default()
+        },
+    )
+    .await
+    .expect("mock starts")
+}
+
+/// Retry `check` until it returns `Some`, or fail after `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A client of the admin API.
+#[derive(Clone)]
+pub struct Admin {
+    pub base: String,
+    pub http: Client,
+}
+
+impl Admin {
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            base: format!("http://{addr}"),
+            http: client(),
+        }
+    }
+
+    pub async fn send(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("admin request");
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        (
+            status,
+            if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).expect("admin answers JSON")
+            },
+        )
+    }
+
+    /// Send and insist on `expected`.
+    pub async fn ok(&self, method: &str, path: &str, body: Option<Value>, expected: u16) -> Value {
+        let (status, value) = self.send(method, path, body).await;
+        assert_eq!(
+            status.as_u16(),
+            expected,
+            "{method} {path} answered {value}"
+        );
+        value
+    }
+}
+
+/// A gateway with one consumer, one registry and one key, as the README walkthrough makes.
+#[derive(Debug, Clone)]
+pub struct Fixture {
+    pub gateway_id: String,
+    pub gateway_slug: String,
+    pub registry_id: String,
+    pub consumer_id: String,
+    pub consumer_slug: String,
+    pub auth_id: String,
+    pub key: String,
+}
+
+pub async fn setup(admin: &Admin, slug: &str, base_url: &str) -> Fixture {
+    let gw = admin
+        .ok(
+            "POST",
+            "/v1/gateways",
+            Some(json!({"name": slug, "slug": slug})),
+            201,
+        )
+        .await;
+    let gid = gw["id"].as_str().expect("id").to_string();
+    let reg = admin
+        .ok(
+            "POST",
+            &format!("/v1/gateways/{gid}/registries"),
+            Some(json!({"name": "mock", "provider": "openai_compatible",
+                "provider_options": {"base_url": base_url},
+                "auth": {"type": "api_key", "api_key": UPSTREAM_KEY}})),
+            201,
+        )
+        .await;
+    let consumer = admin
+        .ok(
+            "POST",
+            &format!("/v1/gateways/{gid}/consumers"),
+            Some(json!({"name": "My App"})),
+            201,
+        )
+        .await;
+    let auth = admin
+        .ok(
+            "POST",
+            &format!("/v1/gateways/{gid}/auths"),
+            Some(json!({"name": "app key", "type": "api_key"})),
+            201,
+        )
+        .await;
+    let (rid, cid, aid) = (
+        reg["id"].as_str().expect("id"),
+        consumer["id"].as_str().expect("id"),
+        auth["id"].as_str().expect("id"),
+    );
+    admin
+        .ok(
+            "POST",
+            &format!("/v1/gateways/{gid}/consumers/{cid}/registries/{rid}"),
+            Some(json!({"weight": 1})),
+            200,
+        )
+        .await;
+    admin
+        .ok(
+            "POST",
+            &format!("/v1/gateways/{gid}/consumers/{cid}/auths/{aid}"),
+            None,
+            200,
+        )
+        .await;
+    Fixture {
+        gateway_id: gid.clone(),
+        gateway_slug: slug.to_string(),
+        registry_id: rid.to_string(),
+        consumer_id: cid.to_string(),
+        consumer_slug: consumer["slug"].as_str().expect("slug").to_string(),
+        auth_id: aid.to_string(),
+        key: auth["key"].as_str().expect("key").to_string(),
+    }
+}
+
+/// A client of the proxy.
+#[derive(Clone)]
+pub struct Proxy {
+    pub base: String,
+    pub http: Client,
+}
+
+impl Proxy {
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            base: format!("http://{addr}"),
+            http: client(),
+        }
+    }
+
+    /// POST a chat completion as the fixture's consumer.
+    pub async fn chat(&self, f: &Fixture, body: Value) -> Response {
+        self.http
+            .post(format!(
+                "{}/{}/v1/chat/completions",
+                self.base, f.consumer_slug
+            ))
+            .header("X-AG-Gateway-Slug", &f.gateway_slug)
+            .header("X-AG-API-Key", &f.key)
+            .json(&body)
+            .send()
+            .await
+            .expect("proxy request")
+    }
+
+    /// Wait until the proxy's snapshot serves the fixture (config propagation).
+    pub async fn wait_serving(&self, f: &Fixture) {
+        eventually(
+            Duration::from_secs(10),
+            "the proxy to serve the new consumer",
+            || async {
+                let resp = self.chat(f, simple_chat(false)).await;
+                (resp.status() == StatusCode::OK).then_some(())
+            },
+        )
+        .await;
+    }
+}
+
+pub fn simple_chat(stream: bool) -> Value {
+    json!({"model": "gpt-4o-mini", "stream": stream,
+           "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "Say hello"}]})
+}
+
+/// Parse an SSE body into its `data:` payloads.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|event| {
+            event
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+/// A child process stopped with SIGINT when dropped.
+pub struct Process {
+    pub name: &'static str,
+    pub child: Child,
+}
+
+impl Process {
+    pub fn spawn(name: &'static str, mut cmd: Command, log_dir: &Path) -> Self {
+        let log = std::fs::File::create(log_dir.join(format!("{name}.log"))).expect("log file");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        Self { name, child }
+    }
+
+    pub fn interrupt(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.interrupt();
+    }
+}
+
+/// Wait until an HTTP endpoint answers 200.
+pub async fn wait_ready(url: &str) {
+    let http = client();
+    eventually(Duration::from_secs(30), url, || async {
+        match http.get(url).send().await {
+            Ok(r) if r.status() == StatusCode::OK => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+}
