@@ -2,6 +2,8 @@
 //! dir, in-process bus), started in this test process on ephemeral ports, in front of
 //! mock providers.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::sync::Arc;

@@ -4,6 +4,8 @@
 //! The fault test runs its own `redis-server` on a free port and never touches the
 //! shared one.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::process::Command;

@@ -161,7 +161,6 @@ impl CompiledGateway {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::*;
     use crate::snapshot::Snapshot;
     use serde_json::json;
 

@@ -1,0 +1,28 @@
+# The two commands of the README, and a few more for development.
+.PHONY: run test lint mock
+
+# Run sluice in its embedded default: admin :8080, proxy :8081, mcp :8082, SQLite in ./data.
+run:
+	@scripts/deps.sh
+	cargo run --release --bin sluice -- all
+
+# The whole test suite, as CI runs it: formatting, lints, then every test against the
+# real local PostgreSQL and Redis (installed and started when missing).
+test:
+	@scripts/deps.sh
+	@scripts/services.sh
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	@if cargo nextest --version >/dev/null 2>&1; then \
+		cargo nextest run --workspace --no-fail-fast; \
+	else \
+		cargo test --workspace --no-fail-fast; \
+	fi
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+# The mock provider on 127.0.0.1:9000 (OpenAI wire format), for the README walkthrough.
+mock:
+	cargo run --release -p sluice-loadtest --bin mock-provider -- --addr 127.0.0.1:9000
