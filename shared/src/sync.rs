@@ -17,10 +17,6 @@ use crate::bus::{BusEvent, ConfigBus, Subscription};
 use crate::document::GatewayDocument;
 use crate::snapshot::{CompiledGateway, Snapshot};
 
-/// How long to wait for more notifications before applying them, so a burst of admin
-/// writes compiles once.
-const COALESCE: Duration = Duration::from_millis(10);
-
 /// The shared, swappable snapshot of a plane. Cloning shares it.
 #[derive(Clone, Debug)]
 pub struct SnapshotHandle {
@@ -123,13 +119,13 @@ pub async fn run(
             subscription = None;
             continue;
         };
-        // Coalesce a burst of notifications into one compile.
+        // Coalesce: everything already queued is applied with this one compile. There is
+        // no waiting for more, so a change is live as soon as it is compiled.
         let mut resync = first == BusEvent::Resync;
         let mut changed = HashSet::new();
         if let BusEvent::Changed(id) = first {
             changed.insert(id);
         }
-        tokio::time::sleep(COALESCE).await;
         if let Some(sub) = subscription.as_mut() {
             while let Ok(event) = sub.try_recv() {
                 match event {
