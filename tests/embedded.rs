@@ -516,6 +516,44 @@ async fn admin_validates_and_keeps_integrity() {
     s.running.shutdown().await;
 }
 
+/// Without `X-AG-Gateway-Slug`, the gateway comes from the `Host`: its own `domain`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_is_found_by_host() {
+    let s = embedded().await;
+    let upstream = mock("m").await;
+    let f = setup(&s.admin, "hosted", &upstream.base_url()).await;
+    s.admin
+        .ok(
+            "PUT",
+            &format!("/v1/gateways/{}", f.gateway_id),
+            Some(json!({"domain": "llm.hosted.test"})),
+            200,
+        )
+        .await;
+    let http = client();
+    let send = |host: &'static str| {
+        http.post(format!(
+            "{}/{}/v1/chat/completions",
+            s.proxy.base, f.consumer_slug
+        ))
+        .header("Host", host)
+        .header("X-AG-API-Key", &f.key)
+        .json(&simple_chat(false))
+        .send()
+    };
+    eventually(Duration::from_secs(5), "host routing", || async {
+        (send("llm.hosted.test:8081")
+            .await
+            .expect("request")
+            .status()
+            == 200)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(send("other.test").await.expect("request").status(), 404);
+    s.running.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_plane_reports_health() {
     let s = embedded().await;

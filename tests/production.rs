@@ -225,5 +225,13 @@ async fn proxy_serves_from_its_last_snapshot_while_redis_is_down() {
         },
     )
     .await;
+    // SIGINT stops the proxy gracefully and promptly.
     d.proxy_process.interrupt();
+    let status = d
+        .proxy_process
+        .child
+        .try_wait()
+        .expect("wait")
+        .expect("the proxy exited");
+    assert!(status.success(), "proxy exit status {status}");
 }

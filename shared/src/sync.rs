@@ -221,3 +221,83 @@ fn versions(compiler: &Compiler) -> Vec<(Uuid, i64)> {
     v.sort_unstable();
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn doc(id: Uuid, version: i64, duplicate: bool) -> GatewayDocument {
+        let consumer = |cid: Uuid| {
+            json!({"id": cid, "gateway_id": id, "slug": "app", "name": "App",
+            "created_at": "t", "updated_at": "t"})
+        };
+        let mut consumers = vec![consumer(Uuid::now_v7())];
+        if duplicate {
+            consumers.push(consumer(Uuid::now_v7()));
+        }
+        serde_json::from_value(json!({
+            "version": version,
+            "gateway": {"id": id, "slug": "gw", "version": version, "created_at": "t", "updated_at": "t"},
+            "consumers": consumers
+        }))
+        .expect("document")
+    }
+
+    #[test]
+    fn a_rejected_document_keeps_the_last_good_version() {
+        let id = Uuid::now_v7();
+        let mut compiler = Compiler::default();
+        compiler.apply(&doc(id, 1, false));
+        compiler.apply(&doc(id, 2, true));
+        assert_eq!(
+            compiler.gateways[&id].version, 1,
+            "bad v2 must not replace good v1"
+        );
+        compiler.apply(&doc(id, 3, false));
+        assert_eq!(compiler.gateways[&id].version, 3);
+        // An older document never replaces a newer one.
+        compiler.apply(&doc(id, 2, false));
+        assert_eq!(compiler.gateways[&id].version, 3);
+        // Unchanged versions reuse the compiled gateway.
+        let before = compiler.gateways[&id].clone();
+        compiler.replace_all(&[doc(id, 3, false)]);
+        assert!(Arc::ptr_eq(&before, &compiler.gateways[&id]));
+        compiler.replace_all(&[]);
+        assert!(compiler.gateways.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_local_bus_feeds_the_snapshot() {
+        let bus = ConfigBus::Local(crate::bus::LocalBus::default());
+        let handle = SnapshotHandle::default();
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run(
+            bus.clone(),
+            handle.clone(),
+            None,
+            Duration::from_secs(60),
+            stopped,
+        ));
+        let id = Uuid::now_v7();
+        bus.publish(&doc(id, 1, false)).await.expect("publish");
+        for _ in 0..500 {
+            if handle.load().gateway_by_slug("gw").is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert!(handle.is_loaded());
+        assert!(handle.load().gateway_by_slug("gw").is_some());
+        bus.remove(id).await.expect("remove");
+        for _ in 0..500 {
+            if handle.load().gateway_by_slug("gw").is_none() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert!(handle.load().gateway_by_slug("gw").is_none());
+        let _ = stop.send(true);
+        let _ = task.await;
+    }
+}
