@@ -54,6 +54,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     };
     let running = launch(&cli.settings, planes).await?;
+    if running.admin_token_generated
+        && let Some(token) = &running.admin_token
+    {
+        // Shown once, on the terminal rather than in the logs; it is kept in the data dir.
+        println!(
+            "admin token (saved in {}): {token}",
+            cli.settings.data_dir.join("admin-token").display()
+        );
+    }
     wait_for_signal().await?;
     tracing::info!(
         grace_secs = cli.settings.shutdown_grace_secs,

@@ -27,6 +27,7 @@ async fn embedded() -> Embedded {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut settings = Settings::ephemeral(dir.path().to_path_buf());
     settings.max_body_bytes = 64 * 1024;
+    settings.admin_token = Some(ADMIN_TOKEN.into());
     let running = launch(&settings, &[Plane::Admin, Plane::Proxy, Plane::Mcp])
         .await
         .expect("sluice starts");
@@ -552,6 +553,86 @@ async fn gateway_is_found_by_host() {
     .await;
     assert_eq!(send("other.test").await.expect("request").status(), 404);
     s.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_requires_its_token() {
+    let s = embedded().await;
+    let http = client();
+    let url = format!("{}/v1/gateways", s.admin.base);
+    for token in [None, Some("wrong"), Some("test-admin-tokenX")] {
+        let mut req = http.get(&url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("request");
+        assert_eq!(resp.status(), 401, "{token:?}");
+        assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+        assert_eq!(
+            resp.json::<Value>().await.expect("json")["error"],
+            "unauthorized"
+        );
+    }
+    assert_eq!(
+        http.get(&url)
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("ok")
+            .status(),
+        200
+    );
+    s.running.shutdown().await;
+}
+
+/// The upstream key is in no response, not in the store file, not in the config
+/// document on the bus; the proxy still uses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_secrets_are_sealed_at_rest_and_on_the_bus() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = Settings::ephemeral(dir.path().to_path_buf());
+    settings.admin_token = Some(ADMIN_TOKEN.into());
+    let running = launch(&settings, &[Plane::Admin, Plane::Proxy])
+        .await
+        .expect("sluice starts");
+    let admin = Admin::new(running.admin_addr.expect("admin"));
+    let proxy = Proxy::new(running.proxy_addr.expect("proxy"));
+    let upstream = mock("m").await;
+    let f = setup(&admin, "sealed", &upstream.base_url()).await;
+    proxy.wait_serving(&f).await;
+    assert_eq!(
+        upstream.recorded().last().expect("request").headers["authorization"],
+        format!("Bearer {UPSTREAM_KEY}")
+    );
+
+    let listed = admin
+        .ok(
+            "GET",
+            &format!("/v1/gateways/{}/registries", f.gateway_id),
+            None,
+            200,
+        )
+        .await;
+    assert!(!listed.to_string().contains(UPSTREAM_KEY));
+    // The SQLite file and its WAL.
+    for entry in std::fs::read_dir(dir.path()).expect("data dir") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).expect("read");
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(
+                !text.contains(UPSTREAM_KEY),
+                "{} holds the plaintext key",
+                path.display()
+            );
+            assert!(
+                !text.contains(&f.key),
+                "{} holds a plaintext API key",
+                path.display()
+            );
+        }
+    }
+    running.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

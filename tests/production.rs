@@ -45,7 +45,9 @@ fn sluice(plane: &str, env: &[(&str, String)]) -> Command {
         .env("SLUICE_RESYNC_SECS", "1")
         .env("SLUICE_REPUBLISH_SECS", "1")
         .env("SLUICE_SHUTDOWN_GRACE_SECS", "0")
-        .env("SLUICE_PROXY_THREADS", "1");
+        .env("SLUICE_PROXY_THREADS", "1")
+        .env("SLUICE_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("SLUICE_SECRET_KEY", SECRET_KEY);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -102,7 +104,7 @@ async fn separate_processes_over_postgres_and_redis() {
     let db = fresh_database("separate").await;
     let redis_db = 1 + (std::process::id() % 14);
     let d = deploy(
-        db,
+        db.clone(),
         format!("redis://127.0.0.1:6379/{redis_db}"),
         logs.path(),
     )
@@ -141,6 +143,37 @@ async fn separate_processes_over_postgres_and_redis() {
         },
     )
     .await;
+
+    // No plaintext secret in the store, on the bus, or in any log line.
+    let mut conn = sqlx::PgConnection::connect(&db).await.expect("db");
+    let specs: Vec<(String,)> = sqlx::query_as("SELECT spec FROM registries")
+        .fetch_all(&mut conn)
+        .await
+        .expect("rows");
+    assert!(
+        specs
+            .iter()
+            .all(|(s,)| !s.contains(UPSTREAM_KEY) && s.contains("enc:v1:"))
+    );
+    let doc = Command::new("redis-cli")
+        .args([
+            "-n",
+            &redis_db.to_string(),
+            "GET",
+            &format!("sluice:config:gw:{}", f.gateway_id),
+        ])
+        .output()
+        .expect("redis-cli");
+    let doc = String::from_utf8_lossy(&doc.stdout);
+    assert!(doc.contains(&f.registry_id), "the document is on the bus");
+    assert!(!doc.contains(UPSTREAM_KEY) && !doc.contains(&f.key));
+    for log in ["admin.log", "proxy.log"] {
+        let text = std::fs::read_to_string(logs.path().join(log)).expect("log");
+        assert!(
+            !text.contains(UPSTREAM_KEY) && !text.contains(&f.key),
+            "{log} leaks a secret"
+        );
+    }
 
     // Bad input is answered the same way in production mode.
     let resp = d

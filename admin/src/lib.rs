@@ -4,6 +4,7 @@
 //! truth: admin republishes everything on boot and on a timer, so a lost publish or a
 //! flushed Redis heals itself.
 
+mod auth;
 mod error;
 mod extract;
 mod publish;
@@ -12,11 +13,15 @@ mod routes;
 use std::time::Duration;
 
 use axum::Router;
+use std::sync::Arc;
+
 use sluice_shared::bus::ConfigBus;
+use sluice_shared::secrets::SecretBox;
 use sluice_shared::store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use auth::load_or_create_token;
 pub use error::ApiError;
 pub use publish::{publish_all, republish_loop};
 
@@ -25,11 +30,20 @@ pub use publish::{publish_all, republish_loop};
 pub struct AdminState {
     pub store: Store,
     pub bus: ConfigBus,
+    /// Seals upstream secrets before they are stored or published.
+    pub secrets: SecretBox,
+    /// The bearer token every non-probe request must carry.
+    pub token: Arc<str>,
 }
 
 /// The admin API's routes.
 pub fn router(state: AdminState) -> Router {
-    routes::router().with_state(state)
+    routes::router()
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .with_state(state)
 }
 
 /// Serve the admin API on `listener` until `shutdown` turns true, and republish every

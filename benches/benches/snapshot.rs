@@ -13,7 +13,7 @@ use sluice_shared::snapshot::{CompiledGateway, Snapshot};
 
 fn lookups(c: &mut Criterion) {
     let Some(doc) = document(1_000) else { return };
-    let Ok(gw) = CompiledGateway::compile(&doc) else {
+    let Ok(gw) = CompiledGateway::compile(&doc, None) else {
         return;
     };
     let gw = Arc::new(gw);
@@ -41,7 +41,7 @@ fn lookups(c: &mut Criterion) {
 fn compile(c: &mut Criterion) {
     let Some(doc) = document(1_000) else { return };
     c.bench_function("compile_gateway_1000_consumers", |b| {
-        b.iter(|| CompiledGateway::compile(black_box(&doc)).is_ok())
+        b.iter(|| CompiledGateway::compile(black_box(&doc), None).is_ok())
     });
 }
 

@@ -9,6 +9,7 @@ pub mod apikey;
 pub mod bus;
 pub mod document;
 pub mod model;
+pub mod secrets;
 pub mod settings;
 pub mod snapshot;
 pub mod store;

@@ -42,6 +42,16 @@ pub struct Settings {
     #[arg(long, env = "GATEWAY_BASE_DOMAIN")]
     pub gateway_base_domain: Option<String>,
 
+    /// Bearer token of the admin API. Unset: generated on first start into
+    /// `admin-token` in the data dir (mode 0600) and printed once.
+    #[arg(long, env = "SLUICE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Key that seals upstream secrets (32 bytes, base64). Unset: `secret.key` in the
+    /// data dir, created on first start. Admin and proxies must share it.
+    #[arg(long, env = "SLUICE_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+
     /// Log filter in `tracing` syntax, e.g. `info` or `sluice_proxy=debug,info`.
     #[arg(long, env = "SLUICE_LOG", default_value = "info")]
     pub log: String,
@@ -105,6 +115,8 @@ impl Settings {
             database_url: None,
             redis_url: None,
             gateway_base_domain: None,
+            admin_token: None,
+            secret_key: None,
             log: "info".into(),
             log_format: LogFormat::Text,
             resync_secs: 10,

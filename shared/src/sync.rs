@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::bus::{BusEvent, ConfigBus, Subscription};
 use crate::document::GatewayDocument;
+use crate::secrets::SecretBox;
 use crate::snapshot::{CompiledGateway, Snapshot};
 
 /// The shared, swappable snapshot of a plane. Cloning shares it.
@@ -59,6 +60,7 @@ impl SnapshotHandle {
 #[derive(Debug, Default)]
 struct Compiler {
     gateways: HashMap<Uuid, Arc<CompiledGateway>>,
+    secrets: Option<SecretBox>,
 }
 
 impl Compiler {
@@ -69,7 +71,7 @@ impl Compiler {
         {
             return;
         }
-        match CompiledGateway::compile(doc) {
+        match CompiledGateway::compile(doc, self.secrets.as_ref()) {
             Ok(compiled) => {
                 debug!(gateway = %id, version = doc.version, "compiled gateway config");
                 self.gateways.insert(id, Arc::new(compiled));
@@ -96,9 +98,13 @@ pub async fn run(
     handle: SnapshotHandle,
     base_domain: Option<String>,
     resync_every: Duration,
+    secrets: Option<SecretBox>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut compiler = Compiler::default();
+    let mut compiler = Compiler {
+        secrets,
+        ..Compiler::default()
+    };
     let mut subscription: Option<Subscription> = subscribe(&bus).await;
     full_resync(&bus, &mut compiler, &handle, &base_domain).await;
     let mut ticker = tokio::time::interval(resync_every);
@@ -277,6 +283,7 @@ mod tests {
             handle.clone(),
             None,
             Duration::from_secs(60),
+            None,
             stopped,
         ));
         let id = Uuid::now_v7();

@@ -13,6 +13,11 @@ use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use sluice_loadtest::{MockConfig, MockProvider};
 
+/// The admin token of these tests.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+/// The secret key of these tests (32 bytes of 0x2a, base64).
+pub const SECRET_KEY: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
+
 /// The upstream key every mock of these tests demands.
 pub const UPSTREAM_KEY: &str = "sk-upstream-secret";
 
@@ -78,7 +83,10 @@ impl Admin {
 
     pub async fn send(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(ADMIN_TOKEN);
         if let Some(body) = body {
             req = req.json(&body);
         }

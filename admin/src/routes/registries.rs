@@ -27,10 +27,20 @@ pub fn routes() -> Router<AdminState> {
         )
 }
 
-/// A registry as responses show it.
-fn view(mut registry: Registry) -> Registry {
-    registry.spec.auth = registry.spec.auth.as_ref().map(|a| a.masked());
+/// A registry as responses show it: credentials opened only to be masked.
+fn view(state: &AdminState, mut registry: Registry) -> Registry {
+    registry.spec.auth = registry.spec.auth.as_ref().map(|a| {
+        a.opened(&state.secrets)
+            .unwrap_or_else(|_| a.clone())
+            .masked()
+    });
     registry
+}
+
+/// The spec as it is stored: credentials sealed.
+fn sealed(state: &AdminState, mut spec: RegistrySpec) -> RegistrySpec {
+    spec.auth = spec.auth.as_ref().map(|a| a.sealed(&state.secrets));
+    spec
 }
 
 async fn create(
@@ -39,9 +49,12 @@ async fn create(
     StrictJson(spec): StrictJson<RegistrySpec>,
 ) -> Result<impl IntoResponse, ApiError> {
     spec.validate()?;
-    let registry = state.store.create_registry(ids[0], &spec).await?;
+    let registry = state
+        .store
+        .create_registry(ids[0], &sealed(&state, spec))
+        .await?;
     state.publish(ids[0]).await;
-    Ok(created(view(registry)))
+    Ok(created(view(&state, registry)))
 }
 
 async fn list(
@@ -54,12 +67,15 @@ async fn list(
         .store
         .list_registries(ids[0], query.get("name"), query.page)
         .await?;
-    page.items = page.items.into_iter().map(view).collect();
+    page.items = page.items.into_iter().map(|r| view(&state, r)).collect();
     Ok(Json(page))
 }
 
 async fn read(State(state): State<AdminState>, Ids(ids): Ids) -> Result<Json<Registry>, ApiError> {
-    Ok(Json(view(state.store.registry(ids[0], ids[1]).await?)))
+    Ok(Json(view(
+        &state,
+        state.store.registry(ids[0], ids[1]).await?,
+    )))
 }
 
 async fn update(
@@ -69,13 +85,18 @@ async fn update(
 ) -> Result<Json<Registry>, ApiError> {
     let stored = state.store.registry(ids[0], ids[1]).await?;
     let mut spec: RegistrySpec = merge(&stored.spec, body)?;
-    if let (Some(new), Some(old)) = (spec.auth.as_mut(), stored.spec.auth.as_ref()) {
-        new.keep_masked_secrets(old);
+    if let (Some(new), Some(old)) = (spec.auth.as_mut(), stored.spec.auth.as_ref())
+        && let Ok(old) = old.opened(&state.secrets)
+    {
+        new.keep_masked_secrets(&old);
     }
     spec.validate()?;
-    let registry = state.store.update_registry(ids[0], ids[1], &spec).await?;
+    let registry = state
+        .store
+        .update_registry(ids[0], ids[1], &sealed(&state, spec))
+        .await?;
     state.publish(ids[0]).await;
-    Ok(Json(view(registry)))
+    Ok(Json(view(&state, registry)))
 }
 
 async fn remove(

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::validation::Problems;
+use crate::secrets::{SecretBox, SecretError};
 
 /// What a registry serves.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,6 +134,43 @@ impl UpstreamAuth {
                 param_name: param_name.clone(),
                 param_location: *param_location,
             },
+        }
+    }
+
+    /// The same auth with every secret sealed for storage and transport.
+    pub fn sealed(&self, secrets: &SecretBox) -> Self {
+        self.map_secrets(|s| Ok(secrets.seal(s)))
+            .unwrap_or_else(|_: SecretError| self.clone())
+    }
+
+    /// The same auth with every secret opened, for a plane that uses it.
+    pub fn opened(&self, secrets: &SecretBox) -> Result<Self, SecretError> {
+        self.map_secrets(|s| secrets.open(s))
+    }
+
+    /// Whether any secret of this auth is sealed.
+    pub fn is_sealed(&self) -> bool {
+        match self {
+            Self::ApiKey { api_key, .. } => crate::secrets::is_sealed(api_key),
+        }
+    }
+
+    fn map_secrets(
+        &self,
+        f: impl Fn(&str) -> Result<String, SecretError>,
+    ) -> Result<Self, SecretError> {
+        match self {
+            Self::ApiKey {
+                api_key,
+                header_name,
+                param_name,
+                param_location,
+            } => Ok(Self::ApiKey {
+                api_key: f(api_key)?,
+                header_name: header_name.clone(),
+                param_name: param_name.clone(),
+                param_location: *param_location,
+            }),
         }
     }
 

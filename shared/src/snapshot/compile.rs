@@ -15,6 +15,7 @@ use super::upstream::UpstreamTarget;
 use crate::apikey::{self, KeyDigest};
 use crate::document::GatewayDocument;
 use crate::model::{GatewayStatus, RegistryKind};
+use crate::secrets::SecretBox;
 
 /// Why a document was rejected.
 #[derive(Debug, Error)]
@@ -78,17 +79,23 @@ impl CompiledGateway {
         self.consumers.len()
     }
 
-    pub fn compile(doc: &GatewayDocument) -> Result<Self, CompileError> {
+    /// Compile a document; `secrets` opens the registries' sealed credentials.
+    pub fn compile(
+        doc: &GatewayDocument,
+        secrets: Option<&SecretBox>,
+    ) -> Result<Self, CompileError> {
         let targets: HashMap<Uuid, Result<Arc<UpstreamTarget>, Arc<str>>> = doc
             .registries
             .iter()
             .filter(|r| r.spec.kind == RegistryKind::Llm)
             .map(|r| {
-                let target = UpstreamTarget::compile(r).map(Arc::new).map_err(|reason| {
-                    tracing::warn!(gateway = %doc.gateway.id, registry = %r.id, %reason,
+                let target = UpstreamTarget::compile(r, secrets)
+                    .map(Arc::new)
+                    .map_err(|reason| {
+                        tracing::warn!(gateway = %doc.gateway.id, registry = %r.id, %reason,
                         "registry cannot be called; requests routed to it will fail");
-                    Arc::from(reason.as_str())
-                });
+                        Arc::from(reason.as_str())
+                    });
                 (r.id, target)
             })
             .collect();
@@ -194,7 +201,7 @@ mod tests {
 
     #[test]
     fn compiles_lookups_and_targets() {
-        let gw = CompiledGateway::compile(&doc()).expect("compiles");
+        let gw = CompiledGateway::compile(&doc(), None).expect("compiles");
         let consumer = gw.consumer("app").expect("consumer by slug");
         let auth = gw.auth_for_key(&apikey::digest("ag_test")).expect("key");
         assert!(consumer.accepts(auth));
@@ -212,7 +219,7 @@ mod tests {
 
     #[test]
     fn host_lookup_uses_domain_then_base_domain() {
-        let gw = Arc::new(CompiledGateway::compile(&doc()).expect("compiles"));
+        let gw = Arc::new(CompiledGateway::compile(&doc(), None).expect("compiles"));
         let snap = Snapshot::new(1, [(gw.id, gw)].into(), Some("gw.example.com".into()));
         assert!(snap.gateway_by_host("llm.acme.test:8081").is_some());
         assert!(snap.gateway_by_host("LLM.ACME.TEST").is_some());
@@ -228,9 +235,40 @@ mod tests {
         twin.id = Uuid::now_v7();
         d.consumers.push(twin);
         assert!(matches!(
-            CompiledGateway::compile(&d),
+            CompiledGateway::compile(&d, None),
             Err(CompileError::DuplicateConsumerSlug(_))
         ));
+    }
+
+    #[test]
+    fn sealed_credentials_are_opened_with_the_key_only() {
+        let secrets = SecretBox::from_key(&[3; 32]);
+        let mut d = doc();
+        let auth = d.registries[0].spec.auth.take().expect("auth");
+        d.registries[0].spec.auth = Some(auth.sealed(&secrets));
+        let gw = CompiledGateway::compile(&d, Some(&secrets)).expect("compiles");
+        let target = gw.consumer("app").expect("c").upstreams[0]
+            .target
+            .clone()
+            .expect("target");
+        let Some(crate::snapshot::UpstreamCredential::Header { value, .. }) = &target.credential
+        else {
+            panic!("header credential")
+        };
+        assert_eq!(value.to_str().expect("ascii"), "Bearer sk-up");
+        let without = CompiledGateway::compile(&d, None).expect("compiles");
+        assert!(
+            without.consumer("app").expect("c").upstreams[0]
+                .target
+                .is_err()
+        );
+        let wrong = SecretBox::from_key(&[4; 32]);
+        let other = CompiledGateway::compile(&d, Some(&wrong)).expect("compiles");
+        assert!(
+            other.consumer("app").expect("c").upstreams[0]
+                .target
+                .is_err()
+        );
     }
 
     #[test]
@@ -238,7 +276,7 @@ mod tests {
         let mut d = doc();
         d.registries[0].spec.provider_options =
             serde_json::from_value(json!({"base_url": "ftp://nowhere"})).expect("map");
-        let gw = CompiledGateway::compile(&d).expect("compiles");
+        let gw = CompiledGateway::compile(&d, None).expect("compiles");
         assert!(
             gw.consumer("app").expect("consumer").upstreams[0]
                 .target

@@ -4,6 +4,7 @@ use http::{HeaderName, HeaderValue};
 use uuid::Uuid;
 
 use crate::model::{ApiKeyLocation, Provider, Registry, UpstreamAuth};
+use crate::secrets::SecretBox;
 
 /// The credential sluice presents to an upstream, ready to put on the request.
 #[derive(Debug, Clone)]
@@ -36,8 +37,9 @@ pub struct UpstreamTarget {
 }
 
 impl UpstreamTarget {
-    /// Parse a registry into a target, or say why it cannot be called.
-    pub fn compile(registry: &Registry) -> Result<Self, String> {
+    /// Parse a registry into a target, opening its sealed credential, or say why it
+    /// cannot be called.
+    pub fn compile(registry: &Registry, secrets: Option<&SecretBox>) -> Result<Self, String> {
         let spec = &registry.spec;
         let base = spec.base_url().ok_or_else(|| {
             format!(
@@ -64,7 +66,21 @@ impl UpstreamTarget {
             Some(p) => format!("{}:{p}", url.host_str().unwrap_or(&host)),
             None => url.host_str().unwrap_or(&host).to_string(),
         };
-        let credential = spec.auth.as_ref().map(credential).transpose()?;
+        let auth = match (&spec.auth, secrets) {
+            (None, _) => None,
+            (Some(auth), Some(secrets)) => Some(auth.opened(secrets).map_err(|_| {
+                "the registry's credential cannot be opened with this plane's SLUICE_SECRET_KEY"
+                    .to_string()
+            })?),
+            (Some(auth), None) if auth.is_sealed() => {
+                return Err(
+                    "the registry's credential is sealed and this plane has no SLUICE_SECRET_KEY"
+                        .into(),
+                );
+            }
+            (Some(auth), None) => Some(auth.clone()),
+        };
+        let credential = auth.as_ref().map(credential).transpose()?;
         Ok(Self {
             registry_id: registry.id,
             registry_name: spec.name.clone(),
