@@ -24,8 +24,14 @@ struct Embedded {
 }
 
 async fn embedded() -> Embedded {
+    embedded_on(None).await
+}
+
+/// `sluice all` on the embedded SQLite store, or on `database_url`.
+async fn embedded_on(database_url: Option<String>) -> Embedded {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut settings = Settings::ephemeral(dir.path().to_path_buf());
+    settings.database_url = database_url;
     settings.max_body_bytes = 64 * 1024;
     settings.admin_token = Some(ADMIN_TOKEN.into());
     let running = launch(&settings, &[Plane::Admin, Plane::Proxy, Plane::Mcp])
@@ -385,8 +391,170 @@ async fn bad_requests_get_clear_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admin_validates_and_keeps_integrity() {
+async fn admin_validates_and_keeps_integrity_on_sqlite() {
     let s = embedded().await;
+    admin_validates_and_keeps_integrity(&s).await;
+    policies_and_roles(&s).await;
+    s.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_validates_and_keeps_integrity_on_postgres() {
+    let s = embedded_on(Some(fresh_database("admin").await)).await;
+    admin_validates_and_keeps_integrity(&s).await;
+    policies_and_roles(&s).await;
+    s.running.shutdown().await;
+}
+
+async fn policies_and_roles(s: &Embedded) {
+    let a = &s.admin;
+    let upstream = "http://127.0.0.1:9/v1";
+    let f = setup(a, "governed", upstream).await;
+    let gw = format!("/v1/gateways/{}", f.gateway_id);
+
+    let (status, body) = a
+        .send(
+            "POST",
+            &format!("{gw}/policies"),
+            Some(json!({"name": "p", "slug": "no_such_kind"})),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["details"][0]["field"].as_str()),
+        (422, Some("slug"))
+    );
+    let policy = a
+        .ok("POST", &format!("{gw}/policies"), Some(json!({"name": "limit", "slug": "rate_limiter",
+            "priority": 10, "stages": ["pre_request"], "mode": "observe", "settings": {"limit": 5}})), 201)
+        .await;
+    assert_eq!(
+        (policy["global"].as_bool(), policy["mode"].as_str()),
+        (Some(false), Some("observe"))
+    );
+    let pid = policy["id"].as_str().expect("id");
+    let global = a
+        .ok("POST", &format!("{gw}/policies/{pid}/global"), None, 200)
+        .await;
+    assert_eq!(global["global"], true);
+    assert_eq!(
+        a.ok("DELETE", &format!("{gw}/policies/{pid}/global"), None, 200)
+            .await["global"],
+        false
+    );
+    let copy = a
+        .ok("POST", &format!("{gw}/policies/{pid}/duplicate"), None, 201)
+        .await;
+    assert_eq!(copy["name"], "limit (copy)");
+    let copy2 = a
+        .ok("POST", &format!("{gw}/policies/{pid}/duplicate"), None, 201)
+        .await;
+    assert_eq!(copy2["name"], "limit (copy 2)");
+    let updated = a
+        .ok(
+            "PUT",
+            &format!("{gw}/policies/{pid}"),
+            Some(json!({"enabled": false})),
+            200,
+        )
+        .await;
+    assert_eq!(
+        (updated["enabled"].as_bool(), updated["priority"].as_i64()),
+        (Some(false), Some(10))
+    );
+    assert_eq!(
+        a.ok("GET", &format!("{gw}/policies"), None, 200).await["total"],
+        3
+    );
+
+    let (status, body) = a
+        .send(
+            "POST",
+            &format!("{gw}/roles"),
+            Some(json!({"name": "r", "model_policies": [
+            {"registry_id": f.registry_id, "allowed": ["a"], "default": "b"}]})),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["details"][0]["field"].as_str()),
+        (422, Some("model_policies[0].default"))
+    );
+    let role = a
+        .ok(
+            "POST",
+            &format!("{gw}/roles"),
+            Some(json!({"name": "analysts"})),
+            201,
+        )
+        .await;
+    let rid = role["id"].as_str().expect("id");
+    let linked = a
+        .ok(
+            "POST",
+            &format!("{gw}/roles/{rid}/registries/{}", f.registry_id),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(linked["registry_ids"], json!([f.registry_id]));
+    // A registry linked to a role is in use too.
+    a.ok(
+        "DELETE",
+        &format!(
+            "{gw}/consumers/{}/registries/{}",
+            f.consumer_id, f.registry_id
+        ),
+        None,
+        200,
+    )
+    .await;
+    let (status, _) = a
+        .send(
+            "DELETE",
+            &format!("{gw}/registries/{}", f.registry_id),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409);
+    a.ok(
+        "DELETE",
+        &format!("{gw}/roles/{rid}/registries/{}", f.registry_id),
+        None,
+        200,
+    )
+    .await;
+
+    let consumer = format!("{gw}/consumers/{}", f.consumer_id);
+    a.ok("POST", &format!("{consumer}/policies/{pid}"), None, 200)
+        .await;
+    let c = a
+        .ok("POST", &format!("{consumer}/roles/{rid}"), None, 200)
+        .await;
+    assert_eq!(
+        (c["policy_ids"].clone(), c["role_ids"].clone()),
+        (json!([pid]), json!([rid]))
+    );
+    let (status, _) = a
+        .send(
+            "POST",
+            &format!("{consumer}/roles/{}", uuid::Uuid::new_v4()),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    // Deleting a policy removes its links.
+    a.ok("DELETE", &format!("{gw}/policies/{pid}"), None, 204)
+        .await;
+    assert_eq!(
+        a.ok("GET", &consumer, None, 200).await["policy_ids"],
+        json!([])
+    );
+    a.ok("DELETE", &format!("{consumer}/roles/{rid}"), None, 200)
+        .await;
+    a.ok("DELETE", &format!("{gw}/roles/{rid}"), None, 204)
+        .await;
+}
+
+async fn admin_validates_and_keeps_integrity(s: &Embedded) {
     let a = &s.admin;
     let (status, body) = a
         .send(
@@ -514,7 +682,6 @@ async fn admin_validates_and_keeps_integrity() {
         )
         .await;
     assert_eq!(status, 404);
-    s.running.shutdown().await;
 }
 
 /// Without `X-AG-Gateway-Slug`, the gateway comes from the `Host`: its own `domain`.

@@ -15,27 +15,6 @@ use serde_json::json;
 use sqlx::Connection;
 use support::*;
 
-const PG: &str = "postgres://postgres@127.0.0.1:5432";
-
-/// A fresh, empty database for one test.
-async fn fresh_database(name: &str) -> String {
-    let mut conn = sqlx::PgConnection::connect(&format!("{PG}/postgres"))
-        .await
-        .expect("PostgreSQL on 127.0.0.1:5432");
-    let db = format!("sluice_test_{name}_{}", std::process::id());
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
-    )))
-    .execute(&mut conn)
-    .await
-    .expect("drop");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
-        .execute(&mut conn)
-        .await
-        .expect("create");
-    format!("{PG}/{db}")
-}
-
 fn sluice(plane: &str, env: &[(&str, String)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
     cmd.arg(plane)

@@ -66,6 +66,28 @@ where
     }
 }
 
+pub const PG: &str = "postgres://postgres@127.0.0.1:5432";
+
+/// A fresh, empty PostgreSQL database for one test.
+pub async fn fresh_database(name: &str) -> String {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&format!("{PG}/postgres"))
+        .await
+        .expect("PostgreSQL on 127.0.0.1:5432");
+    let db = format!("sluice_test_{name}_{}", std::process::id());
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
+    )))
+    .execute(&mut conn)
+    .await
+    .expect("drop");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+        .execute(&mut conn)
+        .await
+        .expect("create");
+    format!("{PG}/{db}")
+}
+
 /// A client of the admin API.
 #[derive(Clone)]
 pub struct Admin {

@@ -35,6 +35,14 @@ pub fn routes() -> Router<AdminState> {
             "/v1/gateways/{gateway_id}/consumers/{consumer_id}/auths/{auth_id}",
             post(attach_auth).delete(detach_auth),
         )
+        .route(
+            "/v1/gateways/{gateway_id}/consumers/{consumer_id}/policies/{policy_id}",
+            post(|s, i| link(s, i, "policies", true)).delete(|s, i| link(s, i, "policies", false)),
+        )
+        .route(
+            "/v1/gateways/{gateway_id}/consumers/{consumer_id}/roles/{role_id}",
+            post(|s, i| link(s, i, "roles", true)).delete(|s, i| link(s, i, "roles", false)),
+        )
 }
 
 /// A consumer as responses show it: its fields, plus `registry_ids`, `registry_weights`
@@ -164,6 +172,21 @@ async fn detach_auth(
     Ids(ids): Ids,
 ) -> Result<Json<Value>, ApiError> {
     let consumer = state.store.detach_auth(ids[0], ids[1], ids[2]).await?;
+    state.publish(ids[0]).await;
+    Ok(Json(view(consumer)))
+}
+
+/// Attach or detach a policy or role.
+async fn link(
+    State(state): State<AdminState>,
+    Ids(ids): Ids,
+    other: &'static str,
+    attach: bool,
+) -> Result<Json<Value>, ApiError> {
+    let consumer = state
+        .store
+        .link_consumer(ids[0], ids[1], other, ids[2], attach)
+        .await?;
     state.publish(ids[0]).await;
     Ok(Json(view(consumer)))
 }

@@ -4,7 +4,9 @@ mod auths;
 mod consumers;
 mod gateways;
 mod health;
+mod policies;
 mod registries;
+mod roles;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -24,6 +26,8 @@ pub fn router() -> Router<AdminState> {
         .merge(registries::routes())
         .merge(consumers::routes())
         .merge(auths::routes())
+        .merge(policies::routes())
+        .merge(roles::routes())
         .fallback(|| async { ApiError::not_found("route") })
 }
 

@@ -9,14 +9,16 @@ mod gateway;
 mod policy;
 mod registry;
 mod role;
+mod routing;
 mod validation;
 
 pub use auth::{Auth, AuthKind, AuthSpec};
 pub use consumer::{Consumer, ConsumerKind, ConsumerSpec, RegistryLink, RoutingMode};
 pub use gateway::{Gateway, GatewaySpec, GatewayStatus};
-pub use policy::{Policy, PolicySpec};
+pub use policy::{POLICY_KINDS, Policy, PolicyMode, PolicySpec, PolicyStage};
 pub use registry::{
     ApiKeyLocation, Provider, Registry, RegistryKind, RegistrySpec, UpstreamAuth, mask_secret,
 };
 pub use role::{Role, RoleSpec};
+pub use routing::{ModelPolicy, validate_model_policies};
 pub use validation::{Problem, Problems, is_slug, slugify};

@@ -1,6 +1,7 @@
 //! A policy: a kind (`slug`) and its settings, run on the traffic of the consumers it is
-//! attached to. Stored and published now so consumers can link to policies; the engine
-//! that runs them arrives with the policies work.
+//! attached to, or of every consumer of its gateway when it is global. The engine that
+//! runs policies arrives with the policies work; here they are stored, validated,
+//! linked and published.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -8,17 +9,65 @@ use uuid::Uuid;
 
 use super::validation::Problems;
 
+/// The policy kinds sluice knows.
+pub const POLICY_KINDS: [&str; 11] = [
+    "rate_limiter",
+    "token_rate_limiter",
+    "request_size_limiter",
+    "model_allowlist",
+    "tool_allowlist",
+    "tool_injection",
+    "prompt_template",
+    "regex_replace",
+    "cors",
+    "semantic_cache",
+    "openai_moderation",
+];
+
+/// Where in a request's life a policy runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyStage {
+    PreRequest,
+    PostRequest,
+    PreResponse,
+    PostResponse,
+}
+
+/// What a policy does with its verdict.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyMode {
+    /// Block or change traffic.
+    #[default]
+    Enforce,
+    /// Record what would have happened; never block.
+    Observe,
+    /// Delay instead of reject, where the kind supports it.
+    Throttle,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PolicySpec {
     #[serde(default)]
     pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     /// The policy kind, e.g. `rate_limiter`.
     #[serde(default)]
     pub slug: String,
     #[serde(default = "enabled")]
     pub enabled: bool,
+    /// Lower runs first.
     #[serde(default)]
     pub priority: i32,
+    /// May run concurrently with adjacent parallel policies.
+    #[serde(default)]
+    pub parallel: bool,
+    #[serde(default = "default_stages")]
+    pub stages: Vec<PolicyStage>,
+    #[serde(default)]
+    pub mode: PolicyMode,
     #[serde(default)]
     pub settings: Value,
 }
@@ -27,11 +76,26 @@ fn enabled() -> bool {
     true
 }
 
+fn default_stages() -> Vec<PolicyStage> {
+    vec![PolicyStage::PreRequest]
+}
+
 impl PolicySpec {
     pub fn validate(&self) -> Result<(), Problems> {
         let mut p = Problems::default();
         p.require_text("name", &self.name, 200);
-        p.require_text("slug", &self.slug, 100);
+        if !POLICY_KINDS.contains(&self.slug.as_str()) {
+            p.add(
+                "slug",
+                format!("must be one of: {}", POLICY_KINDS.join(", ")),
+            );
+        }
+        if self.stages.is_empty() {
+            p.add("stages", "must name at least one stage");
+        }
+        if !(self.settings.is_object() || self.settings.is_null()) {
+            p.add("settings", "must be an object");
+        }
         p.into_result()
     }
 }
@@ -42,6 +106,9 @@ pub struct Policy {
     pub gateway_id: Uuid,
     #[serde(flatten)]
     pub spec: PolicySpec,
+    /// Applies to every consumer of the gateway.
+    #[serde(default)]
+    pub global: bool,
     pub created_at: String,
     pub updated_at: String,
 }

@@ -1,21 +1,41 @@
-//! A role: a named set of registries (and later model and MCP policies) that role-based
-//! consumers route through. Stored and linked now; role-based routing comes later.
+//! A role: a named set of registries with model and MCP policies, which role-based
+//! consumers route through. Stored, linked and published here; role-based routing
+//! arrives with the routing work.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use uuid::Uuid;
 
+use super::routing::{ModelPolicy, validate_model_policies};
 use super::validation::Problems;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RoleSpec {
     #[serde(default)]
     pub name: String,
+    #[serde(default)]
+    pub model_policies: Vec<ModelPolicy>,
+    /// `{toolkit, fail_mode}` for MCP consumers of this role.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub mcp_policies: Value,
+    /// `{match: any|all, claims: [{path, op, values}]}`: which OIDC identities get this role.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub oidc_mapping: Value,
 }
 
 impl RoleSpec {
     pub fn validate(&self) -> Result<(), Problems> {
         let mut p = Problems::default();
         p.require_text("name", &self.name, 200);
+        validate_model_policies("model_policies", &self.model_policies, &mut p);
+        for (field, value) in [
+            ("mcp_policies", &self.mcp_policies),
+            ("oidc_mapping", &self.oidc_mapping),
+        ] {
+            if !(value.is_null() || value.is_object()) {
+                p.add(field, "must be an object");
+            }
+        }
         p.into_result()
     }
 }

@@ -177,18 +177,7 @@ impl Store {
     }
 
     pub async fn delete_auth(&self, gateway_id: Uuid, id: Uuid) -> StoreResult<()> {
-        let now = now_rfc3339();
-        let mut tx = self.pool.begin().await?;
-        bump_version(&mut tx, gateway_id, &now).await?;
-        let done = sqlx::query("DELETE FROM auths WHERE id = $1 AND gateway_id = $2")
-            .bind(id.to_string())
-            .bind(gateway_id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("auth"));
-        }
-        tx.commit().await?;
-        Ok(())
+        self.delete_in_gateway("auths", "auth", gateway_id, id)
+            .await
     }
 }

@@ -247,19 +247,26 @@ impl Store {
     }
 
     pub async fn delete_consumer(&self, gateway_id: Uuid, id: Uuid) -> StoreResult<()> {
-        let now = now_rfc3339();
-        let mut tx = self.pool.begin().await?;
-        bump_version(&mut tx, gateway_id, &now).await?;
-        let done = sqlx::query("DELETE FROM consumers WHERE id = $1 AND gateway_id = $2")
-            .bind(id.to_string())
-            .bind(gateway_id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("consumer"));
+        self.delete_in_gateway("consumers", "consumer", gateway_id, id)
+            .await
+    }
+
+    /// Attach (`attach = true`) or detach a policy or role (`other`: `"policies"` or
+    /// `"roles"`) to a consumer.
+    pub async fn link_consumer(
+        &self,
+        gateway_id: Uuid,
+        consumer_id: Uuid,
+        other: &'static str,
+        other_id: Uuid,
+        attach: bool,
+    ) -> StoreResult<Consumer> {
+        if attach {
+            self.link(gateway_id, consumer_id, other, other_id, None)
+                .await
+        } else {
+            self.unlink(gateway_id, consumer_id, other, other_id).await
         }
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Attach a registry to a consumer with a weight, or change the weight of an existing

@@ -21,6 +21,8 @@ impl Store {
             let registries = self.gateway_registries(gateway_id).await?;
             let consumers = self.gateway_consumers(gateway_id).await?;
             let auths = self.gateway_auths(gateway_id).await?;
+            let policies = self.gateway_policies(gateway_id).await?;
+            let roles = self.gateway_roles(gateway_id).await?;
             let current = self.gateway(gateway_id).await?.version;
             attempts += 1;
             if current == gateway.version || attempts >= 10 {
@@ -30,8 +32,8 @@ impl Store {
                     registries,
                     consumers,
                     auths,
-                    policies: Vec::new(),
-                    roles: Vec::new(),
+                    policies,
+                    roles,
                 });
             }
         }

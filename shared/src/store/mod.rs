@@ -11,7 +11,10 @@ mod auths;
 mod consumers;
 mod documents;
 mod gateways;
+mod objects;
+mod policies;
 mod registries;
+mod roles;
 mod rows;
 
 use std::str::FromStr;

@@ -1,0 +1,3 @@
+-- A policy can apply to every consumer of its gateway (global) besides the consumers it
+-- is attached to.
+ALTER TABLE policies ADD COLUMN global_scope BIGINT NOT NULL DEFAULT 0;

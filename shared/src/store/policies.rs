@@ -1,0 +1,188 @@
+//! Policies in the store.
+
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+use uuid::Uuid;
+
+use super::{PageRequest, Paged, Store, StoreError, StoreResult, bump_version, rows};
+use crate::model::{Policy, PolicySpec};
+use crate::time::now_rfc3339;
+
+const COLUMNS: &str = "id, gateway_id, global_scope, spec, created_at, updated_at";
+const NAME_TAKEN: &str = "a policy with this name in this gateway";
+
+fn decode(row: &AnyRow) -> StoreResult<Policy> {
+    let global: i64 = row.try_get("global_scope")?;
+    Ok(Policy {
+        id: rows::uuid(row, "id", "policy")?,
+        gateway_id: rows::uuid(row, "gateway_id", "policy")?,
+        spec: rows::spec(row, "policy")?,
+        global: global != 0,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+impl Store {
+    pub async fn create_policy(&self, gateway_id: Uuid, spec: &PolicySpec) -> StoreResult<Policy> {
+        let now = now_rfc3339();
+        let id = Uuid::now_v7();
+        let mut tx = self.pool.begin().await?;
+        bump_version(&mut tx, gateway_id, &now).await?;
+        sqlx::query(
+            "INSERT INTO policies (id, gateway_id, name, kind, spec, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6)",
+        )
+        .bind(id.to_string())
+        .bind(gateway_id.to_string())
+        .bind(&spec.name)
+        .bind(&spec.slug)
+        .bind(rows::json(spec))
+        .bind(&now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| StoreError::conflict_or(e, NAME_TAKEN))?;
+        tx.commit().await?;
+        self.policy(gateway_id, id).await
+    }
+
+    pub async fn policy(&self, gateway_id: Uuid, id: Uuid) -> StoreResult<Policy> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM policies WHERE id = $1 AND gateway_id = $2"
+        )))
+        .bind(id.to_string())
+        .bind(gateway_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("policy"))?;
+        decode(&row)
+    }
+
+    pub async fn list_policies(
+        &self,
+        gateway_id: Uuid,
+        page: PageRequest,
+    ) -> StoreResult<Paged<Policy>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM policies WHERE gateway_id = $1 ORDER BY created_at, id LIMIT $2 OFFSET $3"
+        )))
+        .bind(gateway_id.to_string())
+        .bind(i64::from(page.size))
+        .bind(page.offset())
+        .fetch_all(&self.pool)
+        .await?;
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM policies WHERE gateway_id = $1")
+            .bind(gateway_id.to_string())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Paged {
+            items: rows.iter().map(decode).collect::<StoreResult<_>>()?,
+            page: page.page,
+            size: page.size,
+            total,
+        })
+    }
+
+    /// Every policy of a gateway, for its config document.
+    pub async fn gateway_policies(&self, gateway_id: Uuid) -> StoreResult<Vec<Policy>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM policies WHERE gateway_id = $1 ORDER BY created_at, id"
+        )))
+        .bind(gateway_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    pub async fn update_policy(
+        &self,
+        gateway_id: Uuid,
+        id: Uuid,
+        spec: &PolicySpec,
+    ) -> StoreResult<Policy> {
+        self.write_policy(
+            gateway_id,
+            id,
+            "UPDATE policies SET name = $1, kind = $2, spec = $3, updated_at = $4 WHERE id = $5 AND gateway_id = $6",
+            Some(spec),
+            None,
+        )
+        .await
+    }
+
+    /// Make a policy apply to every consumer of its gateway, or stop that.
+    pub async fn set_policy_global(
+        &self,
+        gateway_id: Uuid,
+        id: Uuid,
+        global: bool,
+    ) -> StoreResult<Policy> {
+        self.write_policy(
+            gateway_id,
+            id,
+            "UPDATE policies SET global_scope = $1, updated_at = $2 WHERE id = $3 AND gateway_id = $4",
+            None,
+            Some(global),
+        )
+        .await
+    }
+
+    async fn write_policy(
+        &self,
+        gateway_id: Uuid,
+        id: Uuid,
+        sql: &'static str,
+        spec: Option<&PolicySpec>,
+        global: Option<bool>,
+    ) -> StoreResult<Policy> {
+        let now = now_rfc3339();
+        let mut tx = self.pool.begin().await?;
+        bump_version(&mut tx, gateway_id, &now).await?;
+        let mut query = sqlx::query(sql);
+        if let Some(spec) = spec {
+            query = query
+                .bind(spec.name.clone())
+                .bind(spec.slug.clone())
+                .bind(rows::json(spec));
+        }
+        if let Some(global) = global {
+            query = query.bind(i64::from(global));
+        }
+        let done = query
+            .bind(now)
+            .bind(id.to_string())
+            .bind(gateway_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::conflict_or(e, NAME_TAKEN))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("policy"));
+        }
+        tx.commit().await?;
+        self.policy(gateway_id, id).await
+    }
+
+    /// A copy of a policy under a new name (`<name> (copy)`, numbered when taken); the
+    /// copy is attached to no consumer and not global.
+    pub async fn duplicate_policy(&self, gateway_id: Uuid, id: Uuid) -> StoreResult<Policy> {
+        let original = self.policy(gateway_id, id).await?;
+        let mut spec = original.spec.clone();
+        for n in 1..=100 {
+            spec.name = if n == 1 {
+                format!("{} (copy)", original.spec.name)
+            } else {
+                format!("{} (copy {n})", original.spec.name)
+            };
+            match self.create_policy(gateway_id, &spec).await {
+                Err(StoreError::Conflict(_)) => continue,
+                other => return other,
+            }
+        }
+        Err(StoreError::Conflict(NAME_TAKEN.to_string()))
+    }
+
+    pub async fn delete_policy(&self, gateway_id: Uuid, id: Uuid) -> StoreResult<()> {
+        self.delete_in_gateway("policies", "policy", gateway_id, id)
+            .await
+    }
+}
