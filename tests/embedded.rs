@@ -395,6 +395,7 @@ async fn admin_validates_and_keeps_integrity_on_sqlite() {
     let s = embedded().await;
     admin_validates_and_keeps_integrity(&s).await;
     policies_and_roles(&s).await;
+    fields_and_filters(&s).await;
     s.running.shutdown().await;
 }
 
@@ -403,7 +404,190 @@ async fn admin_validates_and_keeps_integrity_on_postgres() {
     let s = embedded_on(Some(fresh_database("admin").await)).await;
     admin_validates_and_keeps_integrity(&s).await;
     policies_and_roles(&s).await;
+    fields_and_filters(&s).await;
     s.running.shutdown().await;
+}
+
+async fn fields_and_filters(s: &Embedded) {
+    let a = &s.admin;
+    let gw = a
+        .ok(
+            "POST",
+            "/v1/gateways",
+            Some(json!({"slug": "fields", "tenant_id": "t-1",
+            "telemetry": {"exporters": [{"name": "kafka", "settings": {"topic": "llm"}}]},
+            "session_config": {"enabled": true, "header_name": "x-session-id"},
+            "entitlements": {"tier": "gold", "burst_per_min": 100, "quota_per_month": 1000000}})),
+            201,
+        )
+        .await;
+    assert_eq!(gw["entitlements"]["tier"], "gold");
+    let (status, body) = a
+        .send("POST", "/v1/gateways", Some(json!({"slug": "bad-tel", "telemetry": {"exporters": [{"name": "carrier-pigeon"}]}})))
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["details"][0]["field"].as_str()),
+        (422, Some("telemetry.exporters[0].name"))
+    );
+    let g = format!("/v1/gateways/{}", gw["id"].as_str().expect("id"));
+
+    // Registries: MCP ones need an mcp_target, LLM ones a provider.
+    let (status, body) = a
+        .send(
+            "POST",
+            &format!("{g}/registries"),
+            Some(json!({"name": "m", "type": "MCP"})),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["details"][0]["field"].as_str()),
+        (422, Some("mcp_target"))
+    );
+    let (status, body) = a
+        .send(
+            "POST",
+            &format!("{g}/registries"),
+            Some(json!({"name": "l"})),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["details"][0]["field"].as_str()),
+        (422, Some("provider"))
+    );
+    let mcp = a
+        .ok(
+            "POST",
+            &format!("{g}/registries"),
+            Some(json!({"name": "tools", "type": "MCP",
+            "mcp_target": {"url": "http://127.0.0.1:9/mcp", "auth": {"mode": "none"}}})),
+            201,
+        )
+        .await;
+    assert_eq!(mcp["mcp_target"]["transport"], "streamable-http");
+    let llm = a
+        .ok(
+            "POST",
+            &format!("{g}/registries"),
+            Some(json!({"name": "llm", "provider": "openai",
+            "health_checks": {"path": "/v1/models", "threshold": 3, "interval": 10}})),
+            201,
+        )
+        .await;
+    let (status, body) = a
+        .send(
+            "POST",
+            &format!("{g}/registries"),
+            Some(json!({"name": "hc", "provider": "openai", "health_checks": {"path": "models"}})),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["details"][0]["field"].as_str()),
+        (422, Some("health_checks.path"))
+    );
+    assert_eq!(
+        a.ok("GET", &format!("{g}/registries?type=mcp"), None, 200)
+            .await["total"],
+        1
+    );
+    assert_eq!(
+        a.ok("GET", &format!("{g}/registries?type=LLM"), None, 200)
+            .await["total"],
+        1
+    );
+    let (status, _) = a
+        .send("GET", &format!("{g}/registries?type=xyz"), None)
+        .await;
+    assert_eq!(status, 400);
+
+    // Consumers: routing fields are validated; role-based consumers carry none.
+    let llm_id = llm["id"].as_str().expect("id");
+    let routed = a
+        .ok("POST", &format!("{g}/consumers"), Some(json!({"name": "routed",
+            "lb_config": {"algorithm": "weighted-round-robin", "members": [{"registry_id": llm_id, "weight": 5}]},
+            "fallback": {"enabled": true, "triggers": ["http_5xx", "http_429"], "budget": {"max_attempts": 3}, "chain": [llm_id]},
+            "model_policies": [{"registry_id": llm_id, "allowed": ["gpt-4o"], "default": "gpt-4o"}]})), 201)
+        .await;
+    assert_eq!(routed["lb_config"]["algorithm"], "weighted-round-robin");
+    let (status, body) = a
+        .send(
+            "POST",
+            &format!("{g}/consumers"),
+            Some(json!({"name": "rb", "routing_mode": "role_based",
+            "lb_config": {"algorithm": "random"}})),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["details"][0]["field"].as_str()),
+        (422, Some("lb_config"))
+    );
+    let (status, body) = a
+        .send(
+            "POST",
+            &format!("{g}/consumers"),
+            Some(json!({"name": "w",
+            "lb_config": {"members": [{"registry_id": llm_id, "weight": 0}]}})),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["details"][0]["field"].as_str()),
+        (422, Some("lb_config.members[0].weight"))
+    );
+    let (status, _) = a
+        .send(
+            "POST",
+            &format!("{g}/consumers"),
+            Some(json!({"name": "alg", "lb_config": {"algorithm": "fastest"}})),
+        )
+        .await;
+    assert_eq!(status, 422);
+    a.ok(
+        "POST",
+        &format!("{g}/consumers"),
+        Some(json!({"name": "agent", "type": "MCP", "active": false,
+        "mcp": {"fail_mode": "closed"}})),
+        201,
+    )
+    .await;
+    let auth = a
+        .ok(
+            "POST",
+            &format!("{g}/auths"),
+            Some(json!({"name": "k"})),
+            201,
+        )
+        .await;
+    a.ok(
+        "POST",
+        &format!(
+            "{g}/consumers/{}/auths/{}",
+            routed["id"].as_str().expect("id"),
+            auth["id"].as_str().expect("id")
+        ),
+        None,
+        200,
+    )
+    .await;
+    let count = |q: &'static str| {
+        let url = format!("{g}/consumers?{q}");
+        async move { a.ok("GET", &url, None, 200).await["total"].as_i64() }
+    };
+    assert_eq!(count("type=MCP").await, Some(1));
+    assert_eq!(count("active=false").await, Some(1));
+    assert_eq!(count("active=true").await, Some(1));
+    assert_eq!(count("search=rout").await, Some(1));
+    let by_auth = format!("{g}/consumers?auth_id={}", auth["id"].as_str().expect("id"));
+    assert_eq!(
+        a.ok("GET", &by_auth, None, 200).await["items"][0]["name"],
+        "routed"
+    );
+    let (status, body) = a
+        .send("GET", &format!("{g}/consumers?auth_id=nope"), None)
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["error"].as_str()),
+        (400, Some("invalid_uuid"))
+    );
+    a.ok("DELETE", &g, None, 204).await;
 }
 
 async fn policies_and_roles(s: &Embedded) {

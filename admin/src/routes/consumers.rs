@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sluice_shared::model::{Consumer, ConsumerSpec, Problems};
-use sluice_shared::store::Paged;
+use sluice_shared::store::{ConsumerFilter, Paged};
 
 use super::{created, merge};
 use crate::AdminState;
@@ -80,9 +80,30 @@ async fn list(
     query: ListQuery,
 ) -> Result<Json<Paged<Value>>, ApiError> {
     state.store.gateway(ids[0]).await?;
+    let kind = match query.get("type") {
+        None => None,
+        Some(t) if ["LLM", "MCP", "A2A"].contains(&t.to_ascii_uppercase().as_str()) => {
+            Some(t.to_ascii_uppercase())
+        }
+        Some(_) => return Err(ApiError::invalid_query("type must be LLM, MCP or A2A")),
+    };
+    let active = match query.get("active") {
+        None => None,
+        Some(_) => Some(query.flag("active")?),
+    };
+    let auth_id = query
+        .get("auth_id")
+        .map(|v| uuid::Uuid::parse_str(v).map_err(|_| ApiError::invalid_uuid("auth_id")))
+        .transpose()?;
+    let filter = ConsumerFilter {
+        search: query.get("search").map(str::to_string),
+        kind,
+        active,
+        auth_id,
+    };
     let page = state
         .store
-        .list_consumers(ids[0], query.get("search"), query.page)
+        .list_consumers(ids[0], &filter, query.page)
         .await?;
     Ok(Json(Paged {
         items: page.items.into_iter().map(view).collect(),

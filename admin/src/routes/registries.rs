@@ -63,9 +63,14 @@ async fn list(
     query: ListQuery,
 ) -> Result<Json<Paged<Registry>>, ApiError> {
     state.store.gateway(ids[0]).await?;
+    let kind = match query.get("type").map(str::to_ascii_uppercase) {
+        None => None,
+        Some(t) if t == "LLM" || t == "MCP" => Some(t),
+        Some(_) => return Err(ApiError::invalid_query("type must be LLM or MCP")),
+    };
     let mut page = state
         .store
-        .list_registries(ids[0], query.get("name"), query.page)
+        .list_registries(ids[0], query.get("name"), kind.as_deref(), query.page)
         .await?;
     page.items = page.items.into_iter().map(|r| view(&state, r)).collect();
     Ok(Json(page))

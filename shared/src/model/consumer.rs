@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::routing::{
+    Fallback, LbConfig, McpAccess, ModelPolicy, validate_model_policies, validate_routing,
+};
 use super::validation::Problems;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +44,14 @@ pub struct ConsumerSpec {
     /// Headers added to every upstream request of this consumer.
     #[serde(default)]
     pub headers: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lb_config: Option<LbConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Fallback>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub model_policies: Vec<ModelPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<McpAccess>,
 }
 
 fn active() -> bool {
@@ -51,6 +62,23 @@ impl ConsumerSpec {
     pub fn validate(&self) -> Result<(), Problems> {
         let mut p = Problems::default();
         p.require_text("name", &self.name, 200);
+        validate_model_policies("model_policies", &self.model_policies, &mut p);
+        validate_routing(self.lb_config.as_ref(), self.fallback.as_ref(), &mut p);
+        if self.routing_mode == RoutingMode::RoleBased {
+            // A role-based consumer routes through its roles; inline routing would be ignored.
+            for (field, inline) in [
+                ("lb_config", self.lb_config.is_some()),
+                ("fallback", self.fallback.is_some()),
+                ("model_policies", !self.model_policies.is_empty()),
+            ] {
+                if inline {
+                    p.add(
+                        field,
+                        "is not allowed on a role_based consumer; set it on its roles",
+                    );
+                }
+            }
+        }
         for (name, value) in &self.headers {
             if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
                 p.add(format!("headers.{name}"), "is not a valid HTTP header name");

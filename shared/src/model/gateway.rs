@@ -17,6 +17,42 @@ pub enum GatewayStatus {
     Inactive,
 }
 
+/// A telemetry sink of the gateway's events (`kafka`, `file`, `stdout`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TelemetryExporter {
+    pub name: String,
+    #[serde(default)]
+    pub settings: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TelemetryConfig {
+    #[serde(default)]
+    pub exporters: Vec<TelemetryExporter>,
+}
+
+/// Where a conversation's session id comes from, for sticky routing and telemetry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_param_name: Option<String>,
+}
+
+/// What the gateway's tenant is entitled to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Entitlements {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst_per_min: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_per_month: Option<u64>,
+}
+
 /// The fields an operator writes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GatewaySpec {
@@ -30,6 +66,14 @@ pub struct GatewaySpec {
     pub status: GatewayStatus,
     #[serde(default)]
     pub metadata: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<TelemetryConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_config: Option<SessionConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entitlements: Option<Entitlements>,
 }
 
 impl GatewaySpec {
@@ -53,6 +97,26 @@ impl GatewaySpec {
         }
         if let Some(name) = &self.name {
             p.require_text("name", name, 200);
+        }
+        if let Some(telemetry) = &self.telemetry {
+            for (i, e) in telemetry.exporters.iter().enumerate() {
+                if !matches!(e.name.as_str(), "kafka" | "file" | "stdout") {
+                    p.add(
+                        format!("telemetry.exporters[{i}].name"),
+                        "must be kafka, file or stdout",
+                    );
+                }
+            }
+        }
+        if let Some(session) = &self.session_config
+            && session.enabled
+            && session.header_name.is_none()
+            && session.body_param_name.is_none()
+        {
+            p.add(
+                "session_config",
+                "an enabled session needs header_name or body_param_name",
+            );
         }
         p.into_result()
     }

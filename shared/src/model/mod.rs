@@ -20,5 +20,8 @@ pub use registry::{
     ApiKeyLocation, Provider, Registry, RegistryKind, RegistrySpec, UpstreamAuth, mask_secret,
 };
 pub use role::{Role, RoleSpec};
-pub use routing::{ModelPolicy, validate_model_policies};
+pub use routing::{
+    FailMode, Fallback, FallbackBudget, FallbackTrigger, LbAlgorithm, LbConfig, LbMember,
+    McpAccess, ModelPolicy, validate_model_policies, validate_routing,
+};
 pub use validation::{Problem, Problems, is_slug, slugify};

@@ -196,6 +196,54 @@ pub fn mask_secret(secret: &str) -> String {
     format!("****{tail}")
 }
 
+/// How a registry's health is watched. Absent fields take provider-appropriate defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthChecks {
+    /// Eject the backend after consecutive failures of real traffic.
+    #[serde(default = "enabled")]
+    pub passive: bool,
+    /// Path of the active check; unset: TCP connect only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub headers: Map<String, Value>,
+    /// Consecutive failures that make the backend unhealthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<u32>,
+    /// Seconds between active checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<u64>,
+}
+
+/// The MCP server behind an MCP registry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct McpTarget {
+    /// Short code used to prefix colliding tool names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    pub url: String,
+    #[serde(default = "streamable_http")]
+    pub transport: String,
+    #[serde(default)]
+    pub headers: Map<String, Value>,
+    /// `{mode: none|static|passthrough|exchange|forwarded|client_credentials, …}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<Map<String, Value>>,
+}
+
+fn streamable_http() -> String {
+    "streamable-http".into()
+}
+
+const MCP_AUTH_MODES: [&str; 6] = [
+    "none",
+    "static",
+    "passthrough",
+    "exchange",
+    "forwarded",
+    "client_credentials",
+];
+
 /// The fields an operator writes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RegistrySpec {
@@ -207,11 +255,18 @@ pub struct RegistrySpec {
     pub enabled: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    pub provider: Provider,
+    /// Required for LLM registries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<Provider>,
     #[serde(default)]
     pub provider_options: Map<String, Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<UpstreamAuth>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_checks: Option<HealthChecks>,
+    /// Required for MCP registries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_target: Option<McpTarget>,
 }
 
 fn enabled() -> bool {
@@ -223,13 +278,34 @@ impl RegistrySpec {
     pub fn base_url(&self) -> Option<&str> {
         match self.provider_options.get("base_url") {
             Some(Value::String(url)) => Some(url.as_str()),
-            _ => self.provider.default_base_url(),
+            _ => self.provider?.default_base_url(),
         }
     }
 
     pub fn validate(&self) -> Result<(), Problems> {
         let mut p = Problems::default();
         p.require_text("name", &self.name, 200);
+        match (self.kind, self.provider, &self.mcp_target) {
+            (RegistryKind::Llm, None, _) => p.add("provider", "is required for LLM registries"),
+            (RegistryKind::Mcp, _, None) => p.add("mcp_target", "is required for MCP registries"),
+            (RegistryKind::Mcp, _, Some(target)) => validate_mcp_target(target, &mut p),
+            _ => {}
+        }
+        if let Some(hc) = &self.health_checks {
+            if hc
+                .path
+                .as_deref()
+                .is_some_and(|path| !path.starts_with('/'))
+            {
+                p.add("health_checks.path", "must start with /");
+            }
+            if hc.threshold == Some(0) {
+                p.add("health_checks.threshold", "must be at least 1");
+            }
+            if hc.interval == Some(0) {
+                p.add("health_checks.interval", "must be at least 1 second");
+            }
+        }
         match self.provider_options.get("base_url") {
             Some(Value::String(url)) => match url::Url::parse(url) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
@@ -240,11 +316,12 @@ impl RegistrySpec {
             },
             Some(_) => p.add("provider_options.base_url", "must be a string"),
             None if self.kind == RegistryKind::Llm
-                && self.provider.default_base_url().is_none() =>
+                && let Some(provider) = self.provider
+                && provider.default_base_url().is_none() =>
             {
                 p.add(
                     "provider_options.base_url",
-                    format!("is required for provider {}", self.provider.as_str()),
+                    format!("is required for provider {}", provider.as_str()),
                 );
             }
             None => {}
@@ -274,6 +351,25 @@ impl RegistrySpec {
             }
         }
         p.into_result()
+    }
+}
+
+fn validate_mcp_target(target: &McpTarget, p: &mut Problems) {
+    match url::Url::parse(&target.url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+        _ => p.add("mcp_target.url", "must be an absolute http or https URL"),
+    }
+    if target.transport != "streamable-http" {
+        p.add("mcp_target.transport", "must be streamable-http");
+    }
+    if let Some(auth) = &target.auth {
+        let mode = auth.get("mode").and_then(Value::as_str).unwrap_or("none");
+        if !MCP_AUTH_MODES.contains(&mode) {
+            p.add(
+                "mcp_target.auth.mode",
+                format!("must be one of: {}", MCP_AUTH_MODES.join(", ")),
+            );
+        }
     }
 }
 

@@ -76,3 +76,148 @@ mod tests {
         );
     }
 }
+
+/// How a consumer's or role's traffic is spread over its registries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LbAlgorithm {
+    #[default]
+    RoundRobin,
+    WeightedRoundRobin,
+    Random,
+    LeastConnections,
+    /// Peak-EWMA with power-of-two choices on observed upstream latency.
+    Latency,
+    /// On a header or session id, so a conversation stays on one backend.
+    ConsistentHash,
+    /// By embedding similarity of the prompt to each member's description.
+    Semantic,
+}
+
+/// A member of a balancing pool.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LbMember {
+    pub registry_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u8>,
+    /// Members with the same alias form the pool `model: "pool:<alias>"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_alias: Option<String>,
+    /// What this member is good at, for the semantic balancer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LbConfig {
+    #[serde(default)]
+    pub algorithm: LbAlgorithm,
+    #[serde(default)]
+    pub members: Vec<LbMember>,
+    /// Header whose value keys `consistent-hash`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_header: Option<String>,
+    /// Embeddings registry of the `semantic` balancer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_registry_id: Option<Uuid>,
+}
+
+/// What makes a request fall back to the next registry of the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FallbackTrigger {
+    #[serde(rename = "http_5xx")]
+    Http5xx,
+    #[serde(rename = "http_429")]
+    Http429,
+    Timeout,
+    ProviderError,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FallbackBudget {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_total_latency_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fallback {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub triggers: Vec<FallbackTrigger>,
+    #[serde(default)]
+    pub budget: FallbackBudget,
+    /// Registries tried in order once the pool is exhausted.
+    #[serde(default)]
+    pub chain: Vec<Uuid>,
+}
+
+/// What an MCP consumer or role does when an upstream MCP server is unreachable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailMode {
+    /// Skip the unreachable server.
+    #[default]
+    Open,
+    /// Fail the call.
+    Closed,
+}
+
+/// The MCP tools, prompts and resources a consumer or role may use.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct McpAccess {
+    /// Per registry: which tools (with `*` wildcards) and how they are exposed.
+    #[serde(default)]
+    pub toolkit: serde_json::Value,
+    #[serde(default)]
+    pub fail_mode: FailMode,
+}
+
+/// Check the routing fields a consumer or role carries.
+pub fn validate_routing(lb: Option<&LbConfig>, fallback: Option<&Fallback>, p: &mut Problems) {
+    if let Some(lb) = lb {
+        for (i, m) in lb.members.iter().enumerate() {
+            if m.weight.is_some_and(|w| !(1..=100).contains(&w)) {
+                p.add(
+                    format!("lb_config.members[{i}].weight"),
+                    "must be between 1 and 100",
+                );
+            }
+            if m.pool_alias.as_deref().is_some_and(|a| a.trim().is_empty()) {
+                p.add(
+                    format!("lb_config.members[{i}].pool_alias"),
+                    "must not be empty",
+                );
+            }
+        }
+        if lb.algorithm == LbAlgorithm::Semantic && lb.embedding_registry_id.is_none() {
+            p.add(
+                "lb_config.embedding_registry_id",
+                "is required by the semantic algorithm",
+            );
+        }
+        if let Some(h) = &lb.hash_header
+            && http::HeaderName::from_bytes(h.as_bytes()).is_err()
+        {
+            p.add("lb_config.hash_header", "must be a valid HTTP header name");
+        }
+    }
+    if let Some(fb) = fallback {
+        if fb
+            .budget
+            .max_attempts
+            .is_some_and(|n| !(1..=20).contains(&n))
+        {
+            p.add("fallback.budget.max_attempts", "must be between 1 and 20");
+        }
+        if fb.enabled && fb.chain.is_empty() {
+            p.add(
+                "fallback.chain",
+                "must name at least one registry when fallback is enabled",
+            );
+        }
+    }
+}

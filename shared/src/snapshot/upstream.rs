@@ -41,10 +41,13 @@ impl UpstreamTarget {
     /// cannot be called.
     pub fn compile(registry: &Registry, secrets: Option<&SecretBox>) -> Result<Self, String> {
         let spec = &registry.spec;
+        let provider = spec
+            .provider
+            .ok_or_else(|| "the registry names no provider".to_string())?;
         let base = spec.base_url().ok_or_else(|| {
             format!(
                 "provider {} needs provider_options.base_url",
-                spec.provider.as_str()
+                provider.as_str()
             )
         })?;
         let url = url::Url::parse(base).map_err(|e| format!("base_url: {e}"))?;
@@ -84,7 +87,7 @@ impl UpstreamTarget {
         Ok(Self {
             registry_id: registry.id,
             registry_name: spec.name.clone(),
-            provider: spec.provider,
+            provider,
             enabled: spec.enabled,
             tls,
             host,

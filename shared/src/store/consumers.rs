@@ -10,6 +10,22 @@ use uuid::Uuid;
 
 use super::{PageRequest, Paged, Store, StoreError, StoreResult, bump_version, rows};
 use crate::model::{Consumer, ConsumerKind, ConsumerSpec, RegistryLink, slugify};
+
+/// Which consumers a listing returns.
+#[derive(Debug, Clone, Default)]
+pub struct ConsumerFilter {
+    /// Part of the name.
+    pub search: Option<String>,
+    /// `LLM`, `MCP` or `A2A`.
+    pub kind: Option<String>,
+    pub active: Option<bool>,
+    /// Only consumers this auth is attached to.
+    pub auth_id: Option<Uuid>,
+}
+
+const FILTER: &str = "gateway_id = $1 AND ($2 IS NULL OR name LIKE $2) AND ($3 IS NULL OR kind = $3) \
+     AND ($4 IS NULL OR active = $4) \
+     AND ($5 IS NULL OR id IN (SELECT consumer_id FROM consumer_auths WHERE auth_id = $5))";
 use crate::time::now_rfc3339;
 
 const COLUMNS: &str = "id, gateway_id, slug, spec, created_at, updated_at";
@@ -123,16 +139,17 @@ impl Store {
             format!("{base}-{suffix:06x}")
         };
         sqlx::query(
-            "INSERT INTO consumers (id, gateway_id, name, slug, kind, spec, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+            "INSERT INTO consumers (id, gateway_id, name, slug, kind, spec, created_at, updated_at, active) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
         )
         .bind(id.to_string())
         .bind(gateway_id.to_string())
         .bind(&spec.name)
         .bind(&slug)
         .bind(kind(spec))
-        .bind(rows::json(spec))
+                .bind(rows::json(spec))
         .bind(&now)
+        .bind(i64::from(spec.active))
         .execute(&mut *tx)
         .await
         .map_err(|e| StoreError::conflict_or(e, "a consumer with this name in this gateway"))?;
@@ -155,21 +172,28 @@ impl Store {
         Ok(consumers.remove(0))
     }
 
-    /// Consumers of a gateway, optionally those whose name contains `search`.
+    /// Consumers of a gateway that pass `filter`.
     pub async fn list_consumers(
         &self,
         gateway_id: Uuid,
-        search: Option<&str>,
+        filter: &ConsumerFilter,
         page: PageRequest,
     ) -> StoreResult<Paged<Consumer>> {
         let mut conn = self.pool.acquire().await?;
-        let pattern = search.map(|s| format!("%{}%", s.replace(['%', '_'], "")));
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM consumers WHERE gateway_id = $1 AND ($2 IS NULL OR name LIKE $2) \
-             ORDER BY created_at, id LIMIT $3 OFFSET $4"
-        )))
-        .bind(gateway_id.to_string())
-        .bind(pattern.clone())
+        let pattern = filter
+            .search
+            .as_ref()
+            .map(|s| format!("%{}%", s.replace(['%', '_'], "")));
+        let binds = |q: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>| {
+            q.bind(gateway_id.to_string())
+                .bind(pattern.clone())
+                .bind(filter.kind.clone())
+                .bind(filter.active.map(i64::from))
+                .bind(filter.auth_id.map(|id| id.to_string()))
+        };
+        let rows = binds(sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM consumers WHERE {FILTER} ORDER BY created_at, id LIMIT $6 OFFSET $7"
+        ))))
         .bind(i64::from(page.size))
         .bind(page.offset())
         .fetch_all(&mut *conn)
@@ -182,13 +206,12 @@ impl Store {
             &[gateway_id.to_string()],
         )
         .await?;
-        let total: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM consumers WHERE gateway_id = $1 AND ($2 IS NULL OR name LIKE $2)",
-        )
-        .bind(gateway_id.to_string())
-        .bind(pattern)
+        let total: i64 = binds(sqlx::query(AssertSqlSafe(format!(
+            "SELECT COUNT(*) AS n FROM consumers WHERE {FILTER}"
+        ))))
         .fetch_one(&mut *conn)
-        .await?;
+        .await?
+        .try_get("n")?;
         Ok(Paged {
             items,
             page: page.page,
@@ -227,7 +250,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         bump_version(&mut tx, gateway_id, &now).await?;
         let done = sqlx::query(
-            "UPDATE consumers SET name = $1, kind = $2, spec = $3, updated_at = $4 \
+            "UPDATE consumers SET name = $1, kind = $2, spec = $3, updated_at = $4, active = $7 \
              WHERE id = $5 AND gateway_id = $6",
         )
         .bind(&spec.name)
@@ -236,6 +259,7 @@ impl Store {
         .bind(&now)
         .bind(id.to_string())
         .bind(gateway_id.to_string())
+        .bind(i64::from(spec.active))
         .execute(&mut *tx)
         .await
         .map_err(|e| StoreError::conflict_or(e, "a consumer with this name in this gateway"))?;

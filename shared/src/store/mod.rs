@@ -26,6 +26,7 @@ use thiserror::Error;
 use uuid::Uuid;
 
 pub use auths::NewAuth;
+pub use consumers::ConsumerFilter;
 
 /// Which database a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -72,23 +72,26 @@ impl Store {
         &self,
         gateway_id: Uuid,
         name: Option<&str>,
+        kind: Option<&str>,
         page: PageRequest,
     ) -> StoreResult<Paged<Registry>> {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM registries WHERE gateway_id = $1 AND ($2 IS NULL OR name = $2) \
-             ORDER BY created_at, id LIMIT $3 OFFSET $4"
+             AND ($5 IS NULL OR kind = $5) ORDER BY created_at, id LIMIT $3 OFFSET $4"
         )))
         .bind(gateway_id.to_string())
         .bind(name.map(str::to_string))
         .bind(i64::from(page.size))
         .bind(page.offset())
+        .bind(kind.map(str::to_string))
         .fetch_all(&self.pool)
         .await?;
         let total: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM registries WHERE gateway_id = $1 AND ($2 IS NULL OR name = $2)",
+            "SELECT COUNT(*) FROM registries WHERE gateway_id = $1 AND ($2 IS NULL OR name = $2) AND ($3 IS NULL OR kind = $3)",
         )
         .bind(gateway_id.to_string())
         .bind(name.map(str::to_string))
+        .bind(kind.map(str::to_string))
         .fetch_one(&self.pool)
         .await?;
         Ok(Paged {
