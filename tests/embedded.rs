@@ -609,7 +609,7 @@ async fn policies_and_roles(s: &Embedded) {
     );
     let policy = a
         .ok("POST", &format!("{gw}/policies"), Some(json!({"name": "limit", "slug": "rate_limiter",
-            "priority": 10, "stages": ["pre_request"], "mode": "observe", "settings": {"limit": 5}})), 201)
+            "priority": 10, "stages": ["pre_request"], "mode": "observe", "settings": {"limit": 5, "window": 60}})), 201)
         .await;
     assert_eq!(
         (policy["global"].as_bool(), policy["mode"].as_str()),
@@ -984,6 +984,90 @@ async fn upstream_secrets_are_sealed_at_rest_and_on_the_bus() {
         }
     }
     running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalogs_and_policy_settings() {
+    let s = embedded().await;
+    let a = &s.admin;
+    let providers = a.ok("GET", "/v1/providers-catalog", None, 200).await;
+    let ids: Vec<_> = providers["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|p| p["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids.len(), 13);
+    assert!(ids.contains(&"anthropic") && ids.contains(&"openrouter"));
+    let models = a
+        .ok("GET", "/v1/models-catalog?provider=anthropic", None, 200)
+        .await;
+    let items = models["items"].as_array().expect("items");
+    assert!(!items.is_empty() && items.iter().all(|m| m["provider"] == "anthropic"));
+    assert!(
+        items
+            .iter()
+            .all(|m| m["max_output_tokens"].as_u64().is_some()
+                && m["input_per_1m"].as_f64().is_some())
+    );
+    let (status, _) = a
+        .send("GET", "/v1/models-catalog?provider=nope", None)
+        .await;
+    assert_eq!(status, 400);
+    let kinds = a.ok("GET", "/v1/policies-catalog", None, 200).await;
+    let rate = kinds["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|k| k["slug"] == "rate_limiter")
+        .expect("kind");
+    assert_eq!(
+        rate["settings_schema"]["required"],
+        json!(["limit", "window"])
+    );
+    assert!(
+        a.ok("GET", "/v1/mcp-servers-catalog", None, 200).await["items"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty())
+    );
+
+    // Policy settings are checked against the kind's schema.
+    a.ok("POST", "/v1/gateways", Some(json!({"slug": "pol"})), 201)
+        .await;
+    let gw = a.ok("GET", "/v1/gateways?slug=pol", None, 200).await["items"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let url = format!("/v1/gateways/{gw}/policies");
+    let (status, body) = a
+        .send("POST", &url, Some(json!({"name": "rl", "slug": "rate_limiter", "settings": {"limit": 0, "window": 60, "burst": 1}})))
+        .await;
+    assert_eq!(status, 422);
+    let fields: Vec<_> = body["details"]
+        .as_array()
+        .expect("details")
+        .iter()
+        .map(|d| d["field"].as_str().expect("f"))
+        .collect();
+    assert_eq!(fields, ["settings.burst", "settings.limit"]);
+    let (status, body) = a
+        .send("POST", &url, Some(json!({"name": "rl", "slug": "cors", "mode": "throttle", "settings": {"allowed_origins": ["*"]}})))
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["details"][0]["field"].as_str()),
+        (422, Some("mode"))
+    );
+    let (status, body) = a
+        .send("POST", &url, Some(json!({"name": "rl", "slug": "cors", "stages": ["post_response"], "settings": {"allowed_origins": ["*"]}})))
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["details"][0]["field"].as_str()),
+        (422, Some("stages[0]"))
+    );
+    a.ok("POST", &url, Some(json!({"name": "rl", "slug": "rate_limiter", "mode": "throttle",
+        "settings": {"limit": 10, "window": 60, "group_by": "header", "group_by_header": "x-user"}})), 201)
+        .await;
+    s.running.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

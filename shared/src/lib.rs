@@ -7,6 +7,7 @@
 
 pub mod apikey;
 pub mod bus;
+pub mod catalog;
 pub mod document;
 pub mod model;
 pub mod secrets;

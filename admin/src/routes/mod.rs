@@ -1,6 +1,7 @@
 //! The admin API's routes, one module per resource.
 
 mod auths;
+mod catalogs;
 mod consumers;
 mod gateways;
 mod health;
@@ -28,6 +29,7 @@ pub fn router() -> Router<AdminState> {
         .merge(auths::routes())
         .merge(policies::routes())
         .merge(roles::routes())
+        .merge(catalogs::routes())
         .fallback(|| async { ApiError::not_found("route") })
 }
 

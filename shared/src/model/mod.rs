@@ -15,7 +15,7 @@ mod validation;
 pub use auth::{Auth, AuthKind, AuthSpec};
 pub use consumer::{Consumer, ConsumerKind, ConsumerSpec, RegistryLink, RoutingMode};
 pub use gateway::{Gateway, GatewaySpec, GatewayStatus};
-pub use policy::{POLICY_KINDS, Policy, PolicyMode, PolicySpec, PolicyStage};
+pub use policy::{Policy, PolicyMode, PolicySpec, PolicyStage};
 pub use registry::{
     ApiKeyLocation, Provider, Registry, RegistryKind, RegistrySpec, UpstreamAuth, mask_secret,
 };

@@ -9,21 +9,6 @@ use uuid::Uuid;
 
 use super::validation::Problems;
 
-/// The policy kinds sluice knows.
-pub const POLICY_KINDS: [&str; 11] = [
-    "rate_limiter",
-    "token_rate_limiter",
-    "request_size_limiter",
-    "model_allowlist",
-    "tool_allowlist",
-    "tool_injection",
-    "prompt_template",
-    "regex_replace",
-    "cors",
-    "semantic_cache",
-    "openai_moderation",
-];
-
 /// Where in a request's life a policy runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -32,6 +17,17 @@ pub enum PolicyStage {
     PostRequest,
     PreResponse,
     PostResponse,
+}
+
+impl PolicyStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PreRequest => "pre_request",
+            Self::PostRequest => "post_request",
+            Self::PreResponse => "pre_response",
+            Self::PostResponse => "post_response",
+        }
+    }
 }
 
 /// What a policy does with its verdict.
@@ -84,17 +80,44 @@ impl PolicySpec {
     pub fn validate(&self) -> Result<(), Problems> {
         let mut p = Problems::default();
         p.require_text("name", &self.name, 200);
-        if !POLICY_KINDS.contains(&self.slug.as_str()) {
-            p.add(
-                "slug",
-                format!("must be one of: {}", POLICY_KINDS.join(", ")),
-            );
+        match crate::catalog::policy_kind(&self.slug) {
+            None => {
+                let kinds: Vec<_> = crate::catalog::policy_kinds()
+                    .iter()
+                    .map(|k| k.slug)
+                    .collect();
+                p.add("slug", format!("must be one of: {}", kinds.join(", ")));
+            }
+            Some(kind) => {
+                let settings = if self.settings.is_null() {
+                    serde_json::json!({})
+                } else {
+                    self.settings.clone()
+                };
+                crate::catalog::validate_schema(
+                    &kind.settings_schema,
+                    &settings,
+                    "settings",
+                    &mut p,
+                );
+                if self.mode == PolicyMode::Throttle && !kind.supports_throttle {
+                    p.add(
+                        "mode",
+                        format!("{} cannot throttle; use enforce or observe", kind.slug),
+                    );
+                }
+                for (i, stage) in self.stages.iter().enumerate() {
+                    if !kind.stages.contains(&stage.as_str()) {
+                        p.add(
+                            format!("stages[{i}]"),
+                            format!("{} runs in {}", kind.slug, kind.stages.join(", ")),
+                        );
+                    }
+                }
+            }
         }
         if self.stages.is_empty() {
             p.add("stages", "must name at least one stage");
-        }
-        if !(self.settings.is_object() || self.settings.is_null()) {
-            p.add("settings", "must be an object");
         }
         p.into_result()
     }

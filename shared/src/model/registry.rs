@@ -39,6 +39,33 @@ pub enum Provider {
 }
 
 impl Provider {
+    /// Every provider family, in catalog order.
+    pub const ALL: [Provider; 13] = [
+        Self::Openai,
+        Self::OpenaiCompatible,
+        Self::Anthropic,
+        Self::Azure,
+        Self::Bedrock,
+        Self::Google,
+        Self::Vertex,
+        Self::Groq,
+        Self::Mistral,
+        Self::Deepseek,
+        Self::Xai,
+        Self::Cerebras,
+        Self::Openrouter,
+    ];
+
+    /// The wire format the provider's API speaks.
+    pub fn wire_format(self) -> &'static str {
+        match self {
+            Self::Anthropic => "anthropic_messages",
+            Self::Bedrock => "bedrock_converse",
+            Self::Google | Self::Vertex => "gemini",
+            _ => "openai_chat",
+        }
+    }
+
     /// The provider's public API base, including its version segment, or `None` when the
     /// registry must say where the server is (`provider_options.base_url`).
     pub fn default_base_url(self) -> Option<&'static str> {

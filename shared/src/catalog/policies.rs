@@ -1,0 +1,172 @@
+//! The policies catalog: every policy kind with the stages it runs in, whether it can
+//! throttle, and the JSON schema its `settings` must match. The admin API validates a
+//! policy's settings against it and answers 422 with the field path.
+
+use std::sync::LazyLock;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyKind {
+    pub slug: &'static str,
+    pub description: &'static str,
+    pub stages: &'static [&'static str],
+    pub supports_throttle: bool,
+    pub settings_schema: Value,
+}
+
+fn window() -> Value {
+    json!({"type": "integer", "minimum": 1, "maximum": 2_592_000, "description": "window length in seconds"})
+}
+
+fn strings() -> Value {
+    json!({"type": "array", "items": {"type": "string"}})
+}
+
+static KINDS: LazyLock<Vec<PolicyKind>> = LazyLock::new(|| {
+    let pre = &["pre_request"][..];
+    vec![
+        PolicyKind {
+            slug: "rate_limiter",
+            description: "Requests per window per consumer, gateway or header value; exact across replicas through Redis.",
+            stages: pre,
+            supports_throttle: true,
+            settings_schema: json!({"type": "object", "additionalProperties": false, "required": ["limit", "window"],
+                "properties": {
+                    "limit": {"type": "integer", "minimum": 1},
+                    "window": window(),
+                    "algorithm": {"type": "string", "enum": ["sliding_window", "gcra"]},
+                    "group_by": {"type": "string", "enum": ["consumer", "gateway", "header"]},
+                    "group_by_header": {"type": "string"},
+                    "fail_open": {"type": "boolean"}}}),
+        },
+        PolicyKind {
+            slug: "token_rate_limiter",
+            description: "Tokens or US dollars per window, per model rules, pre-checked on the prompt and settled from usage.",
+            stages: &["pre_request", "post_response"],
+            supports_throttle: false,
+            settings_schema: json!({"type": "object", "additionalProperties": false, "required": ["window"],
+                "properties": {
+                    "window": window(),
+                    "max_tokens": {"type": "integer", "minimum": 1},
+                    "max_cost_usd": {"type": "number", "minimum": 0},
+                    "count": {"type": "string", "enum": ["input", "output", "total"]},
+                    "include_cached": {"type": "boolean"},
+                    "rules": {"type": "array", "items": {"type": "object", "additionalProperties": false,
+                        "required": ["model"], "properties": {
+                            "model": {"type": "string"},
+                            "max_tokens": {"type": "integer", "minimum": 1},
+                            "max_cost_usd": {"type": "number", "minimum": 0}}}},
+                    "downgrade_model": {"type": "string"},
+                    "group_by": {"type": "string", "enum": ["consumer", "gateway", "header"]},
+                    "group_by_header": {"type": "string"},
+                    "fail_open": {"type": "boolean"}}}),
+        },
+        PolicyKind {
+            slug: "request_size_limiter",
+            description: "Largest request body in bytes and characters.",
+            stages: pre,
+            supports_throttle: false,
+            settings_schema: json!({"type": "object", "additionalProperties": false, "properties": {
+                "max_bytes": {"type": "integer", "minimum": 1},
+                "max_chars": {"type": "integer", "minimum": 1},
+                "require_content_length": {"type": "boolean"}}}),
+        },
+        PolicyKind {
+            slug: "model_allowlist",
+            description: "Models a consumer may request.",
+            stages: pre,
+            supports_throttle: false,
+            settings_schema: json!({"type": "object", "additionalProperties": false, "required": ["allowed"],
+                "properties": {"allowed": strings()}}),
+        },
+        PolicyKind {
+            slug: "tool_allowlist",
+            description: "Tools a request may define or call, allowed or denied by name (with * wildcards).",
+            stages: pre,
+            supports_throttle: false,
+            settings_schema: json!({"type": "object", "additionalProperties": false,
+                "properties": {"allow": strings(), "deny": strings()}}),
+        },
+        PolicyKind {
+            slug: "tool_injection",
+            description: "Tools the gateway adds to every request.",
+            stages: pre,
+            supports_throttle: false,
+            settings_schema: json!({"type": "object", "additionalProperties": false, "required": ["tools"],
+                "properties": {"tools": {"type": "array", "items": {"type": "object"}}}}),
+        },
+        PolicyKind {
+            slug: "prompt_template",
+            description: "System prompts or named templates injected into requests, with variables from headers and JWT claims.",
+            stages: pre,
+            supports_throttle: false,
+            settings_schema: json!({"type": "object", "additionalProperties": false, "properties": {
+                "system": {"type": "string"},
+                "position": {"type": "string", "enum": ["prepend", "append", "replace"]},
+                "templates": {"type": "object"}}}),
+        },
+        PolicyKind {
+            slug: "regex_replace",
+            description: "Masking of patterns and built-in PII detectors in requests and responses, streams included.",
+            stages: &["pre_request", "pre_response"],
+            supports_throttle: false,
+            settings_schema: json!({"type": "object", "additionalProperties": false, "properties": {
+                "patterns": {"type": "array", "items": {"type": "object", "additionalProperties": false,
+                    "required": ["pattern"], "properties": {
+                        "pattern": {"type": "string"}, "replacement": {"type": "string"}}}},
+                "detectors": {"type": "array", "items": {"type": "string",
+                    "enum": ["email", "phone", "credit_card", "iban", "api_key"]}},
+                "apply_to": {"type": "string", "enum": ["request", "response", "both"]},
+                "action": {"type": "string", "enum": ["mask", "block"]}}}),
+        },
+        PolicyKind {
+            slug: "cors",
+            description: "Cross-origin access; preflight answered by the proxy.",
+            stages: pre,
+            supports_throttle: false,
+            settings_schema: json!({"type": "object", "additionalProperties": false, "required": ["allowed_origins"],
+                "properties": {
+                    "allowed_origins": strings(), "allowed_methods": strings(), "allowed_headers": strings(),
+                    "expose_headers": strings(), "allow_credentials": {"type": "boolean"},
+                    "max_age": {"type": "integer", "minimum": 0}}}),
+        },
+        PolicyKind {
+            slug: "semantic_cache",
+            description: "Exact or embedding-similarity cache of answers, streams replayed as streams.",
+            stages: &["pre_request", "post_response"],
+            supports_throttle: false,
+            settings_schema: json!({"type": "object", "additionalProperties": false, "properties": {
+                "mode": {"type": "string", "enum": ["exact", "semantic"]},
+                "ttl": {"type": "integer", "minimum": 1},
+                "threshold": {"type": "number", "minimum": 0, "maximum": 1},
+                "scope": {"type": "string", "enum": ["consumer", "global"]},
+                "embedding_registry_id": {"type": "string"},
+                "embedding_model": {"type": "string"},
+                "skip_with_tools": {"type": "boolean"},
+                "bypass_header": {"type": "string"}}}),
+        },
+        PolicyKind {
+            slug: "openai_moderation",
+            description: "An external moderation call that records its verdict without blocking other requests.",
+            stages: &["pre_request", "post_response"],
+            supports_throttle: false,
+            settings_schema: json!({"type": "object", "additionalProperties": false, "required": ["url"],
+                "properties": {
+                    "url": {"type": "string"}, "registry_id": {"type": "string"},
+                    "timeout_ms": {"type": "integer", "minimum": 1}, "fail_open": {"type": "boolean"},
+                    "categories": strings()}}),
+        },
+    ]
+});
+
+/// Every policy kind.
+pub fn policy_kinds() -> &'static [PolicyKind] {
+    &KINDS
+}
+
+/// The kind with this slug.
+pub fn policy_kind(slug: &str) -> Option<&'static PolicyKind> {
+    KINDS.iter().find(|k| k.slug == slug)
+}
