@@ -587,6 +587,57 @@ async fn fields_and_filters(s: &Embedded) {
         (status.as_u16(), body["error"].as_str()),
         (400, Some("invalid_uuid"))
     );
+    // Credential types: tokens and certificates are verified, not minted.
+    let oauth = a
+        .ok("POST", &format!("{g}/auths"), Some(json!({"name": "sso", "type": "oauth2",
+            "oauth2": {"issuer": "https://id.example.com", "jwks_url": "https://id.example.com/jwks",
+                       "audiences": ["sluice"], "allowed_algorithms": ["RS256"]}})), 201)
+        .await;
+    assert!(oauth.get("key").is_none() && oauth.get("key_prefix").is_none());
+    a.ok("POST", &format!("{g}/auths"), Some(json!({"name": "mtls", "type": "mtls",
+        "mtls": {"ca_cert": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----", "allowed_common_names": ["svc"]}})), 201)
+        .await;
+    let (status, body) = a
+        .send(
+            "POST",
+            &format!("{g}/auths"),
+            Some(json!({"name": "bad", "type": "oidc"})),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["details"][0]["field"].as_str()),
+        (422, Some("oidc"))
+    );
+    let (status, body) = a
+        .send("POST", &format!("{g}/auths"), Some(json!({"name": "bad", "type": "oauth2",
+            "oauth2": {"issuer": "https://id", "jwks_url": "https://id/jwks", "allowed_algorithms": ["none"]}})))
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["details"][0]["field"].as_str()),
+        (422, Some("oauth2.allowed_algorithms[0]"))
+    );
+
+    // Upstream credentials of every type are masked on read.
+    let azure = a
+        .ok("POST", &format!("{g}/registries"), Some(json!({"name": "az", "provider": "azure",
+            "provider_options": {"base_url": "https://res.openai.azure.com/openai"},
+            "auth": {"type": "azure", "client_id": "cid", "client_secret": "azure-client-secret", "tenant_id": "tid"}})), 201)
+        .await;
+    assert_eq!(azure["auth"]["client_secret"], "****cret");
+    assert!(!azure.to_string().contains("azure-client-secret"));
+    let (status, body) = a
+        .send(
+            "POST",
+            &format!("{g}/registries"),
+            Some(json!({"name": "aws", "provider": "bedrock",
+            "provider_options": {"base_url": "https://bedrock-runtime.us-east-1.amazonaws.com"},
+            "auth": {"type": "aws", "region": "us-east-1", "access_key_id": "AKIA"}})),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["details"][0]["field"].as_str()),
+        (422, Some("auth.secret_access_key"))
+    );
     a.ok("DELETE", &g, None, 204).await;
 }
 

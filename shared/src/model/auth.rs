@@ -1,6 +1,7 @@
-//! An auth: a credential a consumer presents to the proxy. For API keys only the
-//! SHA-256 digest is stored ([`crate::apikey`]); `key_prefix` and `key_suffix` let an
-//! operator recognise a key without being able to use it.
+//! An auth: a credential a consumer presents to the proxy. API keys are minted by sluice
+//! and only their SHA-256 digest is stored ([`crate::apikey`]); `key_prefix` and
+//! `key_suffix` let an operator recognise a key without being able to use it. OAuth2,
+//! OIDC and mTLS auths carry how to verify a token or a client certificate.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -12,6 +13,65 @@ use super::validation::Problems;
 pub enum AuthKind {
     #[default]
     ApiKey,
+    Oauth2,
+    Oidc,
+    Mtls,
+}
+
+impl AuthKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ApiKey => "api_key",
+            Self::Oauth2 => "oauth2",
+            Self::Oidc => "oidc",
+            Self::Mtls => "mtls",
+        }
+    }
+}
+
+/// Verifying OAuth2 bearer tokens: JWTs against a JWKS, or opaque tokens by introspection.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OAuth2Config {
+    pub issuer: String,
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introspection_url: Option<String>,
+    #[serde(default)]
+    pub required_scopes: Vec<String>,
+    #[serde(default)]
+    pub allowed_algorithms: Vec<String>,
+}
+
+/// Verifying OIDC ID tokens.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OidcConfig {
+    pub issuer: String,
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
+    /// PEM public keys, instead of a JWKS.
+    #[serde(default)]
+    pub public_keys: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_claim: Option<String>,
+}
+
+/// Verifying client certificates.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MtlsConfig {
+    /// PEM CA bundle the client certificate must chain to.
+    pub ca_cert: String,
+    #[serde(default)]
+    pub allowed_common_names: Vec<String>,
+    #[serde(default)]
+    pub allowed_dns_names: Vec<String>,
+    /// SHA-256 fingerprints (hex) of allowed certificates.
+    #[serde(default)]
+    pub allowed_fingerprints: Vec<String>,
 }
 
 /// The fields an operator writes.
@@ -23,16 +83,92 @@ pub struct AuthSpec {
     pub kind: AuthKind,
     #[serde(default = "enabled")]
     pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth2: Option<OAuth2Config>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<OidcConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtls: Option<MtlsConfig>,
 }
 
 fn enabled() -> bool {
     true
 }
 
+fn check_url(p: &mut Problems, field: &str, url: Option<&str>) {
+    if let Some(url) = url
+        && !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+    {
+        p.add(field, "must be an absolute http or https URL");
+    }
+}
+
 impl AuthSpec {
     pub fn validate(&self) -> Result<(), Problems> {
         let mut p = Problems::default();
         p.require_text("name", &self.name, 200);
+        let configs = [
+            ("oauth2", self.oauth2.is_some(), AuthKind::Oauth2),
+            ("oidc", self.oidc.is_some(), AuthKind::Oidc),
+            ("mtls", self.mtls.is_some(), AuthKind::Mtls),
+        ];
+        for (field, present, kind) in configs {
+            if present && self.kind != kind {
+                p.add(field, format!("only goes with type {field}"));
+            }
+            if !present && self.kind == kind {
+                p.add(field, format!("is required for type {field}"));
+            }
+        }
+        if let Some(c) = &self.oauth2 {
+            check_url(&mut p, "oauth2.issuer", Some(&c.issuer));
+            check_url(&mut p, "oauth2.jwks_url", c.jwks_url.as_deref());
+            check_url(
+                &mut p,
+                "oauth2.introspection_url",
+                c.introspection_url.as_deref(),
+            );
+            if c.jwks_url.is_none() && c.introspection_url.is_none() {
+                p.add("oauth2", "needs jwks_url or introspection_url");
+            }
+            const ALGS: [&str; 9] = [
+                "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+            ];
+            for (i, alg) in c.allowed_algorithms.iter().enumerate() {
+                if !ALGS.contains(&alg.as_str()) {
+                    p.add(
+                        format!("oauth2.allowed_algorithms[{i}]"),
+                        format!("must be one of {}", ALGS.join(", ")),
+                    );
+                }
+            }
+        }
+        if let Some(c) = &self.oidc {
+            check_url(&mut p, "oidc.issuer", Some(&c.issuer));
+            check_url(&mut p, "oidc.jwks_url", c.jwks_url.as_deref());
+            if c.jwks_url.is_none() && c.public_keys.is_empty() {
+                p.add("oidc", "needs jwks_url or public_keys");
+            }
+            for (i, key) in c.public_keys.iter().enumerate() {
+                if !key.contains("-----BEGIN") {
+                    p.add(format!("oidc.public_keys[{i}]"), "must be a PEM public key");
+                }
+            }
+        }
+        if let Some(c) = &self.mtls {
+            if !c.ca_cert.contains("-----BEGIN CERTIFICATE-----") {
+                p.add("mtls.ca_cert", "must be a PEM certificate bundle");
+            }
+            for (i, fp) in c.allowed_fingerprints.iter().enumerate() {
+                let hex = fp.replace(':', "");
+                if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    p.add(
+                        format!("mtls.allowed_fingerprints[{i}]"),
+                        "must be a SHA-256 fingerprint in hex",
+                    );
+                }
+            }
+        }
         p.into_result()
     }
 }

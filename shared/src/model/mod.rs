@@ -10,18 +10,18 @@ mod policy;
 mod registry;
 mod role;
 mod routing;
+mod upstream_auth;
 mod validation;
 
 pub use auth::{Auth, AuthKind, AuthSpec};
 pub use consumer::{Consumer, ConsumerKind, ConsumerSpec, RegistryLink, RoutingMode};
 pub use gateway::{Gateway, GatewaySpec, GatewayStatus};
 pub use policy::{Policy, PolicyMode, PolicySpec, PolicyStage};
-pub use registry::{
-    ApiKeyLocation, Provider, Registry, RegistryKind, RegistrySpec, UpstreamAuth, mask_secret,
-};
+pub use registry::{HealthChecks, McpTarget, Provider, Registry, RegistryKind, RegistrySpec};
 pub use role::{Role, RoleSpec};
 pub use routing::{
     FailMode, Fallback, FallbackBudget, FallbackTrigger, LbAlgorithm, LbConfig, LbMember,
     McpAccess, ModelPolicy, validate_model_policies, validate_routing,
 };
+pub use upstream_auth::{ApiKeyLocation, UpstreamAuth, mask_secret};
 pub use validation::{Problem, Problems, is_slug, slugify};

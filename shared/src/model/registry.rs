@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::upstream_auth::UpstreamAuth;
 use super::validation::Problems;
-use crate::secrets::{SecretBox, SecretError};
 
 /// What a registry serves.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,111 +116,6 @@ impl Provider {
             Self::Openrouter => "openrouter",
         }
     }
-}
-
-/// Where an API key goes on the upstream request.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ApiKeyLocation {
-    #[default]
-    Header,
-    Query,
-}
-
-/// How sluice authenticates to the upstream. Unknown fields are refused here (serde
-/// cannot report them from inside a tagged enum otherwise), so a misspelt credential
-/// field is an error, not a silently ignored one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum UpstreamAuth {
-    /// A static key. In a header (default `Authorization: Bearer <key>`; any other header
-    /// carries the bare key) or in a query parameter.
-    ApiKey {
-        api_key: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        header_name: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        param_name: Option<String>,
-        #[serde(default)]
-        param_location: ApiKeyLocation,
-    },
-}
-
-impl UpstreamAuth {
-    /// The same auth with every secret replaced by its masked form, for API responses.
-    pub fn masked(&self) -> Self {
-        match self {
-            Self::ApiKey {
-                api_key,
-                header_name,
-                param_name,
-                param_location,
-            } => Self::ApiKey {
-                api_key: mask_secret(api_key),
-                header_name: header_name.clone(),
-                param_name: param_name.clone(),
-                param_location: *param_location,
-            },
-        }
-    }
-
-    /// The same auth with every secret sealed for storage and transport.
-    pub fn sealed(&self, secrets: &SecretBox) -> Self {
-        self.map_secrets(|s| Ok(secrets.seal(s)))
-            .unwrap_or_else(|_: SecretError| self.clone())
-    }
-
-    /// The same auth with every secret opened, for a plane that uses it.
-    pub fn opened(&self, secrets: &SecretBox) -> Result<Self, SecretError> {
-        self.map_secrets(|s| secrets.open(s))
-    }
-
-    /// Whether any secret of this auth is sealed.
-    pub fn is_sealed(&self) -> bool {
-        match self {
-            Self::ApiKey { api_key, .. } => crate::secrets::is_sealed(api_key),
-        }
-    }
-
-    fn map_secrets(
-        &self,
-        f: impl Fn(&str) -> Result<String, SecretError>,
-    ) -> Result<Self, SecretError> {
-        match self {
-            Self::ApiKey {
-                api_key,
-                header_name,
-                param_name,
-                param_location,
-            } => Ok(Self::ApiKey {
-                api_key: f(api_key)?,
-                header_name: header_name.clone(),
-                param_name: param_name.clone(),
-                param_location: *param_location,
-            }),
-        }
-    }
-
-    /// On update, a client that sends back the masked value it read means "keep the
-    /// stored secret": restore it from `stored`.
-    pub fn keep_masked_secrets(&mut self, stored: &Self) {
-        match (self, stored) {
-            (Self::ApiKey { api_key, .. }, Self::ApiKey { api_key: old, .. }) => {
-                if *api_key == mask_secret(old) {
-                    api_key.clone_from(old);
-                }
-            }
-        }
-    }
-}
-
-/// A secret as responses show it: its last four characters at most, never more than a
-/// quarter of it.
-pub fn mask_secret(secret: &str) -> String {
-    let chars: Vec<char> = secret.chars().collect();
-    let shown = (chars.len() / 4).min(4);
-    let tail: String = chars[chars.len() - shown..].iter().collect();
-    format!("****{tail}")
 }
 
 /// How a registry's health is watched. Absent fields take provider-appropriate defaults.
@@ -353,29 +248,8 @@ impl RegistrySpec {
             }
             None => {}
         }
-        if let Some(UpstreamAuth::ApiKey {
-            api_key,
-            header_name,
-            param_name,
-            param_location,
-        }) = &self.auth
-        {
-            if api_key.is_empty() {
-                p.add("auth.api_key", "must not be empty");
-            }
-            if let Some(h) = header_name
-                && http_token_invalid(h)
-            {
-                p.add("auth.header_name", "must be a valid HTTP header name");
-            }
-            if *param_location == ApiKeyLocation::Query
-                && param_name.as_deref().is_none_or(str::is_empty)
-            {
-                p.add(
-                    "auth.param_name",
-                    "is required when param_location is query",
-                );
-            }
+        if let Some(auth) = &self.auth {
+            auth.validate(&mut p);
         }
         p.into_result()
     }
@@ -398,13 +272,6 @@ fn validate_mcp_target(target: &McpTarget, p: &mut Problems) {
             );
         }
     }
-}
-
-fn http_token_invalid(name: &str) -> bool {
-    name.is_empty()
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// A stored registry.
@@ -439,22 +306,5 @@ mod tests {
             "provider_options": {"base_url": "http://127.0.0.1:9/v1"}}));
         assert!(s.validate().is_ok());
         assert_eq!(s.base_url(), Some("http://127.0.0.1:9/v1"));
-    }
-
-    #[test]
-    fn secrets_are_masked_and_a_masked_echo_keeps_the_stored_one() {
-        let stored = UpstreamAuth::ApiKey {
-            api_key: "sk-live-1234567890abcdef".into(),
-            header_name: None,
-            param_name: None,
-            param_location: ApiKeyLocation::Header,
-        };
-        let masked = stored.masked();
-        let UpstreamAuth::ApiKey { api_key, .. } = &masked;
-        assert_eq!(api_key, "****cdef");
-        let mut echoed = masked.clone();
-        echoed.keep_masked_secrets(&stored);
-        assert_eq!(echoed, stored);
-        assert_eq!(mask_secret("abc"), "****");
     }
 }

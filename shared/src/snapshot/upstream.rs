@@ -133,5 +133,24 @@ fn credential(auth: &UpstreamAuth) -> Result<UpstreamCredential, String> {
                 Ok(UpstreamCredential::Header { name, value })
             }
         },
+        // Azure's api-key header is the one token-free variant the proxy can use today.
+        UpstreamAuth::Azure {
+            api_key: Some(api_key),
+            ..
+        } => {
+            let mut value = HeaderValue::from_str(api_key)
+                .map_err(|_| "auth.api_key is not a valid header value".to_string())?;
+            value.set_sensitive(true);
+            Ok(UpstreamCredential::Header {
+                name: HeaderName::from_static("api-key"),
+                value,
+            })
+        }
+        UpstreamAuth::Azure { .. }
+        | UpstreamAuth::Aws { .. }
+        | UpstreamAuth::Oauth2 { .. }
+        | UpstreamAuth::GcpServiceAccount { .. } => {
+            Err("this upstream auth type is not supported by the proxy yet".to_string())
+        }
     }
 }

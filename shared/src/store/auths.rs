@@ -34,19 +34,12 @@ fn decode(row: &AnyRow) -> StoreResult<Auth> {
     })
 }
 
-fn kind(spec: &AuthSpec) -> &'static str {
-    match spec.kind {
-        AuthKind::ApiKey => "api_key",
-    }
-}
-
 impl Store {
     pub async fn create_auth(&self, gateway_id: Uuid, spec: &AuthSpec) -> StoreResult<NewAuth> {
         let now = now_rfc3339();
         let id = Uuid::now_v7();
-        let key = match spec.kind {
-            AuthKind::ApiKey => apikey::mint(),
-        };
+        // Only API-key auths have a key; the others verify tokens or certificates.
+        let key = (spec.kind == AuthKind::ApiKey).then(apikey::mint);
         let mut tx = self.pool.begin().await?;
         bump_version(&mut tx, gateway_id, &now).await?;
         sqlx::query(
@@ -56,10 +49,10 @@ impl Store {
         .bind(id.to_string())
         .bind(gateway_id.to_string())
         .bind(&spec.name)
-        .bind(kind(spec))
-        .bind(&key.digest_hex)
-        .bind(&key.prefix)
-        .bind(&key.suffix)
+        .bind(spec.kind.as_str())
+        .bind(key.as_ref().map(|k| k.digest_hex.clone()))
+        .bind(key.as_ref().map(|k| k.prefix.clone()))
+        .bind(key.as_ref().map(|k| k.suffix.clone()))
         .bind(rows::json(spec))
         .bind(&now)
         .execute(&mut *tx)
@@ -68,7 +61,7 @@ impl Store {
         tx.commit().await?;
         Ok(NewAuth {
             auth: self.auth(gateway_id, id).await?,
-            api_key: Some(key.plaintext),
+            api_key: key.map(|k| k.plaintext),
         })
     }
 
