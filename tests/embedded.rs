@@ -1122,6 +1122,91 @@ async fn catalogs_and_policy_settings() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_connection_tests_name_the_failing_stage() {
+    let s = embedded().await;
+    let a = &s.admin;
+    let upstream = mock("m").await;
+    let f = setup(a, "probe", &upstream.base_url()).await;
+    let url = format!("/v1/gateways/{}/registries/test-connection", f.gateway_id);
+
+    let saved = a
+        .ok(
+            "POST",
+            &url,
+            Some(json!({"registry_id": f.registry_id})),
+            200,
+        )
+        .await;
+    assert_eq!(
+        (
+            saved["ok"].as_bool(),
+            saved["stage"].as_str(),
+            saved["status_code"].as_u64()
+        ),
+        (Some(true), Some("provider"), Some(200))
+    );
+    assert_eq!(saved["provider"], "openai_compatible");
+    assert!(saved["latency_ms"].as_u64().is_some());
+    let seen = upstream.recorded();
+    let probe = seen.last().expect("probe reached the mock");
+    assert_eq!(
+        (probe.method.as_str(), probe.path_and_query.as_str()),
+        ("GET", "/v1/models")
+    );
+
+    let unsaved = |key: &str, base: String| {
+        json!({"provider": "openai_compatible",
+        "provider_options": {"base_url": base}, "auth": {"type": "api_key", "api_key": key}})
+    };
+    let wrong = a
+        .ok(
+            "POST",
+            &url,
+            Some(unsaved("sk-wrong", upstream.base_url())),
+            200,
+        )
+        .await;
+    assert_eq!(
+        (
+            wrong["ok"].as_bool(),
+            wrong["stage"].as_str(),
+            wrong["status_code"].as_u64()
+        ),
+        (Some(false), Some("authentication"), Some(401))
+    );
+    let down = a
+        .ok(
+            "POST",
+            &url,
+            Some(unsaved(UPSTREAM_KEY, format!("http://{}/v1", free_addr()))),
+            200,
+        )
+        .await;
+    assert_eq!(
+        (down["ok"].as_bool(), down["stage"].as_str()),
+        (Some(false), Some("connectivity"))
+    );
+    let other = a
+        .ok("POST", &url, Some(json!({"provider": "bedrock", "provider_options": {"base_url": "https://bedrock.example"},
+            "auth": {"type": "aws", "region": "us-east-1"}})), 200)
+        .await;
+    assert_eq!(other["stage"], "unsupported");
+    let (status, _) = a
+        .send("POST", &url, Some(json!({"provider": "openai_compatible"})))
+        .await;
+    assert_eq!(status, 422);
+    let (status, _) = a
+        .send(
+            "POST",
+            &url,
+            Some(json!({"registry_id": uuid::Uuid::new_v4()})),
+        )
+        .await;
+    assert_eq!(status, 404);
+    s.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_plane_reports_health() {
     let s = embedded().await;
     let http = client();

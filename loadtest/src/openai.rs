@@ -135,6 +135,15 @@ pub fn usage_chunk(req: &ChatRequest, id: &str, completion_tokens: u32) -> Bytes
     )
 }
 
+/// `GET /v1/models`: the models the mock answers for.
+pub fn model_list() -> Bytes {
+    let data: Vec<Value> = ["gpt-4o-mini", "gpt-4o", "mock-model"]
+        .iter()
+        .map(|id| json!({"id": id, "object": "model", "created": CREATED, "owned_by": "mock"}))
+        .collect();
+    Bytes::from(json!({"object": "list", "data": data}).to_string())
+}
+
 pub const DONE: &[u8] = b"data: [DONE]\n\n";
 
 /// OpenAI's error body.

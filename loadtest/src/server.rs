@@ -194,6 +194,29 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         ));
     }
     let path = parts.uri.path();
+    let authorized = config.api_key.as_ref().is_none_or(|key| {
+        parts
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            == Some(format!("Bearer {key}").as_str())
+    });
+    if parts.method == http::Method::GET && (path == "/v1/models" || path == "/models") {
+        if !authorized {
+            return Ok(full(
+                StatusCode::UNAUTHORIZED,
+                &config.name,
+                json,
+                openai::error(401, "Incorrect API key provided"),
+            ));
+        }
+        return Ok(full(
+            StatusCode::OK,
+            &config.name,
+            json,
+            openai::model_list(),
+        ));
+    }
     if parts.method != http::Method::POST
         || !(path == "/v1/chat/completions" || path == "/chat/completions")
     {

@@ -8,6 +8,7 @@ mod health;
 mod policies;
 mod registries;
 mod roles;
+mod test_connection;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -30,6 +31,7 @@ pub fn router() -> Router<AdminState> {
         .merge(policies::routes())
         .merge(roles::routes())
         .merge(catalogs::routes())
+        .merge(test_connection::routes())
         .fallback(|| async { ApiError::not_found("route") })
 }
 

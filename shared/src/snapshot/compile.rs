@@ -272,6 +272,34 @@ mod tests {
     }
 
     #[test]
+    fn api_keys_go_in_the_header_each_provider_expects() {
+        for (provider, header, value) in [
+            ("anthropic", "x-api-key", "sk-up"),
+            ("azure", "api-key", "sk-up"),
+            ("openai_compatible", "authorization", "Bearer sk-up"),
+        ] {
+            let mut d = doc();
+            d.registries[0].spec.provider =
+                serde_json::from_value(json!(provider)).expect("provider");
+            let gw = CompiledGateway::compile(&d, None).expect("compiles");
+            let target = gw.consumer("app").expect("c").upstreams[0]
+                .target
+                .clone()
+                .expect("target");
+            let Some(crate::snapshot::UpstreamCredential::Header { name, value: v }) =
+                &target.credential
+            else {
+                panic!("header credential")
+            };
+            assert_eq!(
+                (name.as_str(), v.to_str().expect("ascii")),
+                (header, value),
+                "{provider}"
+            );
+        }
+    }
+
+    #[test]
     fn a_broken_registry_becomes_an_error_target() {
         let mut d = doc();
         d.registries[0].spec.provider_options =

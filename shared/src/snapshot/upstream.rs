@@ -83,7 +83,7 @@ impl UpstreamTarget {
             }
             (Some(auth), None) => Some(auth.clone()),
         };
-        let credential = auth.as_ref().map(credential).transpose()?;
+        let credential = auth.as_ref().map(|a| credential(a, provider)).transpose()?;
         Ok(Self {
             registry_id: registry.id,
             registry_name: spec.name.clone(),
@@ -99,7 +99,17 @@ impl UpstreamTarget {
     }
 }
 
-fn credential(auth: &UpstreamAuth) -> Result<UpstreamCredential, String> {
+/// The header a provider expects an API key in when the registry names none.
+fn default_key_header(provider: Provider) -> Option<HeaderName> {
+    match provider {
+        Provider::Anthropic => Some(HeaderName::from_static("x-api-key")),
+        Provider::Azure => Some(HeaderName::from_static("api-key")),
+        Provider::Google => Some(HeaderName::from_static("x-goog-api-key")),
+        _ => None,
+    }
+}
+
+fn credential(auth: &UpstreamAuth, provider: Provider) -> Result<UpstreamCredential, String> {
     match auth {
         UpstreamAuth::ApiKey {
             api_key,
@@ -112,15 +122,16 @@ fn credential(auth: &UpstreamAuth) -> Result<UpstreamCredential, String> {
                 value: api_key.clone(),
             }),
             ApiKeyLocation::Header => {
+                let bearer = (
+                    HeaderName::from_static("authorization"),
+                    format!("Bearer {api_key}"),
+                );
                 let (name, value) = match header_name.as_deref() {
-                    None => (
-                        HeaderName::from_static("authorization"),
-                        format!("Bearer {api_key}"),
-                    ),
-                    Some(h) if h.eq_ignore_ascii_case("authorization") => (
-                        HeaderName::from_static("authorization"),
-                        format!("Bearer {api_key}"),
-                    ),
+                    None => match default_key_header(provider) {
+                        Some(name) => (name, api_key.clone()),
+                        None => bearer,
+                    },
+                    Some(h) if h.eq_ignore_ascii_case("authorization") => bearer,
                     Some(h) => (
                         HeaderName::from_bytes(h.as_bytes())
                             .map_err(|_| "auth.header_name is not a header name".to_string())?,
