@@ -987,6 +987,80 @@ async fn admin_requires_its_token() {
     s.running.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scoped_admin_tokens_reach_only_their_gateway_and_resources() {
+    let s = embedded().await;
+    let a = &s.admin;
+    let mine = setup(a, "mine", "http://127.0.0.1:9/v1").await;
+    let theirs = setup(a, "theirs", "http://127.0.0.1:9/v1").await;
+    let (status, body) = a
+        .send("POST", "/v1/admin-tokens", Some(json!({"name": "ci", "gateway_id": mine.gateway_id, "scopes": ["registries:admin"]})))
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["details"][0]["field"].as_str()),
+        (422, Some("scopes[0]"))
+    );
+    let created = a
+        .ok(
+            "POST",
+            "/v1/admin-tokens",
+            Some(json!({"name": "ci", "gateway_id": mine.gateway_id,
+            "scopes": ["registries:read", "consumers:write"]})),
+            201,
+        )
+        .await;
+    let token = created["token"].as_str().expect("token").to_string();
+    assert!(token.starts_with("sls_"));
+    let listed = a.ok("GET", "/v1/admin-tokens", None, 200).await;
+    assert!(
+        !listed.to_string().contains(&token),
+        "the token is shown once"
+    );
+
+    let scoped = |method: &str, path: String| {
+        let http = client();
+        let url = format!("{}{path}", a.base);
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let token = token.clone();
+        async move {
+            http.request(method, url)
+                .bearer_auth(token)
+                .json(&json!({"name": "x"}))
+                .send()
+                .await
+                .expect("request")
+                .status()
+                .as_u16()
+        }
+    };
+    let g = format!("/v1/gateways/{}", mine.gateway_id);
+    assert_eq!(scoped("GET", format!("{g}/registries")).await, 200);
+    assert_eq!(scoped("POST", format!("{g}/registries")).await, 403);
+    assert_eq!(scoped("POST", format!("{g}/consumers")).await, 201);
+    assert_eq!(scoped("GET", format!("{g}/auths")).await, 403);
+    assert_eq!(
+        scoped(
+            "GET",
+            format!("/v1/gateways/{}/registries", theirs.gateway_id)
+        )
+        .await,
+        403
+    );
+    assert_eq!(scoped("GET", "/v1/gateways".into()).await, 403);
+    assert_eq!(scoped("GET", "/v1/admin-tokens".into()).await, 403);
+    assert_eq!(scoped("GET", "/v1/policies-catalog".into()).await, 200);
+
+    a.ok(
+        "DELETE",
+        &format!("/v1/admin-tokens/{}", created["id"].as_str().expect("id")),
+        None,
+        204,
+    )
+    .await;
+    assert_eq!(scoped("GET", format!("{g}/registries")).await, 401);
+    s.running.shutdown().await;
+}
+
 /// The upstream key is in no response, not in the store file, not in the config
 /// document on the bus; the proxy still uses it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,6 +17,7 @@ use subtle::ConstantTimeEq;
 
 use crate::AdminState;
 use crate::error::ApiError;
+use crate::scope;
 
 /// Paths that answer without a token: liveness and readiness probes.
 const OPEN_PATHS: [&str; 2] = ["/healthz", "/readyz"];
@@ -64,10 +65,36 @@ pub async fn require_token(
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim().as_bytes());
-    let ok = presented.is_some_and(|token| bool::from(token.ct_eq(state.token.as_bytes())));
-    if ok {
+    let Some(presented) = presented else {
+        return unauthorized();
+    };
+    if bool::from(presented.ct_eq(state.token.as_bytes())) {
         return next.run(request).await;
     }
+    // A scoped token: found by its digest, then checked against what the request needs.
+    let Ok(text) = std::str::from_utf8(presented) else {
+        return unauthorized();
+    };
+    match state.store.admin_token_by_secret(text).await {
+        Ok(Some(token)) => {
+            let need = scope::need(request.method(), request.uri().path());
+            if scope::allows(&token, &need) {
+                next.run(request).await
+            } else {
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "this token's scopes do not cover this request",
+                )
+                .into_response()
+            }
+        }
+        Ok(None) => unauthorized(),
+        Err(error) => ApiError::from(error).into_response(),
+    }
+}
+
+fn unauthorized() -> Response {
     let mut response = ApiError::new(
         StatusCode::UNAUTHORIZED,
         "unauthorized",

@@ -9,6 +9,7 @@ mod error;
 mod extract;
 mod publish;
 mod routes;
+mod scope;
 
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
 //! The admin API's routes, one module per resource.
 
+mod admin_tokens;
 mod auths;
 mod catalogs;
 mod consumers;
@@ -31,6 +32,7 @@ pub fn router() -> Router<AdminState> {
         .merge(policies::routes())
         .merge(roles::routes())
         .merge(catalogs::routes())
+        .merge(admin_tokens::routes())
         .merge(test_connection::routes())
         .fallback(|| async { ApiError::not_found("route") })
 }

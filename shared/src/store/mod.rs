@@ -7,6 +7,7 @@
 //! change to an object bumps its gateway's `version` in the same transaction, which is
 //! how the proxy knows a gateway's compiled config is stale.
 
+mod admin_tokens;
 mod auths;
 mod consumers;
 mod documents;
@@ -25,6 +26,7 @@ use sqlx::{AnyPool, Executor};
 use thiserror::Error;
 use uuid::Uuid;
 
+pub use admin_tokens::AdminToken;
 pub use auths::NewAuth;
 pub use consumers::ConsumerFilter;
 
