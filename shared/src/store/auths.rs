@@ -11,6 +11,7 @@ use crate::apikey;
 use crate::model::{Auth, AuthKind, AuthSpec};
 use crate::time::now_rfc3339;
 
+const NAME_TAKEN: &str = "an auth with this name in this gateway";
 const COLUMNS: &str =
     "id, gateway_id, key_hash, key_prefix, key_suffix, spec, created_at, updated_at";
 
@@ -57,7 +58,7 @@ impl Store {
         .bind(&now)
         .execute(&mut *tx)
         .await
-        .map_err(|e| StoreError::conflict_or(e, "an auth with this name in this gateway"))?;
+        .map_err(|e| StoreError::conflict_or(e, NAME_TAKEN))?;
         tx.commit().await?;
         Ok(NewAuth {
             auth: self.auth(gateway_id, id).await?,
@@ -82,87 +83,49 @@ impl Store {
         gateway_id: Uuid,
         page: PageRequest,
     ) -> StoreResult<Paged<Auth>> {
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM auths WHERE gateway_id = $1 ORDER BY created_at, id LIMIT $2 OFFSET $3"
-        )))
-        .bind(gateway_id.to_string())
-        .bind(i64::from(page.size))
-        .bind(page.offset())
-        .fetch_all(&self.pool)
-        .await?;
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM auths WHERE gateway_id = $1")
-            .bind(gateway_id.to_string())
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(Paged {
-            items: rows.iter().map(decode).collect::<StoreResult<_>>()?,
-            page: page.page,
-            size: page.size,
-            total,
-        })
+        self.page_in_gateway("auths", COLUMNS, gateway_id, page, decode)
+            .await
     }
 
     /// Every auth of a gateway, for its config document.
     pub async fn gateway_auths(&self, gateway_id: Uuid) -> StoreResult<Vec<Auth>> {
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM auths WHERE gateway_id = $1 ORDER BY created_at, id"
-        )))
-        .bind(gateway_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(decode).collect()
+        self.all_in_gateway("auths", COLUMNS, gateway_id, decode)
+            .await
     }
 
-    /// Change an auth's name or enabled flag. Its type and key stay.
+    /// Change an auth's name, enabled flag or verification config. Its type and key stay.
     pub async fn update_auth(
         &self,
         gateway_id: Uuid,
         id: Uuid,
         spec: &AuthSpec,
     ) -> StoreResult<Auth> {
-        let now = now_rfc3339();
-        let mut tx = self.pool.begin().await?;
-        bump_version(&mut tx, gateway_id, &now).await?;
-        let done = sqlx::query(
-            "UPDATE auths SET name = $1, spec = $2, updated_at = $3 WHERE id = $4 AND gateway_id = $5",
-        )
-        .bind(&spec.name)
-        .bind(rows::json(spec))
-        .bind(&now)
-        .bind(id.to_string())
-        .bind(gateway_id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| StoreError::conflict_or(e, "an auth with this name in this gateway"))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("auth"));
-        }
-        tx.commit().await?;
+        let statement = sqlx::query("UPDATE auths SET name = $1, spec = $2, updated_at = $3 WHERE id = $4 AND gateway_id = $5")
+            .bind(spec.name.clone())
+            .bind(rows::json(spec))
+            .bind(now_rfc3339())
+            .bind(id.to_string())
+            .bind(gateway_id.to_string());
+        self.write_in_gateway(gateway_id, "auth", NAME_TAKEN, statement)
+            .await?;
         self.auth(gateway_id, id).await
     }
 
     /// Replace an API key auth's key; the old key stops working with the next snapshot.
     pub async fn rotate_auth(&self, gateway_id: Uuid, id: Uuid) -> StoreResult<NewAuth> {
-        let now = now_rfc3339();
         let key = apikey::mint();
-        let mut tx = self.pool.begin().await?;
-        bump_version(&mut tx, gateway_id, &now).await?;
-        let done = sqlx::query(
+        let statement = sqlx::query(
             "UPDATE auths SET key_hash = $1, key_prefix = $2, key_suffix = $3, updated_at = $4 \
              WHERE id = $5 AND gateway_id = $6 AND kind = 'api_key'",
         )
-        .bind(&key.digest_hex)
-        .bind(&key.prefix)
-        .bind(&key.suffix)
-        .bind(&now)
+        .bind(key.digest_hex.clone())
+        .bind(key.prefix.clone())
+        .bind(key.suffix.clone())
+        .bind(now_rfc3339())
         .bind(id.to_string())
-        .bind(gateway_id.to_string())
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("auth"));
-        }
-        tx.commit().await?;
+        .bind(gateway_id.to_string());
+        self.write_in_gateway(gateway_id, "API key auth", NAME_TAKEN, statement)
+            .await?;
         Ok(NewAuth {
             auth: self.auth(gateway_id, id).await?,
             api_key: Some(key.plaintext),

@@ -246,27 +246,24 @@ impl Store {
         id: Uuid,
         spec: &ConsumerSpec,
     ) -> StoreResult<Consumer> {
-        let now = now_rfc3339();
-        let mut tx = self.pool.begin().await?;
-        bump_version(&mut tx, gateway_id, &now).await?;
-        let done = sqlx::query(
+        let statement = sqlx::query(
             "UPDATE consumers SET name = $1, kind = $2, spec = $3, updated_at = $4, active = $7 \
              WHERE id = $5 AND gateway_id = $6",
         )
-        .bind(&spec.name)
+        .bind(spec.name.clone())
         .bind(kind(spec))
         .bind(rows::json(spec))
-        .bind(&now)
+        .bind(now_rfc3339())
         .bind(id.to_string())
         .bind(gateway_id.to_string())
-        .bind(i64::from(spec.active))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| StoreError::conflict_or(e, "a consumer with this name in this gateway"))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("consumer"));
-        }
-        tx.commit().await?;
+        .bind(i64::from(spec.active));
+        self.write_in_gateway(
+            gateway_id,
+            "consumer",
+            "a consumer with this name in this gateway",
+            statement,
+        )
+        .await?;
         self.consumer(gateway_id, id).await
     }
 

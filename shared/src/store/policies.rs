@@ -63,35 +63,14 @@ impl Store {
         gateway_id: Uuid,
         page: PageRequest,
     ) -> StoreResult<Paged<Policy>> {
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM policies WHERE gateway_id = $1 ORDER BY created_at, id LIMIT $2 OFFSET $3"
-        )))
-        .bind(gateway_id.to_string())
-        .bind(i64::from(page.size))
-        .bind(page.offset())
-        .fetch_all(&self.pool)
-        .await?;
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM policies WHERE gateway_id = $1")
-            .bind(gateway_id.to_string())
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(Paged {
-            items: rows.iter().map(decode).collect::<StoreResult<_>>()?,
-            page: page.page,
-            size: page.size,
-            total,
-        })
+        self.page_in_gateway("policies", COLUMNS, gateway_id, page, decode)
+            .await
     }
 
     /// Every policy of a gateway, for its config document.
     pub async fn gateway_policies(&self, gateway_id: Uuid) -> StoreResult<Vec<Policy>> {
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM policies WHERE gateway_id = $1 ORDER BY created_at, id"
-        )))
-        .bind(gateway_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(decode).collect()
+        self.all_in_gateway("policies", COLUMNS, gateway_id, decode)
+            .await
     }
 
     pub async fn update_policy(
@@ -100,14 +79,18 @@ impl Store {
         id: Uuid,
         spec: &PolicySpec,
     ) -> StoreResult<Policy> {
-        self.write_policy(
-            gateway_id,
-            id,
+        let statement = sqlx::query(
             "UPDATE policies SET name = $1, kind = $2, spec = $3, updated_at = $4 WHERE id = $5 AND gateway_id = $6",
-            Some(spec),
-            None,
         )
-        .await
+        .bind(spec.name.clone())
+        .bind(spec.slug.clone())
+        .bind(rows::json(spec))
+        .bind(now_rfc3339())
+        .bind(id.to_string())
+        .bind(gateway_id.to_string());
+        self.write_in_gateway(gateway_id, "policy", NAME_TAKEN, statement)
+            .await?;
+        self.policy(gateway_id, id).await
     }
 
     /// Make a policy apply to every consumer of its gateway, or stop that.
@@ -117,48 +100,13 @@ impl Store {
         id: Uuid,
         global: bool,
     ) -> StoreResult<Policy> {
-        self.write_policy(
-            gateway_id,
-            id,
-            "UPDATE policies SET global_scope = $1, updated_at = $2 WHERE id = $3 AND gateway_id = $4",
-            None,
-            Some(global),
-        )
-        .await
-    }
-
-    async fn write_policy(
-        &self,
-        gateway_id: Uuid,
-        id: Uuid,
-        sql: &'static str,
-        spec: Option<&PolicySpec>,
-        global: Option<bool>,
-    ) -> StoreResult<Policy> {
-        let now = now_rfc3339();
-        let mut tx = self.pool.begin().await?;
-        bump_version(&mut tx, gateway_id, &now).await?;
-        let mut query = sqlx::query(sql);
-        if let Some(spec) = spec {
-            query = query
-                .bind(spec.name.clone())
-                .bind(spec.slug.clone())
-                .bind(rows::json(spec));
-        }
-        if let Some(global) = global {
-            query = query.bind(i64::from(global));
-        }
-        let done = query
-            .bind(now)
+        let statement = sqlx::query("UPDATE policies SET global_scope = $1, updated_at = $2 WHERE id = $3 AND gateway_id = $4")
+            .bind(i64::from(global))
+            .bind(now_rfc3339())
             .bind(id.to_string())
-            .bind(gateway_id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| StoreError::conflict_or(e, NAME_TAKEN))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("policy"));
-        }
-        tx.commit().await?;
+            .bind(gateway_id.to_string());
+        self.write_in_gateway(gateway_id, "policy", NAME_TAKEN, statement)
+            .await?;
         self.policy(gateway_id, id).await
     }
 

@@ -104,13 +104,8 @@ impl Store {
 
     /// Every registry of a gateway, for its config document.
     pub async fn gateway_registries(&self, gateway_id: Uuid) -> StoreResult<Vec<Registry>> {
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM registries WHERE gateway_id = $1 ORDER BY created_at, id"
-        )))
-        .bind(gateway_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(decode).collect()
+        self.all_in_gateway("registries", COLUMNS, gateway_id, decode)
+            .await
     }
 
     pub async fn update_registry(
@@ -119,26 +114,17 @@ impl Store {
         id: Uuid,
         spec: &RegistrySpec,
     ) -> StoreResult<Registry> {
-        let now = now_rfc3339();
-        let mut tx = self.pool.begin().await?;
-        bump_version(&mut tx, gateway_id, &now).await?;
-        let done = sqlx::query(
-            "UPDATE registries SET name = $1, kind = $2, spec = $3, updated_at = $4 \
-             WHERE id = $5 AND gateway_id = $6",
+        let statement = sqlx::query(
+            "UPDATE registries SET name = $1, kind = $2, spec = $3, updated_at = $4 WHERE id = $5 AND gateway_id = $6",
         )
-        .bind(&spec.name)
+        .bind(spec.name.clone())
         .bind(kind(spec))
         .bind(rows::json(spec))
-        .bind(&now)
+        .bind(now_rfc3339())
         .bind(id.to_string())
-        .bind(gateway_id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| StoreError::conflict_or(e, NAME_TAKEN))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("registry"));
-        }
-        tx.commit().await?;
+        .bind(gateway_id.to_string());
+        self.write_in_gateway(gateway_id, "registry", NAME_TAKEN, statement)
+            .await?;
         self.registry(gateway_id, id).await
     }
 

@@ -120,22 +120,14 @@ impl Store {
         id: Uuid,
         spec: &RoleSpec,
     ) -> StoreResult<Role> {
-        let now = now_rfc3339();
-        let mut tx = self.pool.begin().await?;
-        bump_version(&mut tx, gateway_id, &now).await?;
-        let done = sqlx::query("UPDATE roles SET name = $1, spec = $2, updated_at = $3 WHERE id = $4 AND gateway_id = $5")
-            .bind(&spec.name)
+        let statement = sqlx::query("UPDATE roles SET name = $1, spec = $2, updated_at = $3 WHERE id = $4 AND gateway_id = $5")
+            .bind(spec.name.clone())
             .bind(rows::json(spec))
-            .bind(&now)
+            .bind(now_rfc3339())
             .bind(id.to_string())
-            .bind(gateway_id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| StoreError::conflict_or(e, NAME_TAKEN))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("role"));
-        }
-        tx.commit().await?;
+            .bind(gateway_id.to_string());
+        self.write_in_gateway(gateway_id, "role", NAME_TAKEN, statement)
+            .await?;
         self.role(gateway_id, id).await
     }
 
