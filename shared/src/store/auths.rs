@@ -1,7 +1,6 @@
 //! Auths in the store. An API key's plaintext never reaches this module's tables: only
 //! its digest, prefix and suffix do.
 
-use sqlx::AssertSqlSafe;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
@@ -67,15 +66,8 @@ impl Store {
     }
 
     pub async fn auth(&self, gateway_id: Uuid, id: Uuid) -> StoreResult<Auth> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM auths WHERE id = $1 AND gateway_id = $2"
-        )))
-        .bind(id.to_string())
-        .bind(gateway_id.to_string())
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(StoreError::NotFound("auth"))?;
-        decode(&row)
+        self.one_in_gateway("auths", COLUMNS, "auth", gateway_id, id, decode)
+            .await
     }
 
     pub async fn list_auths(

@@ -53,6 +53,27 @@ impl Store {
             .await
     }
 
+    /// Object `id` of `gateway_id` in `table`.
+    pub(super) async fn one_in_gateway<T>(
+        &self,
+        table: &'static str,
+        columns: &'static str,
+        what: &'static str,
+        gateway_id: Uuid,
+        id: Uuid,
+        decode: impl Fn(&AnyRow) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {columns} FROM {table} WHERE id = $1 AND gateway_id = $2"
+        )))
+        .bind(id.to_string())
+        .bind(gateway_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound(what))?;
+        decode(&row)
+    }
+
     /// One page of the objects of `gateway_id` in `table`, oldest first, and their total.
     pub(super) async fn page_in_gateway<T>(
         &self,

@@ -1,10 +1,10 @@
 //! Policies in the store.
 
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
-use super::{PageRequest, Paged, Store, StoreError, StoreResult, bump_version, rows};
+use super::{PageRequest, Paged, Store, StoreError, StoreResult, rows};
 use crate::model::{Policy, PolicySpec};
 use crate::time::now_rfc3339;
 
@@ -25,37 +25,25 @@ fn decode(row: &AnyRow) -> StoreResult<Policy> {
 
 impl Store {
     pub async fn create_policy(&self, gateway_id: Uuid, spec: &PolicySpec) -> StoreResult<Policy> {
-        let now = now_rfc3339();
         let id = Uuid::now_v7();
-        let mut tx = self.pool.begin().await?;
-        bump_version(&mut tx, gateway_id, &now).await?;
-        sqlx::query(
+        let statement = sqlx::query(
             "INSERT INTO policies (id, gateway_id, name, kind, spec, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $6)",
         )
         .bind(id.to_string())
         .bind(gateway_id.to_string())
-        .bind(&spec.name)
-        .bind(&spec.slug)
+        .bind(spec.name.clone())
+        .bind(spec.slug.clone())
         .bind(rows::json(spec))
-        .bind(&now)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| StoreError::conflict_or(e, NAME_TAKEN))?;
-        tx.commit().await?;
+        .bind(now_rfc3339());
+        self.write_in_gateway(gateway_id, "gateway", NAME_TAKEN, statement)
+            .await?;
         self.policy(gateway_id, id).await
     }
 
     pub async fn policy(&self, gateway_id: Uuid, id: Uuid) -> StoreResult<Policy> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM policies WHERE id = $1 AND gateway_id = $2"
-        )))
-        .bind(id.to_string())
-        .bind(gateway_id.to_string())
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(StoreError::NotFound("policy"))?;
-        decode(&row)
+        self.one_in_gateway("policies", COLUMNS, "policy", gateway_id, id, decode)
+            .await
     }
 
     pub async fn list_policies(

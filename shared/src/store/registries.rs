@@ -35,37 +35,25 @@ impl Store {
         gateway_id: Uuid,
         spec: &RegistrySpec,
     ) -> StoreResult<Registry> {
-        let now = now_rfc3339();
         let id = Uuid::now_v7();
-        let mut tx = self.pool.begin().await?;
-        bump_version(&mut tx, gateway_id, &now).await?;
-        sqlx::query(
+        let statement = sqlx::query(
             "INSERT INTO registries (id, gateway_id, name, kind, spec, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $6)",
         )
         .bind(id.to_string())
         .bind(gateway_id.to_string())
-        .bind(&spec.name)
+        .bind(spec.name.clone())
         .bind(kind(spec))
         .bind(rows::json(spec))
-        .bind(&now)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| StoreError::conflict_or(e, NAME_TAKEN))?;
-        tx.commit().await?;
+        .bind(now_rfc3339());
+        self.write_in_gateway(gateway_id, "gateway", NAME_TAKEN, statement)
+            .await?;
         self.registry(gateway_id, id).await
     }
 
     pub async fn registry(&self, gateway_id: Uuid, id: Uuid) -> StoreResult<Registry> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM registries WHERE id = $1 AND gateway_id = $2"
-        )))
-        .bind(id.to_string())
-        .bind(gateway_id.to_string())
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(StoreError::NotFound("registry"))?;
-        decode(&row)
+        self.one_in_gateway("registries", COLUMNS, "registry", gateway_id, id, decode)
+            .await
     }
 
     pub async fn list_registries(

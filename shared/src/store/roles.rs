@@ -67,20 +67,16 @@ impl Store {
     }
 
     pub async fn create_role(&self, gateway_id: Uuid, spec: &RoleSpec) -> StoreResult<Role> {
-        let now = now_rfc3339();
         let id = Uuid::now_v7();
-        let mut tx = self.pool.begin().await?;
-        bump_version(&mut tx, gateway_id, &now).await?;
-        sqlx::query("INSERT INTO roles (id, gateway_id, name, spec, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)")
-            .bind(id.to_string())
-            .bind(gateway_id.to_string())
-            .bind(&spec.name)
-            .bind(rows::json(spec))
-            .bind(&now)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| StoreError::conflict_or(e, NAME_TAKEN))?;
-        tx.commit().await?;
+        let statement =
+            sqlx::query("INSERT INTO roles (id, gateway_id, name, spec, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)")
+                .bind(id.to_string())
+                .bind(gateway_id.to_string())
+                .bind(spec.name.clone())
+                .bind(rows::json(spec))
+                .bind(now_rfc3339());
+        self.write_in_gateway(gateway_id, "gateway", NAME_TAKEN, statement)
+            .await?;
         self.role(gateway_id, id).await
     }
 
