@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
+use sluice::{Plane, Running, launch};
 use sluice_loadtest::{MockConfig, MockProvider};
+use sluice_shared::settings::Settings;
 
 /// The admin token of these tests.
 pub const ADMIN_TOKEN: &str = "test-admin-token";
@@ -276,6 +278,36 @@ pub fn sse_data(body: &str) -> Vec<String> {
                 .map(str::to_string)
         })
         .collect()
+}
+
+/// `sluice all` started in this test process.
+pub struct Embedded {
+    pub running: Running,
+    pub admin: Admin,
+    pub proxy: Proxy,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn embedded() -> Embedded {
+    embedded_on(None).await
+}
+
+/// `sluice all` on the embedded SQLite store, or on `database_url`.
+pub async fn embedded_on(database_url: Option<String>) -> Embedded {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = Settings::ephemeral(dir.path().to_path_buf());
+    settings.database_url = database_url;
+    settings.max_body_bytes = 64 * 1024;
+    settings.admin_token = Some(ADMIN_TOKEN.into());
+    let running = launch(&settings, &[Plane::Admin, Plane::Proxy, Plane::Mcp])
+        .await
+        .expect("sluice starts");
+    Embedded {
+        admin: Admin::new(running.admin_addr.expect("admin")),
+        proxy: Proxy::new(running.proxy_addr.expect("proxy")),
+        running,
+        _dir: dir,
+    }
 }
 
 /// A child process stopped with SIGINT when dropped.
