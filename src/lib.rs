@@ -102,6 +102,21 @@ pub async fn launch(settings: &Settings, planes: &[Plane]) -> anyhow::Result<Run
             .context("binding the admin address")?;
         running.admin_addr = Some(listener.local_addr()?);
         info!(addr = ?running.admin_addr, gateways = published, store = ?store.backend(), "admin listening");
+        if let Some(url) = settings.models_catalog_url.clone() {
+            // The first sync happens before admin serves, so the catalog is current at once.
+            match sluice_admin::sync_models_catalog(&url).await {
+                Ok(models) => info!(models, "models catalog synced"),
+                Err(error) => {
+                    tracing::warn!(%error, "models catalog sync failed; serving the shipped catalog")
+                }
+            }
+            let every = Duration::from_secs(settings.models_catalog_sync_secs);
+            tasks.push(tokio::spawn(sluice_admin::models_sync_loop(
+                url,
+                every,
+                stopped.clone(),
+            )));
+        }
         let every = settings.republish_interval();
         let rx = stopped.clone();
         tasks.push(tokio::spawn(async move {

@@ -176,3 +176,28 @@ async fn registry_connection_tests_name_the_failing_stage() {
     assert_eq!(status, 404);
     s.running.shutdown().await;
 }
+
+/// With `SLUICE_MODELS_CATALOG_URL`, the catalog comes from that URL at boot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_models_catalog_syncs_from_a_url() {
+    let catalog = json!({"models": [{"provider": "openai", "model": "gpt-next", "context_window": 1000000,
+        "max_output_tokens": 64000, "input_per_1m": 1.0, "output_per_1m": 4.0, "cached_input_per_1m": 0.1,
+        "capabilities": ["chat"]}]});
+    let addr = serve_json(catalog.to_string()).await;
+    let s = embedded_with(|settings| {
+        settings.models_catalog_url = Some(format!("http://{addr}/models.json"))
+    })
+    .await;
+    let models = s
+        .admin
+        .ok("GET", "/v1/models-catalog?provider=openai", None, 200)
+        .await;
+    let names: Vec<_> = models["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|m| m["model"].clone())
+        .collect();
+    assert_eq!(names, [json!("gpt-next")]);
+    s.running.shutdown().await;
+}

@@ -7,6 +7,7 @@
 mod auth;
 mod error;
 mod extract;
+mod models_sync;
 mod publish;
 mod routes;
 mod scope;
@@ -24,6 +25,7 @@ use tokio::sync::watch;
 
 pub use auth::load_or_create_token;
 pub use error::ApiError;
+pub use models_sync::{models_sync_loop, sync_models_catalog};
 pub use publish::{publish_all, republish_loop};
 
 /// What every handler needs.

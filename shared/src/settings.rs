@@ -52,6 +52,19 @@ pub struct Settings {
     #[arg(long, env = "SLUICE_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
 
+    /// URL of a models catalog (the shape of `shared/catalog/models.json`) that admin
+    /// fetches at boot and every `SLUICE_MODELS_CATALOG_SYNC_SECS`. Unset: the shipped one.
+    #[arg(long, env = "SLUICE_MODELS_CATALOG_URL")]
+    pub models_catalog_url: Option<String>,
+
+    /// Seconds between syncs of the models catalog.
+    #[arg(
+        long,
+        env = "SLUICE_MODELS_CATALOG_SYNC_SECS",
+        default_value_t = 86_400
+    )]
+    pub models_catalog_sync_secs: u64,
+
     /// Log filter in `tracing` syntax, e.g. `info` or `sluice_proxy=debug,info`.
     #[arg(long, env = "SLUICE_LOG", default_value = "info")]
     pub log: String,
@@ -117,6 +130,8 @@ impl Settings {
             gateway_base_domain: None,
             admin_token: None,
             secret_key: None,
+            models_catalog_url: None,
+            models_catalog_sync_secs: 86_400,
             log: "info".into(),
             log_format: LogFormat::Text,
             resync_secs: 10,

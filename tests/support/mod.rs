@@ -294,11 +294,16 @@ pub async fn embedded() -> Embedded {
 
 /// `sluice all` on the embedded SQLite store, or on `database_url`.
 pub async fn embedded_on(database_url: Option<String>) -> Embedded {
+    embedded_with(|s| s.database_url = database_url).await
+}
+
+/// `sluice all` with the test defaults, changed by `configure`.
+pub async fn embedded_with(configure: impl FnOnce(&mut Settings)) -> Embedded {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut settings = Settings::ephemeral(dir.path().to_path_buf());
-    settings.database_url = database_url;
     settings.max_body_bytes = 64 * 1024;
     settings.admin_token = Some(ADMIN_TOKEN.into());
+    configure(&mut settings);
     let running = launch(&settings, &[Plane::Admin, Plane::Proxy, Plane::Mcp])
         .await
         .expect("sluice starts");
@@ -308,6 +313,37 @@ pub async fn embedded_on(database_url: Option<String>) -> Embedded {
         running,
         _dir: dir,
     }
+}
+
+/// A tiny HTTP server that answers every request with `body` as JSON.
+pub async fn serve_json(body: String) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(body.as_bytes()).await;
+            });
+        }
+    });
+    addr
 }
 
 /// A child process stopped with SIGINT when dropped.

@@ -34,7 +34,8 @@ async fn models(query: ListQuery) -> Result<Json<Value>, ApiError> {
     {
         return Err(ApiError::invalid_query(format!("unknown provider {p}")));
     }
-    let items: Vec<_> = catalog::models()
+    let all = catalog::models();
+    let items: Vec<_> = all
         .iter()
         .filter(|m| provider.is_none_or(|p| m.provider == p))
         .collect();

@@ -1,10 +1,12 @@
 //! The models catalog: context window, output limit, prices per 1M tokens (input,
 //! output, cached input) and capabilities of the current models of every provider, from
-//! `shared/catalog/models.json`. Cost accounting and Anthropic's required `max_tokens`
-//! read it.
+//! `shared/catalog/models.json`, or from a URL when one is configured (providers change
+//! prices and ship models more often than sluice is released). Cost accounting and
+//! Anthropic's required `max_tokens` read it.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
+use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,15 +28,37 @@ struct File {
     models: Vec<ModelEntry>,
 }
 
-static MODELS: LazyLock<Vec<ModelEntry>> = LazyLock::new(|| {
-    serde_json::from_str::<File>(include_str!("../../catalog/models.json"))
+static MODELS: LazyLock<ArcSwap<Vec<ModelEntry>>> = LazyLock::new(|| {
+    let shipped = serde_json::from_str::<File>(include_str!("../../catalog/models.json"))
         .map(|f| f.models)
-        .unwrap_or_default()
+        .unwrap_or_default();
+    ArcSwap::from_pointee(shipped)
 });
 
-/// The shipped models catalog.
-pub fn models() -> &'static [ModelEntry] {
-    &MODELS
+/// The models catalog in force: the shipped one, or the last good synced one.
+pub fn models() -> Arc<Vec<ModelEntry>> {
+    MODELS.load_full()
+}
+
+/// Replace the catalog with a document of the shipped file's shape. A document that does
+/// not parse, lists no model, or has a negative price is refused and the catalog in
+/// force stays. Returns how many models are now listed.
+pub fn replace_models(json: &str) -> Result<usize, String> {
+    let file: File =
+        serde_json::from_str(json).map_err(|e| format!("not a models catalog: {e}"))?;
+    if file.models.is_empty() {
+        return Err("the catalog lists no model".into());
+    }
+    if let Some(bad) = file.models.iter().find(|m| {
+        m.input_per_1m < 0.0
+            || m.output_per_1m < 0.0
+            || m.cached_input_per_1m.is_some_and(|c| c < 0.0)
+    }) {
+        return Err(format!("{} has a negative price", bad.model));
+    }
+    let count = file.models.len();
+    MODELS.store(Arc::new(file.models));
+    Ok(count)
 }
 
 #[cfg(test)]
@@ -55,7 +79,7 @@ mod tests {
                 provider.as_str()
             );
         }
-        for m in models() {
+        for m in models().iter() {
             assert!(
                 m.input_per_1m >= 0.0 && m.output_per_1m >= 0.0,
                 "{}",
@@ -67,5 +91,15 @@ mod tests {
                 m.model
             );
         }
+    }
+
+    #[test]
+    fn a_bad_synced_catalog_is_refused() {
+        assert!(replace_models("nope").is_err());
+        assert!(replace_models(r#"{"models": []}"#).is_err());
+        let negative = r#"{"models": [{"provider": "openai", "model": "m", "context_window": 1,
+            "max_output_tokens": 1, "input_per_1m": -1, "output_per_1m": 1}]}"#;
+        assert!(replace_models(negative).is_err());
+        assert!(models().len() > 20, "the shipped catalog stays");
     }
 }
