@@ -428,6 +428,33 @@ async fn upstream_secrets_are_sealed_at_rest_and_on_the_bus() {
         )
         .await;
     assert!(!listed.to_string().contains(UPSTREAM_KEY));
+    // MCP targets: static header values and auth secrets are sealed and masked too.
+    let mcp = admin
+        .ok("POST", &format!("/v1/gateways/{}/registries", f.gateway_id), Some(json!({"name": "tools", "type": "MCP",
+            "mcp_target": {"url": "http://127.0.0.1:9/mcp", "headers": {"Authorization": "Bearer mcp-static-header-secret"},
+                           "auth": {"mode": "static", "value": "mcp-auth-value-secret"}}})), 201)
+        .await;
+    assert!(
+        !mcp.to_string().contains("mcp-static-header-secret")
+            && !mcp.to_string().contains("mcp-auth-value-secret")
+    );
+    let path = format!(
+        "/v1/gateways/{}/registries/{}",
+        f.gateway_id,
+        mcp["id"].as_str().expect("id")
+    );
+    let echoed = admin
+        .ok(
+            "PUT",
+            &path,
+            Some(json!({"mcp_target": mcp["mcp_target"].clone()})),
+            200,
+        )
+        .await;
+    assert_eq!(
+        echoed["mcp_target"], mcp["mcp_target"],
+        "a masked echo keeps the stored secrets"
+    );
     // The SQLite file and its WAL.
     for entry in std::fs::read_dir(dir.path()).expect("data dir") {
         let path = entry.expect("entry").path();

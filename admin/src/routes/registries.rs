@@ -27,20 +27,10 @@ pub fn routes() -> Router<AdminState> {
         )
 }
 
-/// A registry as responses show it: credentials opened only to be masked.
+/// A registry as responses show it: secrets opened only to be masked.
 fn view(state: &AdminState, mut registry: Registry) -> Registry {
-    registry.spec.auth = registry.spec.auth.as_ref().map(|a| {
-        a.opened(&state.secrets)
-            .unwrap_or_else(|_| a.clone())
-            .masked()
-    });
+    registry.spec = registry.spec.masked(&state.secrets);
     registry
-}
-
-/// The spec as it is stored: credentials sealed.
-fn sealed(state: &AdminState, mut spec: RegistrySpec) -> RegistrySpec {
-    spec.auth = spec.auth.as_ref().map(|a| a.sealed(&state.secrets));
-    spec
 }
 
 async fn create(
@@ -51,7 +41,7 @@ async fn create(
     spec.validate()?;
     let registry = state
         .store
-        .create_registry(ids[0], &sealed(&state, spec))
+        .create_registry(ids[0], &spec.sealed(&state.secrets))
         .await?;
     state.publish(ids[0]).await;
     Ok(created(view(&state, registry)))
@@ -90,15 +80,11 @@ async fn update(
 ) -> Result<Json<Registry>, ApiError> {
     let stored = state.store.registry(ids[0], ids[1]).await?;
     let mut spec: RegistrySpec = merge(&stored.spec, body)?;
-    if let (Some(new), Some(old)) = (spec.auth.as_mut(), stored.spec.auth.as_ref())
-        && let Ok(old) = old.opened(&state.secrets)
-    {
-        new.keep_masked_secrets(&old);
-    }
+    spec.keep_masked_secrets(&stored.spec, &state.secrets);
     spec.validate()?;
     let registry = state
         .store
-        .update_registry(ids[0], ids[1], &sealed(&state, spec))
+        .update_registry(ids[0], ids[1], &spec.sealed(&state.secrets))
         .await?;
     state.publish(ids[0]).await;
     Ok(Json(view(&state, registry)))

@@ -10,6 +10,7 @@ mod policy;
 mod registry;
 mod role;
 mod routing;
+mod secret_fields;
 mod upstream_auth;
 mod validation;
 
@@ -23,5 +24,6 @@ pub use routing::{
     FailMode, Fallback, FallbackBudget, FallbackTrigger, LbAlgorithm, LbConfig, LbMember,
     McpAccess, ModelPolicy, validate_model_policies, validate_routing,
 };
-pub use upstream_auth::{ApiKeyLocation, UpstreamAuth, mask_secret};
+pub use secret_fields::{SecretFields, mask_secret};
+pub use upstream_auth::{ApiKeyLocation, UpstreamAuth};
 pub use validation::{Problem, Problems, is_slug, slugify};

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::secret_fields::SecretFields;
 use super::upstream_auth::UpstreamAuth;
 use super::validation::Problems;
 
@@ -153,6 +154,37 @@ pub struct McpTarget {
     pub auth: Option<Map<String, Value>>,
 }
 
+/// Auth fields of an MCP target that hold secrets.
+const MCP_SECRET_KEYS: [&str; 5] = ["value", "token", "client_secret", "api_key", "password"];
+
+impl SecretFields for McpTarget {
+    /// Every static header value (they carry tokens) and the auth's secret fields.
+    fn secrets_mut(&mut self) -> Vec<&mut String> {
+        let headers = self.headers.values_mut();
+        let auth = self
+            .auth
+            .iter_mut()
+            .flat_map(|a| a.iter_mut())
+            .filter(|(k, _)| MCP_SECRET_KEYS.contains(&k.as_str()))
+            .map(|(_, v)| v);
+        headers
+            .chain(auth)
+            .filter_map(|v| match v {
+                Value::String(s) => Some(s),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn same_shape(&self, stored: &Self) -> bool {
+        let keys = |t: &Self| -> Vec<String> {
+            let auth = t.auth.iter().flat_map(|a| a.keys().cloned());
+            t.headers.keys().cloned().chain(auth).collect()
+        };
+        keys(self) == keys(stored)
+    }
+}
+
 fn streamable_http() -> String {
     "streamable-http".into()
 }
@@ -196,6 +228,42 @@ fn enabled() -> bool {
 }
 
 impl RegistrySpec {
+    /// The spec with every secret (upstream auth, MCP target headers and auth) sealed.
+    pub fn sealed(&self, secrets: &crate::secrets::SecretBox) -> Self {
+        let mut out = self.clone();
+        out.auth = self.auth.as_ref().map(|a| a.sealed(secrets));
+        out.mcp_target = self.mcp_target.as_ref().map(|t| t.sealed(secrets));
+        out
+    }
+
+    /// The spec as responses show it: secrets opened only to be masked.
+    pub fn masked(&self, secrets: &crate::secrets::SecretBox) -> Self {
+        let mut out = self.clone();
+        out.auth = self
+            .auth
+            .as_ref()
+            .map(|a| a.opened(secrets).unwrap_or_else(|_| a.clone()).masked());
+        out.mcp_target = self
+            .mcp_target
+            .as_ref()
+            .map(|t| t.opened(secrets).unwrap_or_else(|_| t.clone()).masked());
+        out
+    }
+
+    /// Keep each stored secret whose masked form this (updated) spec echoes back.
+    pub fn keep_masked_secrets(&mut self, stored: &Self, secrets: &crate::secrets::SecretBox) {
+        if let (Some(new), Some(old)) = (self.auth.as_mut(), stored.auth.as_ref())
+            && let Ok(old) = old.opened(secrets)
+        {
+            new.keep_masked_secrets(&old);
+        }
+        if let (Some(new), Some(old)) = (self.mcp_target.as_mut(), stored.mcp_target.as_ref())
+            && let Ok(old) = old.opened(secrets)
+        {
+            new.keep_masked_secrets(&old);
+        }
+    }
+
     /// `provider_options.base_url`, or the provider's default.
     pub fn base_url(&self) -> Option<&str> {
         match self.provider_options.get("base_url") {

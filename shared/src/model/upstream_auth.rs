@@ -6,8 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::secret_fields::SecretFields;
 use super::validation::Problems;
-use crate::secrets::{SecretBox, SecretError, is_sealed};
+use crate::secrets::is_sealed;
 
 /// Where an API key goes on the upstream request.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,8 +80,7 @@ pub enum UpstreamAuth {
     GcpServiceAccount { json: String },
 }
 
-impl UpstreamAuth {
-    /// Every secret field of this auth.
+impl SecretFields for UpstreamAuth {
     fn secrets_mut(&mut self) -> Vec<&mut String> {
         match self {
             Self::ApiKey { api_key, .. } => vec![api_key],
@@ -105,59 +105,12 @@ impl UpstreamAuth {
         }
     }
 
-    fn try_map(
-        &self,
-        f: impl Fn(&str) -> Result<String, SecretError>,
-    ) -> Result<Self, SecretError> {
-        let mut out = self.clone();
-        for secret in out.secrets_mut() {
-            *secret = f(secret)?;
-        }
-        Ok(out)
+    fn same_shape(&self, stored: &Self) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(stored)
     }
+}
 
-    /// The same auth with every secret replaced by its masked form, for API responses.
-    pub fn masked(&self) -> Self {
-        self.try_map(|s| Ok(mask_secret(s)))
-            .unwrap_or_else(|_| self.clone())
-    }
-
-    /// The same auth with every secret sealed for storage and transport.
-    pub fn sealed(&self, secrets: &SecretBox) -> Self {
-        self.try_map(|s| Ok(secrets.seal(s)))
-            .unwrap_or_else(|_| self.clone())
-    }
-
-    /// The same auth with every secret opened, for a plane that uses it.
-    pub fn opened(&self, secrets: &SecretBox) -> Result<Self, SecretError> {
-        self.try_map(|s| secrets.open(s))
-    }
-
-    /// Whether any secret of this auth is sealed.
-    pub fn is_sealed(&self) -> bool {
-        self.clone().secrets_mut().iter().any(|s| is_sealed(s))
-    }
-
-    /// On update, a client that sends back the masked value it read means "keep the
-    /// stored secret": restore each such field from `stored` (same type only).
-    pub fn keep_masked_secrets(&mut self, stored: &Self) {
-        if std::mem::discriminant(self) != std::mem::discriminant(stored) {
-            return;
-        }
-        let mut stored = stored.clone();
-        let old = stored.secrets_mut();
-        // Optional secrets may be absent on one side; pair them by position only when
-        // both sides have the same set.
-        let new = self.secrets_mut();
-        if new.len() == old.len() {
-            for (new, old) in new.into_iter().zip(old) {
-                if *new == mask_secret(old) {
-                    new.clone_from(old);
-                }
-            }
-        }
-    }
-
+impl UpstreamAuth {
     /// Check the fields of this auth, reporting under `auth.…`.
     pub fn validate(&self, p: &mut Problems) {
         let empty = |s: &str| s.trim().is_empty();
@@ -263,18 +216,11 @@ impl UpstreamAuth {
     }
 }
 
-/// A secret as responses show it: its last four characters at most, never more than a
-/// quarter of it.
-pub fn mask_secret(secret: &str) -> String {
-    let chars: Vec<char> = secret.chars().collect();
-    let shown = (chars.len() / 4).min(4);
-    let tail: String = chars[chars.len() - shown..].iter().collect();
-    format!("****{tail}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::mask_secret;
+    use crate::secrets::SecretBox;
     use serde_json::json;
 
     fn auth(v: serde_json::Value) -> UpstreamAuth {

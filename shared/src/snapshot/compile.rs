@@ -168,6 +168,7 @@ impl CompiledGateway {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::SecretFields;
     use crate::snapshot::Snapshot;
     use serde_json::json;
 

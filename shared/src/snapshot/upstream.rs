@@ -3,7 +3,7 @@
 use http::{HeaderName, HeaderValue};
 use uuid::Uuid;
 
-use crate::model::{ApiKeyLocation, Provider, Registry, UpstreamAuth};
+use crate::model::{ApiKeyLocation, Provider, Registry, SecretFields, UpstreamAuth};
 use crate::secrets::SecretBox;
 
 /// The credential sluice presents to an upstream, ready to put on the request.
