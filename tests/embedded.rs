@@ -145,15 +145,9 @@ async fn registry_update_reroutes_without_restart() {
     // The stored key is kept and never shown.
     assert_eq!(updated["auth"]["api_key"], "****cret");
     let started = std::time::Instant::now();
-    eventually(
-        Duration::from_secs(5),
-        "traffic to move to the new upstream",
-        || async {
-            let resp = s.proxy.chat(&f, simple_chat(false)).await;
-            (resp.status() == 200 && resp.headers()["x-mock-name"] == "new").then_some(())
-        },
-    )
-    .await;
+    s.proxy
+        .wait_served_by(&f, "new", Duration::from_secs(5))
+        .await;
     eprintln!("rerouted after {:?}", started.elapsed());
     // The key still works upstream: the masked echo did not overwrite it.
     assert_eq!(

@@ -113,15 +113,9 @@ async fn separate_processes_over_postgres_and_redis() {
             200,
         )
         .await;
-    eventually(
-        Duration::from_secs(5),
-        "the proxy process to follow the update",
-        || async {
-            let resp = d.proxy.chat(&f, simple_chat(false)).await;
-            (resp.status() == 200 && resp.headers()["x-mock-name"] == "second").then_some(())
-        },
-    )
-    .await;
+    d.proxy
+        .wait_served_by(&f, "second", Duration::from_secs(5))
+        .await;
 
     // No plaintext secret in the store, on the bus, or in any log line.
     let mut conn = sqlx::PgConnection::connect(&db).await.expect("db");
@@ -228,15 +222,9 @@ async fn proxy_serves_from_its_last_snapshot_while_redis_is_down() {
         )
         .await;
     let _redis = own_redis(port, logs.path());
-    eventually(
-        Duration::from_secs(30),
-        "the proxy to heal after Redis returns",
-        || async {
-            let resp = d.proxy.chat(&f, simple_chat(false)).await;
-            (resp.status() == 200 && resp.headers()["x-mock-name"] == "second").then_some(())
-        },
-    )
-    .await;
+    d.proxy
+        .wait_served_by(&f, "second", Duration::from_secs(30))
+        .await;
     // SIGINT stops the proxy gracefully and promptly.
     d.proxy_process.interrupt();
     let status = d

@@ -249,6 +249,20 @@ impl Proxy {
             .expect("proxy request")
     }
 
+    /// Wait up to `limit` until the fixture's requests are answered by the mock `name`.
+    pub async fn wait_served_by(&self, f: &Fixture, name: &str, limit: Duration) {
+        eventually(
+            limit,
+            &format!("traffic to reach the upstream {name}"),
+            || async {
+                let resp = self.chat(f, simple_chat(false)).await;
+                (resp.status() == StatusCode::OK && resp.headers()["x-mock-name"] == name)
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+
     /// Wait until the proxy's snapshot serves the fixture (config propagation).
     pub async fn wait_serving(&self, f: &Fixture) {
         eventually(
