@@ -1,0 +1,357 @@
+//! Messages streams: named events from `message_start` to `message_stop`.
+
+use std::collections::HashMap;
+
+use bytes::BytesMut;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{UsageIn, finish_from, finish_values, usage_value};
+use crate::canonical::{ErrorInfo, Event, FinishReason, Usage};
+use crate::sse::{self, SseEvent};
+use crate::util::now;
+use crate::{Dialect, TranslateError, errors};
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum StreamEvent {
+    MessageStart {
+        message: StartMessage,
+    },
+    ContentBlockStart {
+        index: usize,
+        content_block: StartBlock,
+    },
+    ContentBlockDelta {
+        index: usize,
+        delta: BlockDelta,
+    },
+    ContentBlockStop {},
+    MessageDelta {
+        delta: MessageDeltaBody,
+        #[serde(default)]
+        usage: Option<UsageIn>,
+    },
+    MessageStop {},
+    Ping {},
+    Error {
+        error: Value,
+    },
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+struct StartMessage {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    usage: Option<UsageIn>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum StartBlock {
+    Text {
+        #[serde(default)]
+        text: String,
+    },
+    ToolUse {
+        id: String,
+        name: String,
+    },
+    Thinking {},
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum BlockDelta {
+    TextDelta {
+        text: String,
+    },
+    InputJsonDelta {
+        partial_json: String,
+    },
+    ThinkingDelta {
+        thinking: String,
+    },
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+struct MessageDeltaBody {
+    #[serde(default)]
+    stop_reason: Option<String>,
+    #[serde(default)]
+    stop_sequence: Option<String>,
+}
+
+/// Reads an Anthropic stream.
+#[derive(Debug, Default)]
+pub struct StreamDecoder {
+    usage: UsageIn,
+    /// Content block index → canonical tool-call index.
+    tools: HashMap<usize, usize>,
+    stopped: bool,
+    finished: bool,
+}
+
+impl StreamDecoder {
+    pub fn complete(&self) -> bool {
+        self.finished || self.stopped
+    }
+
+    pub fn decode(&mut self, ev: &SseEvent, out: &mut Vec<Event>) -> Result<(), TranslateError> {
+        if ev.data.trim().is_empty() {
+            return Ok(());
+        }
+        let event: StreamEvent = serde_json::from_str(&ev.data)
+            .map_err(|e| TranslateError::BadUpstream(e.to_string()))?;
+        match event {
+            StreamEvent::MessageStart { message } => {
+                if let Some(u) = message.usage {
+                    self.usage = self.usage.merge(u);
+                }
+                out.push(Event::Start {
+                    id: message.id,
+                    model: message.model,
+                    created: now(),
+                });
+            }
+            StreamEvent::ContentBlockStart {
+                index,
+                content_block,
+            } => match content_block {
+                StartBlock::Text { text } if !text.is_empty() => out.push(Event::Text(text)),
+                StartBlock::ToolUse { id, name } => {
+                    let tool = self.tools.len();
+                    self.tools.insert(index, tool);
+                    out.push(Event::ToolCallStart {
+                        index: tool,
+                        id,
+                        name,
+                    });
+                }
+                _ => {}
+            },
+            StreamEvent::ContentBlockDelta { index, delta } => match delta {
+                BlockDelta::TextDelta { text } => out.push(Event::Text(text)),
+                BlockDelta::ThinkingDelta { thinking } => out.push(Event::Reasoning(thinking)),
+                BlockDelta::InputJsonDelta { partial_json } => {
+                    let Some(&tool) = self.tools.get(&index) else {
+                        return Err(TranslateError::BadUpstream(
+                            "input_json_delta for a block that is not a tool_use".into(),
+                        ));
+                    };
+                    if !partial_json.is_empty() {
+                        out.push(Event::ToolCallArguments {
+                            index: tool,
+                            fragment: partial_json,
+                        });
+                    }
+                }
+                BlockDelta::Other => {}
+            },
+            StreamEvent::MessageDelta { delta, usage } => {
+                if let Some(u) = usage {
+                    self.usage = self.usage.merge(u);
+                }
+                if let Some(reason) = delta.stop_reason {
+                    self.finished = true;
+                    out.push(Event::Finish(finish_from(&reason, delta.stop_sequence)));
+                }
+                out.push(Event::Usage(self.usage.canonical()));
+            }
+            StreamEvent::MessageStop {} => self.stopped = true,
+            StreamEvent::Error { error } => {
+                let body = json!({ "error": error }).to_string();
+                let status = match error.get("type").and_then(Value::as_str) {
+                    Some("overloaded_error") => 529,
+                    Some("rate_limit_error") => 429,
+                    _ => 500,
+                };
+                out.push(Event::Error(errors::parse_upstream(
+                    status,
+                    body.as_bytes(),
+                )));
+            }
+            StreamEvent::ContentBlockStop {} | StreamEvent::Ping {} | StreamEvent::Other => {}
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Block {
+    Text,
+    Thinking,
+    Tool,
+}
+
+/// Writes an Anthropic stream.
+#[derive(Debug, Default)]
+pub struct StreamEncoder {
+    started: bool,
+    id: String,
+    model: String,
+    /// Content blocks opened so far, by index, and whether each is still open.
+    blocks: Vec<(Block, bool)>,
+    /// The text or thinking block being written, if any.
+    current: Option<usize>,
+    /// Canonical tool index → block index.
+    tools: HashMap<usize, usize>,
+    finish: Option<FinishReason>,
+    usage: Option<Usage>,
+    closed: bool,
+}
+
+fn emit(out: &mut BytesMut, name: &str, data: &Value) {
+    sse::write_event(out, Some(name), &data.to_string());
+}
+
+impl StreamEncoder {
+    fn ensure_started(&mut self, out: &mut BytesMut) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        emit(
+            out,
+            "message_start",
+            &json!({"type": "message_start", "message": {
+                "id": self.id, "type": "message", "role": "assistant", "content": [],
+                "model": self.model, "stop_reason": null, "stop_sequence": null,
+                // Providers other than Anthropic report input tokens at the end; the
+                // final message_delta carries them.
+                "usage": {"input_tokens": 0, "output_tokens": 0}}}),
+        );
+    }
+
+    fn close(&mut self, index: usize, out: &mut BytesMut) {
+        if let Some((_, open)) = self.blocks.get_mut(index)
+            && *open
+        {
+            *open = false;
+            emit(
+                out,
+                "content_block_stop",
+                &json!({"type": "content_block_stop", "index": index}),
+            );
+        }
+    }
+
+    /// Open a block after closing the text or thinking block being written.
+    fn open(&mut self, kind: Block, block: Value, out: &mut BytesMut) -> usize {
+        if let Some(current) = self.current.take() {
+            self.close(current, out);
+        }
+        let index = self.blocks.len();
+        self.blocks.push((kind, true));
+        emit(
+            out,
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": index, "content_block": block}),
+        );
+        if kind != Block::Tool {
+            self.current = Some(index);
+        }
+        index
+    }
+
+    fn delta(out: &mut BytesMut, index: usize, delta: Value) {
+        emit(
+            out,
+            "content_block_delta",
+            &json!({"type": "content_block_delta", "index": index, "delta": delta}),
+        );
+    }
+
+    pub fn encode(&mut self, ev: &Event, out: &mut BytesMut) {
+        if self.closed {
+            return;
+        }
+        match ev {
+            Event::Start { id, model, .. } => {
+                self.id.clone_from(id);
+                self.model.clone_from(model);
+                self.ensure_started(out);
+            }
+            Event::Text(t) => {
+                self.ensure_started(out);
+                let index = match self.current {
+                    Some(i) if self.blocks[i].0 == Block::Text => i,
+                    _ => self.open(Block::Text, json!({"type": "text", "text": ""}), out),
+                };
+                Self::delta(out, index, json!({"type": "text_delta", "text": t}));
+            }
+            Event::Reasoning(r) => {
+                self.ensure_started(out);
+                let index = match self.current {
+                    Some(i) if self.blocks[i].0 == Block::Thinking => i,
+                    _ => self.open(
+                        Block::Thinking,
+                        json!({"type": "thinking", "thinking": "", "signature": ""}),
+                        out,
+                    ),
+                };
+                Self::delta(out, index, json!({"type": "thinking_delta", "thinking": r}));
+            }
+            Event::ToolCallStart { index, id, name } => {
+                self.ensure_started(out);
+                let block = self.open(
+                    Block::Tool,
+                    json!({"type": "tool_use", "id": id, "name": name, "input": {}}),
+                    out,
+                );
+                self.tools.insert(*index, block);
+            }
+            Event::ToolCallArguments { index, fragment } => {
+                // Tool blocks stay open until the end, so fragments of parallel calls
+                // that arrive interleaved still land on their own block.
+                if let Some(&block) = self.tools.get(index) {
+                    Self::delta(
+                        out,
+                        block,
+                        json!({"type": "input_json_delta", "partial_json": fragment}),
+                    );
+                }
+            }
+            Event::Finish(reason) => self.finish = Some(reason.clone()),
+            Event::Usage(u) => self.usage = Some(*u),
+            Event::Error(e) => {
+                self.ensure_started(out);
+                errors::stream_event(Dialect::Anthropic, e, out);
+                self.closed = true;
+            }
+        }
+    }
+
+    pub fn finish(&mut self, out: &mut BytesMut) {
+        if self.closed {
+            return;
+        }
+        let Some(reason) = self.finish.take() else {
+            self.encode(&Event::Error(ErrorInfo::incomplete()), out);
+            return;
+        };
+        self.ensure_started(out);
+        for index in 0..self.blocks.len() {
+            self.close(index, out);
+        }
+        let (stop_reason, stop_sequence) = finish_values(&reason);
+        emit(
+            out,
+            "message_delta",
+            &json!({"type": "message_delta",
+                "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
+                "usage": usage_value(&self.usage.unwrap_or_default())}),
+        );
+        emit(out, "message_stop", &json!({"type": "message_stop"}));
+        self.closed = true;
+    }
+}

@@ -1,0 +1,92 @@
+//! OpenAI Chat Completions: the dialect of OpenAI and of every OpenAI-compatible
+//! provider (Groq, Mistral, DeepSeek, xAI, Cerebras, OpenRouter, self-hosted servers).
+
+pub(crate) mod request;
+mod response;
+mod stream;
+
+pub use request::{parse_request, render_request};
+pub use response::{parse_response, render_response};
+pub use stream::{StreamDecoder, StreamEncoder};
+
+use crate::canonical::FinishReason;
+
+fn finish_from(reason: &str) -> FinishReason {
+    match reason {
+        "length" => FinishReason::Length,
+        "tool_calls" | "function_call" => FinishReason::ToolCalls,
+        "content_filter" => FinishReason::ContentFilter,
+        _ => FinishReason::Stop,
+    }
+}
+
+fn finish_str(reason: &FinishReason) -> &'static str {
+    match reason {
+        FinishReason::Stop | FinishReason::StopSequence(_) => "stop",
+        FinishReason::Length => "length",
+        FinishReason::ToolCalls => "tool_calls",
+        FinishReason::ContentFilter => "content_filter",
+    }
+}
+
+/// OpenAI's usage object, as sent and as received.
+mod usage {
+    use serde::Deserialize;
+    use serde_json::{Value, json};
+
+    use crate::canonical::Usage;
+
+    #[derive(Debug, Default, Deserialize)]
+    pub struct UsageIn {
+        #[serde(default)]
+        prompt_tokens: u64,
+        #[serde(default)]
+        completion_tokens: u64,
+        #[serde(default)]
+        prompt_tokens_details: Option<PromptDetails>,
+        #[serde(default)]
+        completion_tokens_details: Option<CompletionDetails>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    struct PromptDetails {
+        #[serde(default)]
+        cached_tokens: Option<u64>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    struct CompletionDetails {
+        #[serde(default)]
+        reasoning_tokens: Option<u64>,
+    }
+
+    impl UsageIn {
+        pub fn canonical(&self) -> Usage {
+            Usage {
+                input_tokens: self.prompt_tokens,
+                output_tokens: self.completion_tokens,
+                cached_input_tokens: self
+                    .prompt_tokens_details
+                    .as_ref()
+                    .and_then(|d| d.cached_tokens)
+                    .unwrap_or(0),
+                cache_creation_tokens: 0,
+                reasoning_tokens: self
+                    .completion_tokens_details
+                    .as_ref()
+                    .and_then(|d| d.reasoning_tokens)
+                    .unwrap_or(0),
+            }
+        }
+    }
+
+    pub fn value(u: &Usage) -> Value {
+        json!({
+            "prompt_tokens": u.input_tokens,
+            "completion_tokens": u.output_tokens,
+            "total_tokens": u.total(),
+            "prompt_tokens_details": {"cached_tokens": u.cached_input_tokens},
+            "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
+        })
+    }
+}

@@ -1,0 +1,172 @@
+//! OpenAI Responses.
+
+mod request;
+mod response;
+mod stream;
+
+pub use request::{parse_request, render_request};
+pub use response::{parse_response, render_response};
+pub use stream::{StreamDecoder, StreamEncoder};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::canonical::{FinishReason, Part, ToolCall, Usage};
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+struct UsageIn {
+    #[serde(default)]
+    input_tokens: u64,
+    #[serde(default)]
+    output_tokens: u64,
+    #[serde(default)]
+    input_tokens_details: Option<InputDetails>,
+    #[serde(default)]
+    output_tokens_details: Option<OutputDetails>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+struct InputDetails {
+    #[serde(default)]
+    cached_tokens: u64,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+struct OutputDetails {
+    #[serde(default)]
+    reasoning_tokens: u64,
+}
+
+impl UsageIn {
+    fn canonical(self) -> Usage {
+        Usage {
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            cached_input_tokens: self.input_tokens_details.map_or(0, |d| d.cached_tokens),
+            cache_creation_tokens: 0,
+            reasoning_tokens: self.output_tokens_details.map_or(0, |d| d.reasoning_tokens),
+        }
+    }
+}
+
+fn usage_value(u: &Usage) -> Value {
+    json!({
+        "input_tokens": u.input_tokens,
+        "input_tokens_details": {"cached_tokens": u.cached_input_tokens},
+        "output_tokens": u.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
+        "total_tokens": u.total(),
+    })
+}
+
+/// A Responses id for an answer whose provider gave another kind of id.
+fn response_id(id: &str) -> String {
+    if id.starts_with("resp_") {
+        id.to_string()
+    } else {
+        format!(
+            "resp_{}",
+            id.trim_start_matches("chatcmpl-")
+                .trim_start_matches("msg_")
+        )
+    }
+}
+
+/// An output item of a response, as the provider or the client sees it.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum OutputItem {
+    Message {
+        #[serde(default)]
+        content: Vec<OutputContent>,
+    },
+    FunctionCall {
+        call_id: String,
+        name: String,
+        #[serde(default)]
+        arguments: String,
+    },
+    Reasoning {
+        #[serde(default)]
+        summary: Vec<OutputContent>,
+    },
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum OutputContent {
+    OutputText {
+        text: String,
+    },
+    Refusal {
+        refusal: String,
+    },
+    SummaryText {
+        text: String,
+    },
+    #[serde(other)]
+    Other,
+}
+
+fn parts_of(output: Vec<OutputItem>) -> Vec<Part> {
+    let mut parts = Vec::new();
+    for item in output {
+        match item {
+            OutputItem::Message { content } => {
+                for c in content {
+                    match c {
+                        OutputContent::OutputText { text }
+                        | OutputContent::Refusal { refusal: text } => {
+                            parts.push(Part::Text(text));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            OutputItem::FunctionCall {
+                call_id,
+                name,
+                arguments,
+            } => parts.push(Part::ToolCall(ToolCall {
+                id: call_id,
+                name,
+                arguments,
+            })),
+            OutputItem::Reasoning { summary } => {
+                for c in summary {
+                    if let OutputContent::SummaryText { text } = c {
+                        parts.push(Part::Reasoning(text));
+                    }
+                }
+            }
+            OutputItem::Other => {}
+        }
+    }
+    parts
+}
+
+/// The finish reason of a response: Responses says only completed or incomplete, so a
+/// completed response with function calls finished to call tools.
+fn finish_of(
+    status: Option<&str>,
+    incomplete_reason: Option<&str>,
+    parts: &[Part],
+) -> FinishReason {
+    match (status, incomplete_reason) {
+        (Some("incomplete"), Some("content_filter")) => FinishReason::ContentFilter,
+        (Some("incomplete"), _) => FinishReason::Length,
+        _ if parts.iter().any(|p| matches!(p, Part::ToolCall(_))) => FinishReason::ToolCalls,
+        _ => FinishReason::Stop,
+    }
+}
+
+/// `(status, incomplete_details)` of a response that finished this way.
+fn status_of(finish: Option<&FinishReason>) -> (&'static str, Value) {
+    match finish {
+        Some(FinishReason::Length) => ("incomplete", json!({"reason": "max_output_tokens"})),
+        Some(FinishReason::ContentFilter) => ("incomplete", json!({"reason": "content_filter"})),
+        _ => ("completed", Value::Null),
+    }
+}
