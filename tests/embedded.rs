@@ -263,9 +263,11 @@ async fn bad_requests_get_clear_errors() {
             .json()
             .await
             .unwrap_or_else(|e| panic!("{name}: JSON error body: {e}"));
-        assert_eq!(body["error"], code, "{name}: {body}");
+        assert_eq!(body["error"]["code"], code, "{name}: {body}");
         assert!(
-            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
             "{name}"
         );
         assert!(
@@ -303,7 +305,7 @@ async fn bad_requests_get_clear_errors() {
     )
     .await;
     assert_eq!(
-        resp.json::<Value>().await.expect("json")["error"],
+        resp.json::<Value>().await.expect("json")["error"]["code"],
         "forbidden"
     );
 
@@ -327,7 +329,7 @@ async fn bad_requests_get_clear_errors() {
     )
     .await;
     assert_eq!(
-        resp.json::<Value>().await.expect("json")["error"],
+        resp.json::<Value>().await.expect("json")["error"]["code"],
         "upstream_unreachable"
     );
 
@@ -349,7 +351,7 @@ async fn bad_requests_get_clear_errors() {
     })
     .await;
     assert_eq!(
-        resp.json::<Value>().await.expect("json")["error"],
+        resp.json::<Value>().await.expect("json")["error"]["code"],
         "no_upstream"
     );
     s.running.shutdown().await;

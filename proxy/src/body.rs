@@ -36,23 +36,40 @@ pub async fn read(session: &mut Session, limit: usize) -> Result<Bytes, ProxyErr
     }
 }
 
-/// The fields of a chat completion request the proxy decides on. The parse validates
-/// the whole document (so malformed JSON is refused here, not by the provider) without
-/// building it: every other field is skipped.
+/// The fields of a request the proxy decides on, in any of the three dialects. The
+/// parse validates the whole document (so malformed JSON is refused here, not by the
+/// provider) without building it: every other field is skipped.
 #[derive(Debug, Deserialize)]
-pub struct ChatPeek {
+pub struct Peek {
+    #[serde(default)]
+    pub model: Option<String>,
     #[serde(default)]
     pub stream: bool,
-    #[serde(default, rename = "model")]
-    _model: IgnoredAny,
+    #[serde(default)]
+    pub stream_options: Option<StreamOptions>,
+    #[serde(default)]
+    pub max_tokens: Option<IgnoredAny>,
 }
 
-impl ChatPeek {
+#[derive(Debug, Deserialize)]
+pub struct StreamOptions {
+    #[serde(default)]
+    pub include_usage: bool,
+}
+
+impl Peek {
     pub fn parse(body: &[u8]) -> Result<Self, ProxyError> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Err(ProxyError::MalformedJson("the body is empty".into()));
         }
         serde_json::from_slice(body).map_err(|e| ProxyError::MalformedJson(e.to_string()))
+    }
+
+    /// Whether the client asked for OpenAI's final usage chunk.
+    pub fn include_usage(&self) -> bool {
+        self.stream_options
+            .as_ref()
+            .is_some_and(|o| o.include_usage)
     }
 }
 
@@ -63,12 +80,12 @@ mod tests {
     #[test]
     fn peeks_stream_and_rejects_bad_json() {
         assert!(
-            ChatPeek::parse(br#"{"model":"m","stream":true,"messages":[]}"#)
+            Peek::parse(br#"{"model":"m","stream":true,"messages":[]}"#)
                 .expect("ok")
                 .stream
         );
         assert!(
-            !ChatPeek::parse(br#"{"messages":[{"role":"user","content":"hi"}]}"#)
+            !Peek::parse(br#"{"messages":[{"role":"user","content":"hi"}]}"#)
                 .expect("ok")
                 .stream
         );
@@ -79,10 +96,12 @@ mod tests {
             b"[1,2]",
             b"\"x\"",
             b"{\"stream\":\"yes\"}",
+            b"{\"model\":1}",
+            b"{\"model\":\"a\",\"model\":\"b\"}",
             b"{} trailing",
         ] {
             assert!(
-                ChatPeek::parse(bad).is_err(),
+                Peek::parse(bad).is_err(),
                 "{:?}",
                 String::from_utf8_lossy(bad)
             );

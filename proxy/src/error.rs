@@ -1,10 +1,12 @@
-//! The proxy's own errors and how each answers the client: a status code and a JSON body
-//! `{"error": code, "message": …}`. One exhaustive `match` decides both, so every
-//! rejection has a stable code, and no message carries a secret or an internal detail.
+//! The proxy's own errors and how each answers the client: a status code and a body in
+//! the client's dialect (OpenAI's `{"error":{"message","type","code"}}`, Anthropic's
+//! `{"type":"error","error":{…}}`). One exhaustive `match` decides status and code, so
+//! every rejection has a stable code, and no message carries a secret.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::StatusCode;
-use serde_json::json;
+use sluice_translate::canonical::{ErrorInfo, ErrorKind};
+use sluice_translate::{Dialect, TranslateError, errors};
 
 /// Why the proxy answered a request itself instead of with the upstream's answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,6 +49,28 @@ pub enum ProxyError {
     UpstreamFailed,
     #[error("the proxy is not ready: no config loaded yet")]
     NotReady,
+    #[error("the request names no model and the consumer has no default model")]
+    ModelRequired,
+    #[error("model {0:?} is not allowed for this consumer")]
+    ModelNotAllowed(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    UnsupportedFeature(String),
+    #[error("the provider's answer could not be translated: {0}")]
+    BadUpstreamResponse(String),
+    #[error("provider {0} has no embeddings API")]
+    NoEmbeddings(&'static str),
+}
+
+impl From<TranslateError> for ProxyError {
+    fn from(e: TranslateError) -> Self {
+        match e {
+            TranslateError::InvalidRequest(m) => Self::InvalidRequest(m),
+            TranslateError::Unsupported(m) => Self::UnsupportedFeature(m),
+            TranslateError::BadUpstream(m) => Self::BadUpstreamResponse(m),
+        }
+    }
 }
 
 impl ProxyError {
@@ -72,22 +96,36 @@ impl ProxyError {
             Self::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
             Self::UpstreamFailed => (StatusCode::BAD_GATEWAY, "upstream_error"),
             Self::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            Self::ModelRequired => (StatusCode::BAD_REQUEST, "model_required"),
+            Self::ModelNotAllowed(_) => (StatusCode::FORBIDDEN, "model_not_allowed"),
+            Self::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            Self::UnsupportedFeature(_) => (StatusCode::BAD_REQUEST, "unsupported_feature"),
+            Self::BadUpstreamResponse(_) => (StatusCode::BAD_GATEWAY, "upstream_bad_response"),
+            Self::NoEmbeddings(_) => (StatusCode::BAD_REQUEST, "embeddings_not_supported"),
         }
     }
 
-    /// The JSON body of this error.
-    pub fn body(&self) -> Bytes {
-        let (_, code) = self.status_and_code();
-        Bytes::from(json!({"error": code, "message": self.to_string()}).to_string())
+    /// The error in no dialect.
+    pub fn info(&self) -> ErrorInfo {
+        let (status, code) = self.status_and_code();
+        ErrorInfo {
+            kind: ErrorKind::from_status(status.as_u16()),
+            message: self.to_string(),
+            code: Some(code.to_string()),
+        }
     }
 
-    /// The error as one SSE event, for a stream that already started: the client sees
-    /// the failure instead of a silently truncated answer.
-    pub fn sse_event(&self) -> Bytes {
-        let (_, code) = self.status_and_code();
-        let event =
-            json!({"error": {"message": self.to_string(), "type": "upstream_error", "code": code}});
-        Bytes::from(format!("data: {event}\n\n"))
+    /// The JSON body of this error, in the client's dialect.
+    pub fn body(&self, dialect: Dialect) -> Bytes {
+        errors::body(dialect, &self.info())
+    }
+
+    /// The error as the event that ends a stream which already started: the client
+    /// sees the failure instead of a silently truncated answer.
+    pub fn sse_event(&self, dialect: Dialect) -> Bytes {
+        let mut out = BytesMut::new();
+        errors::stream_event(dialect, &self.info(), &mut out);
+        out.freeze()
     }
 }
 
@@ -96,16 +134,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bodies_are_json_with_stable_codes() {
+    fn bodies_carry_stable_codes_in_each_dialect() {
         let body: serde_json::Value =
-            serde_json::from_slice(&ProxyError::InvalidApiKey.body()).expect("json");
-        assert_eq!(body["error"], "invalid_api_key");
+            serde_json::from_slice(&ProxyError::InvalidApiKey.body(Dialect::OpenAiChat))
+                .expect("json");
+        assert_eq!(body["error"]["code"], "invalid_api_key");
+        assert_eq!(body["error"]["type"], "authentication_error");
+        let body: serde_json::Value =
+            serde_json::from_slice(&ProxyError::InvalidApiKey.body(Dialect::Anthropic))
+                .expect("json");
+        assert_eq!(body["type"], "error");
+        assert_eq!(body["error"]["type"], "authentication_error");
         assert_eq!(
             ProxyError::BodyTooLarge(10).status_and_code().0,
             StatusCode::PAYLOAD_TOO_LARGE
         );
-        let event =
-            String::from_utf8(ProxyError::UpstreamFailed.sse_event().to_vec()).expect("utf8");
+        let event = String::from_utf8(
+            ProxyError::UpstreamFailed
+                .sse_event(Dialect::OpenAiChat)
+                .to_vec(),
+        )
+        .expect("utf8");
         assert!(event.starts_with("data: {") && event.ends_with("\n\n"));
     }
 }

@@ -1,28 +1,37 @@
-//! One exchange with an upstream: connect (from the pool), send the request, relay the
-//! response to the client chunk by chunk.
+//! One exchange with an upstream: connect (from the pool), send the request, answer the
+//! client, translating the answer when the client speaks another dialect.
 //!
 //! Until the response header reaches the client, a failure is returned as a
-//! [`ProxyError`] and the caller answers with a JSON error. After that the client already
-//! has a status line, so a failure is reported in-band: an SSE stream gets an explicit
-//! error event; any other body is cut and the connection closed, never padded into
-//! something that looks complete.
+//! [`ProxyError`] and the caller answers with an error in the client's dialect. After
+//! that the client already has a status line, so a failure is reported in-band: a
+//! stream gets an explicit error event in the client's dialect; any other body is cut
+//! and the connection closed, never padded into something that looks complete.
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::HeaderMap;
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use pingora_core::connectors::http::Connector;
 use pingora_core::protocols::http::client::HttpSession;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorType};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
-use sluice_shared::snapshot::{CompiledConsumer, UpstreamCredential, UpstreamTarget};
+use sluice_shared::snapshot::{CompiledConsumer, UpstreamCredential, UpstreamTarget, WireApi};
+use sluice_translate::canonical::{ErrorInfo, Event};
+use sluice_translate::sse::{EventSplitter, SseParser};
+use sluice_translate::{Decoder, Dialect, Encoder, EncoderOptions, errors};
 use tracing::{debug, warn};
 
 use crate::error::ProxyError;
 use crate::headers;
 use crate::peer::idle_timeout;
+
+/// The most of a provider's answer buffered when it must be read whole (a complete
+/// answer to translate, an error body).
+const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+/// The most of one stream event held while waiting for its end.
+const MAX_EVENT: usize = 8 * 1024 * 1024;
 
 /// What the caller learns of an exchange that reached the client.
 #[derive(Debug, Default, Clone, Copy)]
@@ -34,6 +43,22 @@ pub struct Relayed {
     pub broken: bool,
 }
 
+/// How the answer reaches the client.
+#[derive(Debug, Clone, Copy)]
+pub enum Answer {
+    /// Client and provider speak one dialect: the provider's bytes pass through.
+    /// `strip_usage` drops the usage-only chunk of an OpenAI stream that the gateway
+    /// asked for and the client did not.
+    Passthrough { dialect: Dialect, strip_usage: bool },
+    /// The answer is translated from the provider's dialect into the client's.
+    Translate {
+        upstream: Dialect,
+        client: Dialect,
+        stream: bool,
+        include_usage: bool,
+    },
+}
+
 /// The request to send upstream, already decided.
 pub struct Outbound<'a> {
     pub target: &'a UpstreamTarget,
@@ -41,11 +66,24 @@ pub struct Outbound<'a> {
     pub client_headers: &'a HeaderMap,
     pub body: Bytes,
     pub api_path: &'a str,
+    /// Added to the client's response (trace id, selected provider and model).
+    pub response_headers: &'a [(HeaderName, HeaderValue)],
+}
+
+/// Whether a client header is for another provider than the one called: an Anthropic
+/// SDK's `anthropic-*` headers mean nothing to OpenAI, and the reverse.
+fn foreign(name: &HeaderName, wire: WireApi) -> bool {
+    let n = name.as_str();
+    match wire {
+        WireApi::AnthropicMessages => n.starts_with("openai-"),
+        _ => n.starts_with("anthropic-"),
+    }
 }
 
 /// Build the upstream request header: provider path, provider host, the client's
-/// headers minus credentials and hop-by-hop ones, the consumer's extra headers, the
-/// provider credential, and the exact content length.
+/// headers minus credentials, hop-by-hop and other providers' ones, the consumer's
+/// extra headers, the provider's required headers, the credential, and the exact
+/// content length.
 pub fn request_header(out: &Outbound<'_>) -> Result<RequestHeader, ProxyError> {
     let target = out.target;
     let mut path = format!("{}{}", target.base_path, out.api_path);
@@ -56,11 +94,18 @@ pub fn request_header(out: &Outbound<'_>) -> Result<RequestHeader, ProxyError> {
     }
     let internal =
         |_| ProxyError::UpstreamMisconfigured("cannot build the upstream request".into());
-    let mut req = RequestHeader::build("POST", path.as_bytes(), Some(out.client_headers.len() + 4))
+    let mut req = RequestHeader::build("POST", path.as_bytes(), Some(out.client_headers.len() + 6))
         .map_err(internal)?;
     for (name, value) in out.client_headers {
-        if !headers::drop_upstream(name) {
+        if !headers::drop_upstream(name) && !foreign(name, target.wire) {
             req.append_header(name.clone(), value.clone())
+                .map_err(internal)?;
+        }
+    }
+    for (name, value) in &target.headers {
+        // A client's own choice (a newer anthropic-version, say) wins over the default.
+        if !out.client_headers.contains_key(name) {
+            req.insert_header(name.clone(), value.clone())
                 .map_err(internal)?;
         }
     }
@@ -69,6 +114,8 @@ pub fn request_header(out: &Outbound<'_>) -> Result<RequestHeader, ProxyError> {
             .map_err(internal)?;
     }
     req.insert_header(http::header::HOST, target.authority.as_str())
+        .map_err(internal)?;
+    req.insert_header(http::header::CONTENT_TYPE, "application/json")
         .map_err(internal)?;
     if let Some(UpstreamCredential::Header { name, value }) = &target.credential {
         req.insert_header(name.clone(), value.clone())
@@ -133,12 +180,71 @@ async fn send(
     }
 }
 
-/// Run the exchange and relay the answer to the client.
+/// Read the rest of the upstream body, bounded.
+async fn read_all(up: &mut HttpSession) -> Result<Bytes, ProxyError> {
+    let mut buf = BytesMut::new();
+    loop {
+        match up.read_response_body().await {
+            Ok(Some(chunk)) => {
+                if buf.len() + chunk.len() > MAX_UPSTREAM_BODY {
+                    return Err(ProxyError::BadUpstreamResponse(
+                        "the answer is larger than the proxy buffers".into(),
+                    ));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(buf.freeze()),
+            Err(e) => return Err(classify(&e)),
+        }
+    }
+}
+
+/// The client's response header: status, the given content type, no-buffering headers
+/// for streams, and the gateway's own headers.
+fn client_header(
+    status: u16,
+    content_type: &str,
+    stream: bool,
+    extra: &[(HeaderName, HeaderValue)],
+) -> Result<ResponseHeader, ProxyError> {
+    let mut resp = ResponseHeader::build(status, Some(extra.len() + 4))
+        .map_err(|_| ProxyError::UpstreamFailed)?;
+    let _ = resp.insert_header(http::header::CONTENT_TYPE, content_type);
+    if stream {
+        let _ = resp.insert_header(http::header::CACHE_CONTROL, "no-cache");
+        let _ = resp.insert_header("x-accel-buffering", "no");
+    }
+    for (name, value) in extra {
+        let _ = resp.insert_header(name.clone(), value.clone());
+    }
+    Ok(resp)
+}
+
+/// Write a complete body; `false` when the client went away.
+async fn write_whole(session: &mut Session, mut resp: ResponseHeader, body: Bytes) -> bool {
+    let _ = resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string());
+    session
+        .write_response_header(Box::new(resp), false)
+        .await
+        .is_ok()
+        && session.write_response_body(Some(body), true).await.is_ok()
+}
+
+/// The status a client of `dialect` gets for a provider's error status: Anthropic's
+/// 529 (overloaded) means nothing to OpenAI's SDKs, which know 503.
+fn client_status(status: u16, dialect: Dialect) -> u16 {
+    match (status, dialect) {
+        (529, Dialect::OpenAiChat | Dialect::Responses) => 503,
+        (s, _) => s,
+    }
+}
+
+/// Run the exchange and answer the client.
 pub async fn relay(
     connector: &Connector,
     peer: &HttpPeer,
     out: Outbound<'_>,
-    stream_requested: bool,
+    answer: Answer,
     read_timeout: Duration,
     session: &mut Session,
 ) -> Result<Relayed, ProxyError> {
@@ -152,71 +258,288 @@ pub async fn relay(
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
-
-    let mut resp = ResponseHeader::build(upstream.status, Some(upstream.headers.len() + 3))
-        .map_err(|_| ProxyError::UpstreamFailed)?;
-    for (name, value) in &upstream.headers {
-        if !headers::drop_downstream(name) {
-            resp.append_header(name.clone(), value.clone())
-                .map_err(|_| ProxyError::UpstreamFailed)?;
-        }
-    }
-    if is_sse || stream_requested {
-        // Streams go out as they come: no intermediary may buffer them.
-        let _ = resp.insert_header(http::header::CACHE_CONTROL, "no-cache");
-        let _ = resp.insert_header("x-accel-buffering", "no");
-        resp.remove_header(&http::header::CONTENT_LENGTH);
-    }
     let mut relayed = Relayed {
         status,
         ..Relayed::default()
     };
-    if session
-        .write_response_header(Box::new(resp), false)
-        .await
-        .is_err()
-    {
-        // The client left; nothing more to do, and the upstream connection is not reusable.
-        relayed.broken = true;
-        return Ok(relayed);
+    let result = match answer {
+        Answer::Passthrough {
+            dialect,
+            strip_usage,
+        } => {
+            let mut resp = ResponseHeader::build(upstream.status, Some(upstream.headers.len() + 6))
+                .map_err(|_| ProxyError::UpstreamFailed)?;
+            for (name, value) in &upstream.headers {
+                if !headers::drop_downstream(name) {
+                    resp.append_header(name.clone(), value.clone())
+                        .map_err(|_| ProxyError::UpstreamFailed)?;
+                }
+            }
+            for (name, value) in out.response_headers {
+                let _ = resp.insert_header(name.clone(), value.clone());
+            }
+            if is_sse {
+                // Streams go out as they come: no intermediary may buffer them.
+                let _ = resp.insert_header(http::header::CACHE_CONTROL, "no-cache");
+                let _ = resp.insert_header("x-accel-buffering", "no");
+                resp.remove_header(&http::header::CONTENT_LENGTH);
+            }
+            if session
+                .write_response_header(Box::new(resp), false)
+                .await
+                .is_err()
+            {
+                relayed.broken = true;
+                return Ok(relayed);
+            }
+            pass_through(
+                &mut up,
+                session,
+                &mut relayed,
+                started,
+                dialect,
+                is_sse,
+                strip_usage,
+            )
+            .await
+        }
+        Answer::Translate {
+            upstream: from,
+            client,
+            stream,
+            include_usage,
+        } => {
+            if !(200..300).contains(&status) {
+                let body = read_all(&mut up).await.unwrap_or_default();
+                let info = errors::parse_upstream(status, &body);
+                warn!(status, code = ?info.code, "provider refused the request");
+                let resp = client_header(
+                    client_status(status, client),
+                    "application/json",
+                    false,
+                    out.response_headers,
+                )?;
+                relayed.status = client_status(status, client);
+                if !write_whole(session, resp, errors::body(client, &info)).await {
+                    relayed.broken = true;
+                }
+                Done::Complete
+            } else if is_sse {
+                let resp = client_header(200, "text/event-stream", true, out.response_headers)?;
+                if session
+                    .write_response_header(Box::new(resp), false)
+                    .await
+                    .is_err()
+                {
+                    relayed.broken = true;
+                    return Ok(relayed);
+                }
+                translate_stream(
+                    &mut up,
+                    session,
+                    &mut relayed,
+                    started,
+                    from,
+                    client,
+                    include_usage,
+                )
+                .await
+            } else {
+                let body = read_all(&mut up).await?;
+                relayed.ttfb = Some(started.elapsed());
+                relayed.bytes = body.len();
+                let answer = sluice_translate::parse_response(from, &body)?;
+                let (resp, bytes) = if stream {
+                    // The provider answered a stream request whole; the client still
+                    // gets the stream it asked for.
+                    let mut enc = Encoder::new(client, EncoderOptions { include_usage });
+                    let mut buf = BytesMut::new();
+                    for e in answer.into_events() {
+                        enc.encode(&e, &mut buf);
+                    }
+                    enc.finish(&mut buf);
+                    (
+                        client_header(200, "text/event-stream", true, out.response_headers)?,
+                        buf.freeze(),
+                    )
+                } else {
+                    let body = sluice_translate::render_response(client, &answer);
+                    (
+                        client_header(200, "application/json", false, out.response_headers)?,
+                        Bytes::from(body),
+                    )
+                };
+                if !write_whole(session, resp, bytes).await {
+                    relayed.broken = true;
+                }
+                Done::Complete
+            }
+        }
+    };
+    if matches!(result, Done::Complete) && up.response_done() {
+        connector
+            .release_http_session(up, peer, Some(idle_timeout()))
+            .await;
     }
+    Ok(relayed)
+}
 
+/// How a relay ended.
+enum Done {
+    /// The upstream body was read to its end.
+    Complete,
+    /// The client left, or the upstream failed; the connection is not reused.
+    Abandoned,
+}
+
+/// Relay the provider's bytes as they come.
+async fn pass_through(
+    up: &mut HttpSession,
+    session: &mut Session,
+    relayed: &mut Relayed,
+    started: Instant,
+    dialect: Dialect,
+    is_sse: bool,
+    strip_usage: bool,
+) -> Done {
+    let strip_usage = is_sse && strip_usage;
+    let mut splitter = EventSplitter::default();
     loop {
         match up.read_response_body().await {
             Ok(Some(chunk)) => {
                 relayed.ttfb.get_or_insert_with(|| started.elapsed());
                 relayed.bytes += chunk.len();
-                if session
-                    .write_response_body(Some(chunk), false)
-                    .await
-                    .is_err()
-                {
+                let out = if strip_usage {
+                    let mut kept = BytesMut::with_capacity(chunk.len());
+                    let split = splitter.push(&chunk, MAX_EVENT, |event| {
+                        if !is_usage_only_chunk(&event) {
+                            kept.extend_from_slice(&event);
+                        }
+                    });
+                    if split.is_err() {
+                        relayed.broken = true;
+                        let _ = session
+                            .write_response_body(
+                                Some(ProxyError::UpstreamFailed.sse_event(dialect)),
+                                true,
+                            )
+                            .await;
+                        return Done::Abandoned;
+                    }
+                    kept.freeze()
+                } else {
+                    chunk
+                };
+                if !out.is_empty() && session.write_response_body(Some(out), false).await.is_err() {
                     debug!("client went away mid-response");
-                    return Ok(relayed);
+                    return Done::Abandoned;
                 }
             }
             Ok(None) => {
-                let _ = session.write_response_body(None, true).await;
-                if up.response_done() {
-                    connector
-                        .release_http_session(up, peer, Some(idle_timeout()))
-                        .await;
-                }
-                return Ok(relayed);
+                let rest = splitter.rest();
+                let _ = session
+                    .write_response_body((!rest.is_empty()).then_some(rest), true)
+                    .await;
+                return Done::Complete;
             }
             Err(e) => {
                 let error = classify(&e);
-                warn!(error = %e, status, bytes = relayed.bytes, "upstream failed mid-response");
+                warn!(error = %e, status = relayed.status, bytes = relayed.bytes, "upstream failed mid-response");
                 relayed.broken = true;
                 if is_sse {
                     let _ = session
-                        .write_response_body(Some(error.sse_event()), true)
+                        .write_response_body(Some(error.sse_event(dialect)), true)
                         .await;
                 } else {
                     session.set_keepalive(None);
                 }
-                return Ok(relayed);
+                return Done::Abandoned;
             }
         }
     }
+}
+
+/// An OpenAI stream chunk that carries only usage (`"choices":[]`), which the gateway
+/// requested for its own accounting.
+fn is_usage_only_chunk(event: &[u8]) -> bool {
+    memchr::memmem::find(event, b"\"choices\":[]").is_some()
+        && memchr::memmem::find(event, b"\"usage\"").is_some()
+}
+
+/// Translate a provider's stream into the client's, event by event.
+async fn translate_stream(
+    up: &mut HttpSession,
+    session: &mut Session,
+    relayed: &mut Relayed,
+    started: Instant,
+    from: Dialect,
+    client: Dialect,
+    include_usage: bool,
+) -> Done {
+    let mut parser = SseParser::new(MAX_EVENT);
+    let mut decoder = Decoder::new(from);
+    let mut encoder = Encoder::new(client, EncoderOptions { include_usage });
+    let mut sse = Vec::new();
+    let mut events = Vec::new();
+    let mut buf = BytesMut::new();
+    loop {
+        let read = up.read_response_body().await;
+        let ended = matches!(read, Ok(None));
+        let failure: Option<ErrorInfo> = match read {
+            Ok(Some(chunk)) => {
+                relayed.ttfb.get_or_insert_with(|| started.elapsed());
+                relayed.bytes += chunk.len();
+                parser
+                    .push(&chunk, &mut sse)
+                    .err()
+                    .map(|e| bad_stream(&e.to_string()))
+            }
+            Ok(None) => parser
+                .finish(&mut sse)
+                .err()
+                .map(|e| bad_stream(&e.to_string())),
+            Err(e) => {
+                warn!(error = %e, bytes = relayed.bytes, "upstream failed mid-stream");
+                Some(classify(&e).info())
+            }
+        };
+        for e in sse.drain(..) {
+            if let Err(err) = decoder.decode(&e, &mut events) {
+                events.push(Event::Error(bad_stream(&err.to_string())));
+                break;
+            }
+        }
+        if let Some(info) = failure {
+            events.push(Event::Error(info));
+        }
+        let failed = events.iter().any(|e| matches!(e, Event::Error(_)));
+        for e in events.drain(..) {
+            encoder.encode(&e, &mut buf);
+        }
+        if ended || failed {
+            encoder.finish(&mut buf);
+            relayed.broken = failed || !decoder.complete();
+            let _ = session
+                .write_response_body(Some(buf.split().freeze()), true)
+                .await;
+            return if ended && !failed {
+                Done::Complete
+            } else {
+                Done::Abandoned
+            };
+        }
+        if !buf.is_empty()
+            && session
+                .write_response_body(Some(buf.split().freeze()), false)
+                .await
+                .is_err()
+        {
+            debug!("client went away mid-stream");
+            return Done::Abandoned;
+        }
+    }
+}
+
+fn bad_stream(reason: &str) -> ErrorInfo {
+    ProxyError::BadUpstreamResponse(reason.to_string()).info()
 }

@@ -10,24 +10,24 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
 use pingora_core::connectors::http::Connector;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorType};
 use pingora_http::ResponseHeader;
 use pingora_proxy::{ProxyHttp, Session};
-use rand::Rng;
-use sluice_shared::snapshot::{CompiledConsumer, UpstreamTarget};
+use sluice_shared::snapshot::WireApi;
 use sluice_shared::sync::SnapshotHandle;
-use std::sync::Arc;
+use sluice_translate::Dialect;
 use tracing::info;
 use uuid::Uuid;
 
-use crate::body::{self, ChatPeek};
+use crate::body::{self, Peek};
 use crate::error::ProxyError;
-use crate::exchange::{self, Outbound};
-use crate::identity;
+use crate::exchange::{self, Answer, Outbound};
 use crate::peer::{PeerTimeouts, Resolver};
-use crate::route::{self, Endpoint};
+use crate::route::{self, Api, Endpoint};
+use crate::{identity, listing, models, plan};
 
 /// Limits and timeouts of the request path.
 #[derive(Debug, Clone, Copy)]
@@ -59,9 +59,13 @@ impl SluiceProxy {
 #[derive(Debug)]
 pub struct RequestCtx {
     started: Instant,
+    trace_id: String,
+    dialect: Dialect,
     gateway: Option<Uuid>,
     consumer: Option<Uuid>,
     registry: Option<Uuid>,
+    model: Option<String>,
+    translated: bool,
     stream: bool,
     status: u16,
     error: Option<&'static str>,
@@ -71,46 +75,38 @@ pub struct RequestCtx {
     body_read: bool,
 }
 
-/// Pick an upstream by weight among the usable ones.
-fn pick(consumer: &CompiledConsumer) -> Result<&Arc<UpstreamTarget>, ProxyError> {
-    let usable = || {
-        consumer
-            .upstreams
-            .iter()
-            .filter(|u| u.target.as_ref().map_or(true, |t| t.enabled))
-    };
-    let total: u32 = usable().map(|u| u32::from(u.weight)).sum();
-    if total == 0 {
-        return Err(ProxyError::NoUpstream);
-    }
-    let mut roll = rand::rng().random_range(0..total);
-    for upstream in usable() {
-        let weight = u32::from(upstream.weight);
-        if roll < weight {
-            return upstream
-                .target
-                .as_ref()
-                .map_err(|reason| ProxyError::UpstreamMisconfigured(reason.to_string()));
-        }
-        roll -= weight;
-    }
-    Err(ProxyError::NoUpstream)
+pub const TRACE_HEADER: &str = "x-ag-trace-id";
+
+/// The trace id of a request: the client's `X-AG-Trace-Id` when it is a sane token,
+/// else a fresh one.
+fn trace_id(headers: &http::HeaderMap) -> String {
+    headers
+        .get(TRACE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map_or_else(|| Uuid::now_v7().simple().to_string(), str::to_string)
 }
 
 impl SluiceProxy {
     async fn handle(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<(), ProxyError> {
         let path = session.req_header().uri.path().to_owned();
+        ctx.dialect = route::guess_dialect(&path);
         let endpoint = route::parse(&path).ok_or(ProxyError::UnknownPath)?;
-        let method = session.req_header().method.clone();
-        let consumer_slug = match endpoint {
-            Endpoint::Health => return self.answer_status(session, "ok").await,
+        let (consumer_slug, api) = match endpoint {
+            Endpoint::Health => return self.answer_status(session, ctx, "ok").await,
             Endpoint::Ready if self.snapshots.is_loaded() => {
-                return self.answer_status(session, "ready").await;
+                return self.answer_status(session, ctx, "ready").await;
             }
             Endpoint::Ready => return Err(ProxyError::NotReady),
-            Endpoint::ChatCompletions { consumer } => consumer.to_owned(),
+            Endpoint::Consumer { consumer, api } => (consumer.to_owned(), api),
         };
-        if method != http::Method::POST {
+        ctx.dialect = api.dialect();
+        if session.req_header().method != api.method() {
             return Err(ProxyError::MethodNotAllowed);
         }
 
@@ -127,30 +123,70 @@ impl SluiceProxy {
         let consumer = identity::consumer(gateway, &consumer_slug, &header.headers)?;
         ctx.consumer = Some(consumer.id);
 
+        if api == Api::Models {
+            ctx.status = 200;
+            write_json(session, 200, listing::models(consumer), &ctx.trace_id).await;
+            return Ok(());
+        }
+
         let body = body::read(session, self.limits.max_body_bytes).await?;
         ctx.body_read = true;
-        let peek = ChatPeek::parse(&body)?;
+        let peek = Peek::parse(&body)?;
         ctx.stream = peek.stream;
 
-        let target = pick(consumer)?;
+        let resolved = models::resolve(consumer, peek.model.as_deref().unwrap_or(""))?;
+        let target = resolved
+            .upstream
+            .target
+            .as_ref()
+            .map_err(|reason| ProxyError::UpstreamMisconfigured(reason.to_string()))?;
         ctx.registry = Some(target.registry_id);
-        if !target.provider.speaks_openai_chat() {
-            return Err(ProxyError::ProviderUnsupported(target.provider.as_str()));
+        ctx.model = Some(resolved.model.clone());
+
+        if api == Api::CountTokens && target.wire != WireApi::AnthropicMessages {
+            // Only Anthropic counts tokens for a Messages request; for other providers
+            // the count is estimated from the request's text.
+            let req = sluice_translate::parse_request(Dialect::Anthropic, &body)?;
+            let body = Bytes::from(format!(
+                "{{\"input_tokens\":{}}}",
+                listing::estimate_tokens(&req)
+            ));
+            ctx.status = 200;
+            write_json(session, 200, body, &ctx.trace_id).await;
+            return Ok(());
         }
+
+        let plan = plan::plan(api, target, body, &peek, &resolved.model)?;
+        ctx.translated = matches!(plan.answer, Answer::Translate { .. });
         let peer: HttpPeer = self.resolver.peer(target, self.limits.timeouts).await?;
         let client_headers = session.req_header().headers.clone();
+        let response_headers = [
+            (
+                HeaderName::from_static(TRACE_HEADER),
+                header_value(&ctx.trace_id),
+            ),
+            (
+                HeaderName::from_static("x-selected-provider"),
+                header_value(target.provider.as_str()),
+            ),
+            (
+                HeaderName::from_static("x-selected-model"),
+                header_value(&resolved.model),
+            ),
+        ];
         let outbound = Outbound {
             target,
             consumer,
             client_headers: &client_headers,
-            body,
-            api_path: "/chat/completions",
+            body: plan.body,
+            api_path: plan.api_path,
+            response_headers: &response_headers,
         };
         let relayed = exchange::relay(
             &self.connector,
             &peer,
             outbound,
-            peek.stream,
+            plan.answer,
             self.limits.timeouts.read,
             session,
         )
@@ -162,19 +198,30 @@ impl SluiceProxy {
         Ok(())
     }
 
-    async fn answer_status(&self, session: &mut Session, status: &str) -> Result<(), ProxyError> {
+    async fn answer_status(
+        &self,
+        session: &mut Session,
+        ctx: &RequestCtx,
+        status: &str,
+    ) -> Result<(), ProxyError> {
         let body = Bytes::from(format!("{{\"status\":\"{status}\"}}"));
-        write_json(session, 200, body).await;
+        write_json(session, 200, body, &ctx.trace_id).await;
         Ok(())
     }
 }
 
+/// A header value from text that may not make one (a model name a client sent).
+fn header_value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
 /// Write a complete JSON response; a client that left meanwhile is not an error.
-async fn write_json(session: &mut Session, status: u16, body: Bytes) {
-    let Ok(mut resp) = ResponseHeader::build(status, Some(2)) else {
+async fn write_json(session: &mut Session, status: u16, body: Bytes, trace_id: &str) {
+    let Ok(mut resp) = ResponseHeader::build(status, Some(3)) else {
         return;
     };
     let _ = resp.insert_header(http::header::CONTENT_TYPE, "application/json");
+    let _ = resp.insert_header(TRACE_HEADER, header_value(trace_id));
     let _ = resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string());
     if session
         .write_response_header(Box::new(resp), false)
@@ -192,6 +239,10 @@ impl ProxyHttp for SluiceProxy {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             started: Instant::now(),
+            trace_id: String::new(),
+            dialect: Dialect::OpenAiChat,
+            model: None,
+            translated: false,
             gateway: None,
             consumer: None,
             registry: None,
@@ -213,6 +264,7 @@ impl ProxyHttp for SluiceProxy {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> pingora_error::Result<bool> {
+        ctx.trace_id = trace_id(&session.req_header().headers);
         if let Err(error) = self.handle(session, ctx).await {
             let (status, code) = error.status_and_code();
             ctx.status = status.as_u16();
@@ -222,7 +274,13 @@ impl ProxyHttp for SluiceProxy {
                 session.set_keepalive(None);
             }
             if session.response_written().is_none() {
-                write_json(session, status.as_u16(), error.body()).await;
+                write_json(
+                    session,
+                    status.as_u16(),
+                    error.body(ctx.dialect),
+                    &ctx.trace_id,
+                )
+                .await;
             }
         }
         Ok(true)
@@ -251,6 +309,10 @@ impl ProxyHttp for SluiceProxy {
             gateway = ?ctx.gateway,
             consumer = ?ctx.consumer,
             registry = ?ctx.registry,
+            model = ctx.model.as_deref(),
+            dialect = ctx.dialect.as_str(),
+            translated = ctx.translated,
+            trace_id = %ctx.trace_id,
             stream = ctx.stream,
             bytes = ctx.upstream_bytes,
             ttfb_ms = ctx.ttfb.map(|d| d.as_secs_f64() * 1000.0),

@@ -245,3 +245,40 @@ impl ErrorInfo {
         }
     }
 }
+
+impl Response {
+    /// The answer as the events a stream of it would carry, for a provider that
+    /// answered a streaming request with one complete body.
+    pub fn into_events(self) -> Vec<Event> {
+        let mut events = vec![Event::Start {
+            id: self.id,
+            model: self.model,
+            created: self.created,
+        }];
+        let mut tools = 0;
+        for part in self.content {
+            match part {
+                Part::Text(t) => events.push(Event::Text(t)),
+                Part::Reasoning(r) => events.push(Event::Reasoning(r)),
+                Part::ToolCall(c) => {
+                    events.push(Event::ToolCallStart {
+                        index: tools,
+                        id: c.id,
+                        name: c.name,
+                    });
+                    events.push(Event::ToolCallArguments {
+                        index: tools,
+                        fragment: c.arguments,
+                    });
+                    tools += 1;
+                }
+                Part::Image(_) | Part::ToolResult { .. } => {}
+            }
+        }
+        events.push(Event::Finish(self.finish.unwrap_or(FinishReason::Stop)));
+        if let Some(u) = self.usage {
+            events.push(Event::Usage(u));
+        }
+        events
+    }
+}

@@ -222,3 +222,44 @@ mod tests {
         assert_eq!(&out[..], b"event: ping\ndata: {}\n\ndata: [DONE]\n\n");
     }
 }
+
+/// Splits a byte stream into whole raw events (terminator included) without parsing
+/// them, for a pass-through stream that must forward the provider's exact bytes but
+/// look at each event. Only the unfinished event is kept.
+#[derive(Debug, Default)]
+pub struct EventSplitter {
+    pending: BytesMut,
+}
+
+impl EventSplitter {
+    /// Feed a chunk; each complete raw event is passed to `each`.
+    pub fn push(
+        &mut self,
+        chunk: &[u8],
+        max: usize,
+        mut each: impl FnMut(bytes::Bytes),
+    ) -> Result<(), SseError> {
+        self.pending.extend_from_slice(chunk);
+        loop {
+            let lf = memchr::memmem::find(&self.pending, b"\n\n").map(|at| at + 2);
+            let crlf = memchr::memmem::find(&self.pending, b"\r\n\r\n").map(|at| at + 4);
+            let end = match (lf, crlf) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => match a.or(b) {
+                    Some(end) => end,
+                    None => break,
+                },
+            };
+            each(self.pending.split_to(end).freeze());
+        }
+        if self.pending.len() > max {
+            return Err(SseError::TooLarge(max));
+        }
+        Ok(())
+    }
+
+    /// Whatever is left at the end of the stream.
+    pub fn rest(&mut self) -> bytes::Bytes {
+        self.pending.split().freeze()
+    }
+}

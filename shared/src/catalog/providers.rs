@@ -57,7 +57,7 @@ pub fn providers() -> Vec<ProviderEntry> {
             wire_format: p.wire_format(),
             default_base_url: p.default_base_url(),
             auth_types: auth_types(p),
-            routable: p.speaks_openai_chat(),
+            routable: p.routable(),
             options_schema: options_schema(p),
         })
         .collect()

@@ -84,6 +84,12 @@ impl Provider {
         }
     }
 
+    /// Whether the proxy can route to this provider yet (Chat Completions family or
+    /// Anthropic Messages).
+    pub fn routable(self) -> bool {
+        self.speaks_openai_chat() || self == Self::Anthropic
+    }
+
     /// Whether the proxy can route to this provider yet. The others are accepted and
     /// stored, and answer a clear error until their wire format lands.
     pub fn speaks_openai_chat(self) -> bool {

@@ -31,6 +31,19 @@ pub enum CompileError {
 pub struct WeightedUpstream {
     pub target: Result<Arc<UpstreamTarget>, Arc<str>>,
     pub weight: u8,
+    /// The registry's name, also when its target is broken (for `name/model` pins).
+    pub registry_name: Arc<str>,
+    /// Models the consumer may use here; empty allows any.
+    pub allowed: Vec<String>,
+    /// The model used when a request names none.
+    pub default_model: Option<String>,
+}
+
+impl WeightedUpstream {
+    /// Whether the consumer may use `model` on this registry.
+    pub fn allows(&self, model: &str) -> bool {
+        self.allowed.is_empty() || self.allowed.iter().any(|m| m == model)
+    }
 }
 
 /// A consumer ready for the request path.
@@ -84,6 +97,11 @@ impl CompiledGateway {
         doc: &GatewayDocument,
         secrets: Option<&SecretBox>,
     ) -> Result<Self, CompileError> {
+        let names: HashMap<Uuid, Arc<str>> = doc
+            .registries
+            .iter()
+            .map(|r| (r.id, Arc::from(r.spec.name.as_str())))
+            .collect();
         let targets: HashMap<Uuid, Result<Arc<UpstreamTarget>, Arc<str>>> = doc
             .registries
             .iter()
@@ -116,9 +134,20 @@ impl CompiledGateway {
                 .registries
                 .iter()
                 .filter_map(|link| {
+                    let policy = c
+                        .spec
+                        .model_policies
+                        .iter()
+                        .find(|p| p.registry_id == link.registry_id);
                     targets.get(&link.registry_id).map(|t| WeightedUpstream {
                         target: t.clone(),
                         weight: link.weight.max(1),
+                        registry_name: names
+                            .get(&link.registry_id)
+                            .cloned()
+                            .unwrap_or_else(|| Arc::from("")),
+                        allowed: policy.map(|p| p.allowed.clone()).unwrap_or_default(),
+                        default_model: policy.and_then(|p| p.default.clone()),
                     })
                 })
                 .collect();

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 pub use compile::{CompileError, CompiledConsumer, CompiledGateway, WeightedUpstream};
-pub use upstream::{UpstreamCredential, UpstreamTarget};
+pub use upstream::{DEFAULT_ANTHROPIC_VERSION, UpstreamCredential, UpstreamTarget, WireApi};
 
 /// Every gateway this plane serves, compiled.
 #[derive(Debug, Default)]

@@ -19,6 +19,22 @@ pub enum UpstreamCredential {
     },
 }
 
+/// The API a target is called with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireApi {
+    /// OpenAI Chat Completions (`/chat/completions`).
+    OpenAiChat,
+    /// OpenAI Responses (`/responses`): `openai` with `provider_options.api = "responses"`.
+    OpenAiResponses,
+    /// Anthropic Messages (`/messages`).
+    AnthropicMessages,
+    /// A provider whose wire format the proxy does not speak yet.
+    Unsupported,
+}
+
+/// The Anthropic API version sent when the registry names none.
+pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
+
 /// A registry as the proxy calls it.
 #[derive(Debug, Clone)]
 pub struct UpstreamTarget {
@@ -34,6 +50,10 @@ pub struct UpstreamTarget {
     /// The base path of the API, without a trailing slash, e.g. `/v1`.
     pub base_path: String,
     pub credential: Option<UpstreamCredential>,
+    pub wire: WireApi,
+    /// Headers the provider's API needs on every request (`anthropic-version`,
+    /// OpenAI's organization and project).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl UpstreamTarget {
@@ -84,6 +104,35 @@ impl UpstreamTarget {
             (Some(auth), None) => Some(auth.clone()),
         };
         let credential = auth.as_ref().map(|a| credential(a, provider)).transpose()?;
+        let option = |key: &str| spec.provider_options.get(key).and_then(|v| v.as_str());
+        let wire = match provider {
+            Provider::Openai if option("api") == Some("responses") => WireApi::OpenAiResponses,
+            Provider::Anthropic => WireApi::AnthropicMessages,
+            p if p.speaks_openai_chat() => WireApi::OpenAiChat,
+            _ => WireApi::Unsupported,
+        };
+        let mut headers = Vec::new();
+        let mut header = |name: &'static str, value: &str| -> Result<(), String> {
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| format!("provider_options: {name} is not a valid header value"))?;
+            headers.push((HeaderName::from_static(name), value));
+            Ok(())
+        };
+        match provider {
+            Provider::Anthropic => header(
+                "anthropic-version",
+                option("anthropic_version").unwrap_or(DEFAULT_ANTHROPIC_VERSION),
+            )?,
+            Provider::Openai => {
+                if let Some(org) = option("organization") {
+                    header("openai-organization", org)?;
+                }
+                if let Some(project) = option("project") {
+                    header("openai-project", project)?;
+                }
+            }
+            _ => {}
+        }
         Ok(Self {
             registry_id: registry.id,
             registry_name: spec.name.clone(),
@@ -95,6 +144,8 @@ impl UpstreamTarget {
             authority,
             base_path: url.path().trim_end_matches('/').to_string(),
             credential,
+            wire,
+            headers,
         })
     }
 }
