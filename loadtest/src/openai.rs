@@ -1,138 +1,208 @@
-//! OpenAI Chat Completions bodies, as the mock writes them.
+//! OpenAI Chat Completions (and embeddings), as the mock writes them.
 
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-/// What the mock needs to know of a chat completion request.
-#[derive(Debug, Clone)]
-pub struct ChatRequest {
-    pub model: String,
-    pub stream: bool,
-    pub include_usage: bool,
-    pub prompt_tokens: u64,
-}
-
-impl ChatRequest {
-    /// Read the fields the mock uses; `None` when the body is not a chat request.
-    pub fn parse(body: &[u8]) -> Option<Self> {
-        let v: Value = serde_json::from_slice(body).ok()?;
-        let messages = v.get("messages")?.as_array()?;
-        let text_len: usize = messages
-            .iter()
-            .map(|m| match m.get("content") {
-                Some(Value::String(s)) => s.len(),
-                Some(other) => other.to_string().len(),
-                None => 0,
-            })
-            .sum();
-        Some(Self {
-            model: v
-                .get("model")
-                .and_then(Value::as_str)
-                .unwrap_or("mock-model")
-                .to_string(),
-            stream: v.get("stream").and_then(Value::as_bool).unwrap_or(false),
-            include_usage: v
-                .pointer("/stream_options/include_usage")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            // A rough, deterministic count: about four bytes a token, at least one a message.
-            prompt_tokens: (text_len as u64).div_ceil(4) + messages.len() as u64,
-        })
-    }
-}
+use crate::ask::{Ask, Finish, OfferedTool, Plan, fragments, tokens_of};
 
 const CREATED: u64 = 1_700_000_000;
 
-/// The text of content chunk `i`: one token each.
-pub fn piece(i: u32) -> String {
-    format!("tok{i} ")
+/// Read a chat completion request; `None` when the body is not one.
+pub fn parse(body: &[u8]) -> Option<Ask> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let messages = v.get("messages")?.as_array()?;
+    let tool_result = messages
+        .last()
+        .filter(|m| m.get("role").and_then(Value::as_str) == Some("tool"))
+        .map(|m| match m.get("content") {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        });
+    let tools = v
+        .get("tools")
+        .and_then(Value::as_array)
+        .map(|ts| {
+            ts.iter()
+                .filter_map(|t| {
+                    let f = t.get("function")?;
+                    Some(OfferedTool {
+                        name: f.get("name")?.as_str()?.to_string(),
+                        schema: f.get("parameters").cloned().unwrap_or(Value::Null),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(Ask {
+        model: v
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or("mock-model")
+            .to_string(),
+        stream: v.get("stream").and_then(Value::as_bool).unwrap_or(false),
+        include_usage: v
+            .pointer("/stream_options/include_usage")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        tools,
+        tools_forbidden: v.get("tool_choice").and_then(Value::as_str) == Some("none"),
+        tool_result,
+        prompt_tokens: messages.iter().map(tokens_of).sum::<u64>() + messages.len() as u64,
+        max_tokens: v
+            .get("max_completion_tokens")
+            .or_else(|| v.get("max_tokens"))
+            .and_then(Value::as_u64),
+    })
 }
 
-/// A complete, non-streamed answer of `completion_tokens` tokens.
-pub fn completion(req: &ChatRequest, id: &str, completion_tokens: u32) -> Bytes {
-    let content: String = (0..completion_tokens).map(piece).collect();
-    let body = json!({
-        "id": id,
-        "object": "chat.completion",
-        "created": CREATED,
-        "model": req.model,
-        "system_fingerprint": "fp_mock",
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": content, "refusal": null},
-            "logprobs": null,
-            "finish_reason": "stop"
-        }],
-        "usage": usage(req.prompt_tokens, u64::from(completion_tokens)),
-    });
-    Bytes::from(body.to_string())
+fn finish(plan: &Plan) -> &'static str {
+    match plan.finish {
+        Finish::Stop => "stop",
+        Finish::Length => "length",
+        Finish::ToolCalls => "tool_calls",
+    }
 }
 
-fn usage(prompt: u64, completion: u64) -> Value {
+fn usage(plan: &Plan) -> Value {
     json!({
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "prompt_tokens": plan.prompt_tokens,
+        "completion_tokens": plan.completion_tokens,
+        "total_tokens": plan.prompt_tokens + plan.completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": plan.cached_tokens, "audio_tokens": 0},
         "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
             "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
     })
 }
 
+/// A complete, non-streamed answer.
+pub fn completion(plan: &Plan, id: &str) -> Bytes {
+    let mut message = json!({"role": "assistant", "content": plan.text(), "refusal": null});
+    if !plan.calls.is_empty() {
+        message["content"] = Value::Null;
+        message["tool_calls"] = plan
+            .calls
+            .iter()
+            .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
+            .collect();
+    }
+    let body = json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": CREATED,
+        "model": plan.model,
+        "system_fingerprint": "fp_mock",
+        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish(plan)}],
+        "usage": usage(plan),
+    });
+    Bytes::from(body.to_string())
+}
+
 /// One SSE event carrying a `chat.completion.chunk`.
-fn chunk(req: &ChatRequest, id: &str, choices: Value, usage_field: Option<Value>) -> Bytes {
+fn chunk(
+    plan: &Plan,
+    id: &str,
+    include_usage: bool,
+    choices: Value,
+    usage: Option<Value>,
+) -> Bytes {
     let mut body = json!({
         "id": id,
         "object": "chat.completion.chunk",
         "created": CREATED,
-        "model": req.model,
+        "model": plan.model,
         "system_fingerprint": "fp_mock",
         "choices": choices,
     });
-    if req.include_usage {
-        body["usage"] = usage_field.unwrap_or(Value::Null);
+    if include_usage {
+        body["usage"] = usage.unwrap_or(Value::Null);
     }
     Bytes::from(format!("data: {body}\n\n"))
 }
 
-/// The first chunk: the assistant role, empty content.
-pub fn role_chunk(req: &ChatRequest, id: &str) -> Bytes {
+fn delta(plan: &Plan, id: &str, include_usage: bool, delta: Value) -> Bytes {
     chunk(
-        req,
+        plan,
         id,
-        json!([{"index": 0, "delta": {"role": "assistant", "content": "", "refusal": null},
-                "logprobs": null, "finish_reason": null}]),
+        include_usage,
+        json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": null}]),
         None,
     )
 }
 
-pub fn content_chunk(req: &ChatRequest, id: &str, i: u32) -> Bytes {
-    chunk(
-        req,
+/// The events of a streamed answer: the role, content pieces or tool-call deltas, the
+/// finish reason, the usage chunk when asked for, and `[DONE]`.
+pub fn stream(plan: &Plan, id: &str, include_usage: bool) -> Vec<Bytes> {
+    let mut events = vec![delta(
+        plan,
         id,
-        json!([{"index": 0, "delta": {"content": piece(i)}, "logprobs": null, "finish_reason": null}]),
+        include_usage,
+        json!({"role": "assistant", "content": "", "refusal": null}),
+    )];
+    for p in &plan.pieces {
+        events.push(delta(plan, id, include_usage, json!({"content": p})));
+    }
+    for (i, c) in plan.calls.iter().enumerate() {
+        events.push(delta(
+            plan,
+            id,
+            include_usage,
+            json!({"tool_calls": [{"index": i, "id": c.id, "type": "function",
+                "function": {"name": c.name, "arguments": ""}}]}),
+        ));
+        for f in fragments(&c.arguments) {
+            events.push(delta(
+                plan,
+                id,
+                include_usage,
+                json!({"tool_calls": [{"index": i, "function": {"arguments": f}}]}),
+            ));
+        }
+    }
+    events.push(chunk(
+        plan,
+        id,
+        include_usage,
+        json!([{"index": 0, "delta": {}, "logprobs": null, "finish_reason": finish(plan)}]),
         None,
-    )
+    ));
+    if include_usage {
+        events.push(chunk(plan, id, include_usage, json!([]), Some(usage(plan))));
+    }
+    events.push(Bytes::from_static(DONE));
+    events
 }
 
-pub fn finish_chunk(req: &ChatRequest, id: &str) -> Bytes {
-    chunk(
-        req,
-        id,
-        json!([{"index": 0, "delta": {}, "logprobs": null, "finish_reason": "stop"}]),
-        None,
-    )
-}
-
-/// The usage chunk OpenAI sends last when `stream_options.include_usage` is set.
-pub fn usage_chunk(req: &ChatRequest, id: &str, completion_tokens: u32) -> Bytes {
-    chunk(
-        req,
-        id,
-        json!([]),
-        Some(usage(req.prompt_tokens, u64::from(completion_tokens))),
-    )
+/// `POST /v1/embeddings`: one deterministic 8-dimension vector per input.
+pub fn embeddings(body: &[u8]) -> Option<Bytes> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let inputs: Vec<String> = match v.get("input")? {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+            .collect(),
+        _ => return None,
+    };
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let seed = text
+                .bytes()
+                .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+            let vector: Vec<f64> = (0..8)
+                .map(|d| f64::from((seed >> d) & 0xff) / 255.0)
+                .collect();
+            json!({"object": "embedding", "index": i, "embedding": vector})
+        })
+        .collect();
+    let tokens: u64 = inputs.iter().map(|s| (s.len() as u64).div_ceil(4)).sum();
+    Some(Bytes::from(
+        json!({"object": "list", "data": data, "model": v.get("model").cloned().unwrap_or(Value::Null),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+        .to_string(),
+    ))
 }
 
 /// `GET /v1/models`: the models the mock answers for.

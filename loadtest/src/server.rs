@@ -17,7 +17,18 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
-use crate::openai::{self, ChatRequest};
+use crate::{anthropic, openai, responses};
+
+/// The APIs the mock serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Api {
+    Models,
+    Chat,
+    Messages,
+    CountTokens,
+    Responses,
+    Embeddings,
+}
 
 type Body = BoxBody<Bytes, Infallible>;
 
@@ -184,62 +195,59 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     }
     shared.served.fetch_add(1, Ordering::Relaxed);
     let json = "application/json";
-
-    if parts.method == http::Method::GET && parts.uri.path() == "/health" {
-        return Ok(full(
-            StatusCode::OK,
-            &config.name,
-            json,
-            Bytes::from_static(b"{\"status\":\"ok\"}"),
-        ));
-    }
-    let path = parts.uri.path();
-    let authorized = config.api_key.as_ref().is_none_or(|key| {
-        parts
-            .headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            == Some(format!("Bearer {key}").as_str())
-    });
-    if parts.method == http::Method::GET && (path == "/v1/models" || path == "/models") {
-        if !authorized {
+    let path = parts.uri.path().trim_start_matches("/v1");
+    let api = match (parts.method.clone(), path) {
+        (http::Method::GET, "/health") => {
             return Ok(full(
-                StatusCode::UNAUTHORIZED,
+                StatusCode::OK,
                 &config.name,
                 json,
-                openai::error(401, "Incorrect API key provided"),
+                Bytes::from_static(b"{\"status\":\"ok\"}"),
             ));
         }
-        return Ok(full(
-            StatusCode::OK,
-            &config.name,
-            json,
-            openai::model_list(),
-        ));
-    }
-    if parts.method != http::Method::POST
-        || !(path == "/v1/chat/completions" || path == "/chat/completions")
-    {
-        return Ok(full(
-            StatusCode::NOT_FOUND,
-            &config.name,
-            json,
-            openai::error(404, "unknown path"),
-        ));
-    }
+        (http::Method::GET, "/models") => Api::Models,
+        (http::Method::POST, "/chat/completions") => Api::Chat,
+        (http::Method::POST, "/messages") => Api::Messages,
+        (http::Method::POST, "/messages/count_tokens") => Api::CountTokens,
+        (http::Method::POST, "/responses") => Api::Responses,
+        (http::Method::POST, "/embeddings") => Api::Embeddings,
+        _ => {
+            return Ok(full(
+                StatusCode::NOT_FOUND,
+                &config.name,
+                json,
+                openai::error(404, "unknown path"),
+            ));
+        }
+    };
+    let anthropic_shape = matches!(api, Api::Messages | Api::CountTokens);
+    let error = |status: StatusCode, message: &str| {
+        let body = if anthropic_shape {
+            anthropic::error(status.as_u16(), message)
+        } else {
+            openai::error(status.as_u16(), message)
+        };
+        Ok(full(status, &config.name, json, body))
+    };
     if let Some(key) = &config.api_key {
-        let presented = parts
-            .headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if presented != Some(format!("Bearer {key}").as_str()) {
-            return Ok(full(
-                StatusCode::UNAUTHORIZED,
-                &config.name,
-                json,
-                openai::error(401, "Incorrect API key provided"),
-            ));
+        let header = |name| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v: &http::HeaderValue| v.to_str().ok())
+        };
+        let bearer =
+            header(http::header::AUTHORIZATION.as_str()) == Some(format!("Bearer {key}").as_str());
+        let x_api_key = header("x-api-key") == Some(key.as_str());
+        if !(bearer || x_api_key) {
+            return error(StatusCode::UNAUTHORIZED, "Incorrect API key provided");
         }
+    }
+    if anthropic_shape && !parts.headers.contains_key("anthropic-version") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "anthropic-version: header is required",
+        );
     }
     let latency = header_num(&parts.headers, "x-mock-latency-ms")
         .map_or(config.latency, Duration::from_millis);
@@ -250,45 +258,84 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         .and_then(|s| u16::try_from(s).ok())
         .and_then(|s| StatusCode::from_u16(s).ok())
     {
-        return Ok(full(
-            status,
-            &config.name,
-            json,
-            openai::error(status.as_u16(), "mock error"),
-        ));
+        return error(status, "mock error");
     }
-    let Some(chat) = ChatRequest::parse(&body) else {
-        return Ok(full(
-            StatusCode::BAD_REQUEST,
-            &config.name,
-            json,
-            openai::error(400, "body is not a chat completion request"),
-        ));
-    };
+    let served = shared.served.load(Ordering::Relaxed);
     let chunks = header_num(&parts.headers, "x-mock-chunks")
         .and_then(|n| u32::try_from(n).ok())
         .unwrap_or(config.chunks);
-    let id = format!("chatcmpl-mock-{}", shared.served.load(Ordering::Relaxed));
-    if !chat.stream {
-        return Ok(full(
-            StatusCode::OK,
-            &config.name,
-            json,
-            openai::completion(&chat, &id, chunks),
-        ));
+    let (ask, id, call_prefix) = match api {
+        Api::Models => {
+            return Ok(full(
+                StatusCode::OK,
+                &config.name,
+                json,
+                openai::model_list(),
+            ));
+        }
+        Api::Embeddings => {
+            return match openai::embeddings(&body) {
+                Some(b) => Ok(full(StatusCode::OK, &config.name, json, b)),
+                None => error(StatusCode::BAD_REQUEST, "body is not an embeddings request"),
+            };
+        }
+        Api::Chat => match openai::parse(&body) {
+            Some(ask) => (
+                ask,
+                format!("chatcmpl-mock-{served}"),
+                format!("call_mock_{served}_"),
+            ),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "body is not a chat completion request",
+                );
+            }
+        },
+        Api::Messages | Api::CountTokens => match anthropic::parse(&body) {
+            Ok(ask) if api == Api::CountTokens => {
+                return Ok(full(
+                    StatusCode::OK,
+                    &config.name,
+                    json,
+                    anthropic::count_tokens(&ask),
+                ));
+            }
+            Ok(ask) => (
+                ask,
+                format!("msg_mock_{served}"),
+                format!("toolu_mock_{served}_"),
+            ),
+            Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+        },
+        Api::Responses => match responses::parse(&body) {
+            Some(ask) => (
+                ask,
+                format!("resp_mock_{served}"),
+                format!("call_mock_{served}_"),
+            ),
+            None => return error(StatusCode::BAD_REQUEST, "body is not a responses request"),
+        },
+    };
+    let plan = ask.plan(chunks, &call_prefix);
+    if !ask.stream {
+        let body = match api {
+            Api::Messages => anthropic::message(&plan, &id),
+            Api::Responses => responses::complete(&plan, &id),
+            _ => openai::completion(&plan, &id),
+        };
+        return Ok(full(StatusCode::OK, &config.name, json, body));
     }
+    let events = match api {
+        Api::Messages => anthropic::stream(&plan, &id),
+        Api::Responses => responses::stream(&plan, &id),
+        _ => openai::stream(&plan, &id, ask.include_usage),
+    };
     let delay = header_num(&parts.headers, "x-mock-delay-ms")
         .map_or(config.chunk_delay, Duration::from_millis);
     let gate = config.gate.clone();
     let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(16);
     tokio::spawn(async move {
-        let mut events = vec![openai::role_chunk(&chat, &id)];
-        events.extend((0..chunks).map(|i| openai::content_chunk(&chat, &id, i)));
-        events.push(openai::finish_chunk(&chat, &id));
-        if chat.include_usage {
-            events.push(openai::usage_chunk(&chat, &id, chunks));
-        }
-        events.push(Bytes::from_static(openai::DONE));
         for (i, event) in events.into_iter().enumerate() {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
