@@ -6,18 +6,18 @@ use serde_json::{Value, json};
 
 use crate::ask::{Ask, Finish, OfferedTool, Plan, fragments, tokens_of};
 
-/// Read a Messages request; `Err` with Anthropic's message when it is not valid (the
-/// API requires `max_tokens`).
-pub fn parse(body: &[u8]) -> Result<Ask, String> {
+/// Read a Messages request (or a token count's, `counting`); `Err` with Anthropic's
+/// message when it is not valid (the API requires `max_tokens` to generate).
+pub fn parse(body: &[u8], counting: bool) -> Result<Ask, String> {
     let v: Value = serde_json::from_slice(body).map_err(|_| "body is not JSON".to_string())?;
     let messages = v
         .get("messages")
         .and_then(Value::as_array)
         .ok_or("messages: Field required")?;
-    let max_tokens = v
-        .get("max_tokens")
-        .and_then(Value::as_u64)
-        .ok_or("max_tokens: Field required")?;
+    let max_tokens = v.get("max_tokens").and_then(Value::as_u64);
+    if max_tokens.is_none() && !counting {
+        return Err("max_tokens: Field required".into());
+    }
     for m in messages {
         match m.get("role").and_then(Value::as_str) {
             Some("user" | "assistant") => {}
@@ -68,7 +68,7 @@ pub fn parse(body: &[u8]) -> Result<Ask, String> {
         tools_forbidden: v.pointer("/tool_choice/type").and_then(Value::as_str) == Some("none"),
         tool_result,
         prompt_tokens: system + messages.iter().map(tokens_of).sum::<u64>() + messages.len() as u64,
-        max_tokens: Some(max_tokens),
+        max_tokens,
     })
 }
 

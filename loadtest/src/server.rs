@@ -292,22 +292,24 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
                 );
             }
         },
-        Api::Messages | Api::CountTokens => match anthropic::parse(&body) {
-            Ok(ask) if api == Api::CountTokens => {
-                return Ok(full(
-                    StatusCode::OK,
-                    &config.name,
-                    json,
-                    anthropic::count_tokens(&ask),
-                ));
+        Api::Messages | Api::CountTokens => {
+            match anthropic::parse(&body, api == Api::CountTokens) {
+                Ok(ask) if api == Api::CountTokens => {
+                    return Ok(full(
+                        StatusCode::OK,
+                        &config.name,
+                        json,
+                        anthropic::count_tokens(&ask),
+                    ));
+                }
+                Ok(ask) => (
+                    ask,
+                    format!("msg_mock_{served}"),
+                    format!("toolu_mock_{served}_"),
+                ),
+                Err(message) => return error(StatusCode::BAD_REQUEST, &message),
             }
-            Ok(ask) => (
-                ask,
-                format!("msg_mock_{served}"),
-                format!("toolu_mock_{served}_"),
-            ),
-            Err(message) => return error(StatusCode::BAD_REQUEST, &message),
-        },
+        }
         Api::Responses => match responses::parse(&body) {
             Some(ask) => (
                 ask,

@@ -411,3 +411,66 @@ pub async fn wait_ready(url: &str) {
     })
     .await;
 }
+
+/// One consumer routed to three registries on one mock, one per provider dialect, so
+/// the model name picks the dialect: `mock-model` → Chat Completions (openai_compatible),
+/// `claude-sonnet-4-5` → Anthropic Messages, `gpt-4.1` → OpenAI Responses. Requests
+/// without a model get `mock-model`.
+pub async fn setup_dialects(admin: &Admin, slug: &str, base_url: &str) -> Fixture {
+    let f = setup(admin, slug, base_url).await;
+    let gid = &f.gateway_id;
+    let mut ids = vec![f.registry_id.clone()];
+    for (name, provider, options) in [
+        ("claude", "anthropic", json!({"base_url": base_url})),
+        (
+            "resp",
+            "openai",
+            json!({"base_url": base_url, "api": "responses"}),
+        ),
+    ] {
+        let reg = admin
+            .ok(
+                "POST",
+                &format!("/v1/gateways/{gid}/registries"),
+                Some(
+                    json!({"name": name, "provider": provider, "provider_options": options,
+                    "auth": {"type": "api_key", "api_key": UPSTREAM_KEY}}),
+                ),
+                201,
+            )
+            .await;
+        let rid = reg["id"].as_str().expect("id").to_string();
+        admin
+            .ok(
+                "POST",
+                &format!(
+                    "/v1/gateways/{gid}/consumers/{}/registries/{rid}",
+                    f.consumer_id
+                ),
+                Some(json!({"weight": 1})),
+                200,
+            )
+            .await;
+        ids.push(rid);
+    }
+    admin
+        .ok(
+            "PUT",
+            &format!("/v1/gateways/{gid}/consumers/{}", f.consumer_id),
+            Some(json!({"name": "My App", "model_policies": [
+                {"registry_id": ids[0], "allowed": ["mock-model"], "default": "mock-model"},
+                {"registry_id": ids[1], "allowed": ["claude-sonnet-4-5"]},
+                {"registry_id": ids[2], "allowed": ["gpt-4.1"]},
+            ]})),
+            200,
+        )
+        .await;
+    f
+}
+
+/// The models of [`setup_dialects`], by upstream dialect.
+pub const DIALECT_MODELS: [(&str, &str); 3] = [
+    ("chat", "mock-model"),
+    ("anthropic", "claude-sonnet-4-5"),
+    ("responses", "gpt-4.1"),
+];
