@@ -7,10 +7,12 @@ run:
 	cargo run --release --bin sluice -- all
 
 # The whole test suite, as CI runs it: formatting, lints, then every test against the
-# real local PostgreSQL and Redis (installed and started when missing).
+# real local PostgreSQL and Redis (installed and started when missing), the official
+# OpenAI and Anthropic SDKs included (installed into ./.venv-sdk when missing).
 test:
 	@scripts/deps.sh
 	@scripts/services.sh
+	@scripts/sdk-venv.sh
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	@if cargo nextest --version >/dev/null 2>&1; then \

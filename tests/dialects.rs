@@ -7,8 +7,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use reqwest::{RequestBuilder, Response};
 use serde_json::{Value, json};
 use support::*;
@@ -36,15 +34,7 @@ async fn started() -> (Embedded, sluice_loadtest::MockProvider, Fixture) {
     let s = embedded().await;
     let m = mock("dialects").await;
     let f = setup_dialects(&s.admin, "dialects", &m.base_url()).await;
-    eventually(Duration::from_secs(10), "the route to claude", || async {
-        let resp = post(&s, &f, "chat/completions")
-            .json(&body_for("chat", "claude-sonnet-4-5", false))
-            .send()
-            .await
-            .expect("send");
-        (resp.status() == 200).then_some(())
-    })
-    .await;
+    wait_model(&s.proxy, &f, "claude-sonnet-4-5").await;
     (s, m, f)
 }
 

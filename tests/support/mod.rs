@@ -468,6 +468,20 @@ pub async fn setup_dialects(admin: &Admin, slug: &str, base_url: &str) -> Fixtur
     f
 }
 
+/// Wait until the proxy routes the fixture's requests for `model` (config propagation).
+pub async fn wait_model(proxy: &Proxy, f: &Fixture, model: &str) {
+    eventually(
+        Duration::from_secs(10),
+        &format!("the route to {model}"),
+        || async {
+            let mut body = simple_chat(false);
+            body["model"] = json!(model);
+            (proxy.chat(f, body).await.status() == StatusCode::OK).then_some(())
+        },
+    )
+    .await;
+}
+
 /// The models of [`setup_dialects`], by upstream dialect.
 pub const DIALECT_MODELS: [(&str, &str); 3] = [
     ("chat", "mock-model"),
