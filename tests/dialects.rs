@@ -351,3 +351,40 @@ async fn models_list_embeddings_and_token_counts() {
     );
     s.running.shutdown().await;
 }
+
+/// A provider that closes a stream half way never produces an answer that looks
+/// complete: every client dialect, over every provider dialect, translated or passed
+/// through, ends with an error event in its own shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_cut_short_end_with_an_error_event() {
+    let (s, _m, f) = started().await;
+    for api in ["chat/completions", "messages", "responses"] {
+        for (upstream, model) in DIALECT_MODELS {
+            let case = format!("{api} -> {upstream}");
+            let resp = post(&s, &f, api)
+                .header("x-mock-truncate-after", "4")
+                .json(&body_for(api, model, true))
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(resp.status(), 200, "{case}");
+            let body = text(resp).await;
+            let last = body.trim_end().rsplit("\n\n").next().unwrap_or_default();
+            let ok = match api {
+                "messages" => {
+                    last.starts_with("event: error") && last.contains("upstream_incomplete")
+                }
+                "responses" => {
+                    last.starts_with("event: response.failed") || last.starts_with("event: error")
+                }
+                _ => last.starts_with("data: {\"error\"") && last.contains("upstream_incomplete"),
+            };
+            assert!(ok, "{case}: {body}");
+            assert!(
+                !body.contains("[DONE]") && !body.contains("message_stop"),
+                "{case}: {body}"
+            );
+        }
+    }
+    s.running.shutdown().await;
+}

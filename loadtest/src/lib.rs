@@ -21,7 +21,8 @@
 //! | `x-mock-chunks: N` | content chunks in a stream (default from [`MockConfig`]) |
 //! | `x-mock-delay-ms: N` | delay before each stream chunk |
 //! | `x-mock-latency-ms: N` | delay before the response header |
-//! | `x-mock-status: N` | answer with this error status in OpenAI's error shape |
+//! | `x-mock-status: N` | answer with this error status in the API's error shape |
+//! | `x-mock-truncate-after: N` | end a stream cleanly after N events, unfinished |
 //!
 //! Every response carries `x-mock-name`, so a test can tell which upstream served it.
 

@@ -335,6 +335,12 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     };
     let delay = header_num(&parts.headers, "x-mock-delay-ms")
         .map_or(config.chunk_delay, Duration::from_millis);
+    // `x-mock-truncate-after: N` ends the body cleanly after N events, as a provider
+    // that drops a stream half way does.
+    let mut events = events;
+    if let Some(n) = header_num(&parts.headers, "x-mock-truncate-after") {
+        events.truncate(usize::try_from(n).unwrap_or(usize::MAX));
+    }
     let gate = config.gate.clone();
     let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(16);
     tokio::spawn(async move {

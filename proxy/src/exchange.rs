@@ -404,11 +404,13 @@ async fn pass_through(
 ) -> Done {
     let strip_usage = is_sse && strip_usage;
     let mut splitter = EventSplitter::default();
+    let mut end = EndWatch::new(dialect);
     loop {
         match up.read_response_body().await {
             Ok(Some(chunk)) => {
                 relayed.ttfb.get_or_insert_with(|| started.elapsed());
                 relayed.bytes += chunk.len();
+                end.saw(&chunk);
                 let out = if strip_usage {
                     let mut kept = BytesMut::with_capacity(chunk.len());
                     let split = splitter.push(&chunk, MAX_EVENT, |event| {
@@ -436,7 +438,15 @@ async fn pass_through(
                 }
             }
             Ok(None) => {
-                let rest = splitter.rest();
+                let mut rest = BytesMut::from(&splitter.rest()[..]);
+                if is_sse && relayed.status == 200 && !end.seen {
+                    // The provider closed a stream it never finished: say so rather
+                    // than hand the client a truncation that looks complete.
+                    warn!(bytes = relayed.bytes, "provider ended a stream unfinished");
+                    relayed.broken = true;
+                    errors::stream_event(dialect, &ErrorInfo::incomplete(), &mut rest);
+                }
+                let rest = rest.freeze();
                 let _ = session
                     .write_response_body((!rest.is_empty()).then_some(rest), true)
                     .await;
@@ -456,6 +466,51 @@ async fn pass_through(
                 return Done::Abandoned;
             }
         }
+    }
+}
+
+/// Watches a pass-through stream for its dialect's closing event, across chunk
+/// boundaries, without buffering more than the marker's length.
+struct EndWatch {
+    markers: &'static [&'static [u8]],
+    tail: Vec<u8>,
+    seen: bool,
+}
+
+impl EndWatch {
+    fn new(dialect: Dialect) -> Self {
+        let markers: &'static [&'static [u8]] = match dialect {
+            Dialect::OpenAiChat => &[b"data: [DONE]", b"data:[DONE]", b"data: {\"error\""],
+            Dialect::Anthropic => &[b"message_stop", b"\"type\":\"error\""],
+            Dialect::Responses => &[
+                b"response.completed",
+                b"response.incomplete",
+                b"response.failed",
+            ],
+        };
+        Self {
+            markers,
+            tail: Vec::new(),
+            seen: false,
+        }
+    }
+
+    fn saw(&mut self, chunk: &[u8]) {
+        if self.seen {
+            return;
+        }
+        let longest = self.markers.iter().map(|m| m.len()).max().unwrap_or(0);
+        let head = &chunk[..chunk.len().min(longest)];
+        self.tail.extend_from_slice(head);
+        let found = |hay: &[u8]| {
+            self.markers
+                .iter()
+                .any(|m| memchr::memmem::find(hay, m).is_some())
+        };
+        self.seen = found(&self.tail) || found(chunk);
+        let keep = chunk.len().min(longest);
+        self.tail.clear();
+        self.tail.extend_from_slice(&chunk[chunk.len() - keep..]);
     }
 }
 
