@@ -10,6 +10,7 @@
 pub mod anthropic;
 pub mod canonical;
 pub mod errors;
+pub mod fuzzing;
 pub mod json_edit;
 pub mod openai_chat;
 pub mod responses;

@@ -1,0 +1,104 @@
+//! The bodies of the fuzz targets (`translate/fuzz`), here so that the same code also
+//! runs on stable Rust in the test suite over generated inputs (`tests/robustness.rs`).
+//! Each function must not panic on any input; the assertions inside are invariants.
+
+use bytes::BytesMut;
+
+use crate::canonical::Event;
+use crate::sse::SseParser;
+use crate::{Decoder, Dialect, Encoder, EncoderOptions, RenderOptions, json_edit};
+
+const DIALECTS: [Dialect; 3] = [Dialect::OpenAiChat, Dialect::Anthropic, Dialect::Responses];
+
+fn pick(data: &[u8]) -> (Dialect, &[u8]) {
+    match data.split_first() {
+        Some((first, rest)) => (DIALECTS[usize::from(*first) % 3], rest),
+        None => (Dialect::OpenAiChat, data),
+    }
+}
+
+/// Parse `data` as a stream in three piece sizes, decode in every dialect, encode the
+/// events in every dialect.
+pub fn stream(data: &[u8]) {
+    for piece in [1, 7, data.len().max(1)] {
+        let mut parser = SseParser::new(64 * 1024);
+        let mut events = Vec::new();
+        for chunk in data.chunks(piece) {
+            if parser.push(chunk, &mut events).is_err() {
+                return;
+            }
+        }
+        if parser.finish(&mut events).is_err() {
+            return;
+        }
+        for from in DIALECTS {
+            let mut decoder = Decoder::new(from);
+            let mut canonical: Vec<Event> = Vec::new();
+            for e in &events {
+                if decoder.decode(e, &mut canonical).is_err() {
+                    break;
+                }
+            }
+            for to in DIALECTS {
+                let mut encoder = Encoder::new(
+                    to,
+                    EncoderOptions {
+                        include_usage: true,
+                    },
+                );
+                let mut out = BytesMut::new();
+                for e in &canonical {
+                    encoder.encode(e, &mut out);
+                }
+                encoder.finish(&mut out);
+                encoder.finish(&mut out);
+            }
+        }
+    }
+}
+
+/// Parse a request in the dialect the first byte picks; render what parses.
+pub fn request(data: &[u8]) {
+    let (dialect, body) = pick(data);
+    if let Ok(req) = crate::parse_request(dialect, body) {
+        for to in DIALECTS {
+            let opts = RenderOptions {
+                default_max_tokens: Some(1024),
+                max_completion_tokens: to == Dialect::OpenAiChat,
+            };
+            if let Ok(out) = crate::render_request(to, &req, &opts) {
+                assert!(serde_json::from_slice::<serde_json::Value>(&out).is_ok());
+            }
+        }
+    }
+}
+
+/// Parse a provider's answer in the dialect the first byte picks; render what parses.
+pub fn response(data: &[u8]) {
+    let (dialect, body) = pick(data);
+    if let Ok(resp) = crate::parse_response(dialect, body) {
+        for to in DIALECTS {
+            let out = crate::render_response(to, &resp);
+            assert!(serde_json::from_slice::<serde_json::Value>(&out).is_ok());
+        }
+        let _ = resp.into_events();
+    }
+    let _ = crate::errors::parse_upstream(500, body);
+}
+
+/// Scan and edit; an edited object is still JSON.
+pub fn json_edit(data: &[u8]) {
+    let Ok(fields) = json_edit::fields(data) else {
+        return;
+    };
+    let mut keys: Vec<&str> = fields.iter().map(|f| f.key.as_str()).collect();
+    keys.sort_unstable();
+    let unique = keys.windows(2).all(|w| w[0] != w[1]);
+    if unique
+        && serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(data).is_ok()
+        && let Ok(out) = json_edit::set(data, "model", b"\"m\"")
+    {
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
+        assert_eq!(v.get("model").and_then(|m| m.as_str()), Some("m"));
+    }
+}
