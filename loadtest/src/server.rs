@@ -49,6 +49,9 @@ pub struct MockConfig {
     pub record: bool,
     /// When set, a stream stops after its first content chunk until this is notified.
     pub gate: Option<Arc<Notify>>,
+    /// When set, every API request is answered with this error status (a provider
+    /// that is down or rate limiting).
+    pub status: Option<u16>,
 }
 
 impl Default for MockConfig {
@@ -61,6 +64,7 @@ impl Default for MockConfig {
             latency: Duration::ZERO,
             record: false,
             gate: None,
+            status: None,
         }
     }
 }
@@ -143,11 +147,16 @@ async fn accept_loop(
         let Ok((stream, _)) = accepted else { continue };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
+        let mut closed = stopped.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(shared.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            // Dropping the mock closes its open connections too, as a dead provider would.
+            tokio::select! {
+                _ = conn => {}
+                _ = closed.changed() => {}
+            }
         });
     }
 }
@@ -256,6 +265,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     }
     if let Some(status) = header_num(&parts.headers, "x-mock-status")
         .and_then(|s| u16::try_from(s).ok())
+        .or(config.status.filter(|_| api != Api::Models))
         .and_then(|s| StatusCode::from_u16(s).ok())
     {
         return error(status, "mock error");

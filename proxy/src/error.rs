@@ -61,6 +61,8 @@ pub enum ProxyError {
     BadUpstreamResponse(String),
     #[error("provider {0} has no embeddings API")]
     NoEmbeddings(&'static str),
+    #[error("every attempt failed; the last provider answered with status {0}")]
+    AllAttemptsFailed(u16),
 }
 
 impl From<TranslateError> for ProxyError {
@@ -102,6 +104,10 @@ impl ProxyError {
             Self::UnsupportedFeature(_) => (StatusCode::BAD_REQUEST, "unsupported_feature"),
             Self::BadUpstreamResponse(_) => (StatusCode::BAD_GATEWAY, "upstream_bad_response"),
             Self::NoEmbeddings(_) => (StatusCode::BAD_REQUEST, "embeddings_not_supported"),
+            Self::AllAttemptsFailed(429 | 503 | 529) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "attempts_exhausted")
+            }
+            Self::AllAttemptsFailed(_) => (StatusCode::BAD_GATEWAY, "attempts_exhausted"),
         }
     }
 

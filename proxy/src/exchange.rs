@@ -66,8 +66,6 @@ pub struct Outbound<'a> {
     pub client_headers: &'a HeaderMap,
     pub body: Bytes,
     pub api_path: &'a str,
-    /// Added to the client's response (trace id, selected provider and model).
-    pub response_headers: &'a [(HeaderName, HeaderValue)],
 }
 
 /// Whether a client header is for another provider than the one called: an Anthropic
@@ -240,17 +238,29 @@ fn client_status(status: u16, dialect: Dialect) -> u16 {
 }
 
 /// Run the exchange and answer the client.
-pub async fn relay(
+/// An upstream that answered with a response header; nothing has reached the client
+/// yet, so the caller may still try elsewhere.
+pub struct Sent {
+    up: HttpSession,
+    pub status: u16,
+    is_sse: bool,
+    /// The provider's `Retry-After`, in seconds form.
+    pub retry_after: Option<Duration>,
+    /// From sending the request to its response header.
+    pub header_latency: Duration,
+    started: Instant,
+}
+
+/// Send the request and read the response header.
+pub async fn send_request(
     connector: &Connector,
     peer: &HttpPeer,
-    out: Outbound<'_>,
-    answer: Answer,
+    out: &Outbound<'_>,
     read_timeout: Duration,
-    session: &mut Session,
-) -> Result<Relayed, ProxyError> {
+) -> Result<Sent, ProxyError> {
     let started = Instant::now();
-    let req = request_header(&out)?;
-    let mut up = send(connector, peer, &req, &out.body, read_timeout).await?;
+    let req = request_header(out)?;
+    let up = send(connector, peer, &req, &out.body, read_timeout).await?;
     let upstream = up.response_header().ok_or(ProxyError::UpstreamFailed)?;
     let status = upstream.status.as_u16();
     let is_sse = upstream
@@ -258,6 +268,39 @@ pub async fn relay(
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
+    let retry_after = upstream
+        .headers
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    Ok(Sent {
+        up,
+        status,
+        is_sse,
+        retry_after,
+        header_latency: started.elapsed(),
+        started,
+    })
+}
+
+/// Answer the client from an upstream's response.
+pub async fn answer(
+    connector: &Connector,
+    peer: &HttpPeer,
+    sent: Sent,
+    response_headers: &[(HeaderName, HeaderValue)],
+    answer: Answer,
+    session: &mut Session,
+) -> Result<Relayed, ProxyError> {
+    let Sent {
+        mut up,
+        status,
+        is_sse,
+        started,
+        ..
+    } = sent;
+    let upstream = up.response_header().ok_or(ProxyError::UpstreamFailed)?;
     let mut relayed = Relayed {
         status,
         ..Relayed::default()
@@ -275,7 +318,7 @@ pub async fn relay(
                         .map_err(|_| ProxyError::UpstreamFailed)?;
                 }
             }
-            for (name, value) in out.response_headers {
+            for (name, value) in response_headers {
                 let _ = resp.insert_header(name.clone(), value.clone());
             }
             if is_sse {
@@ -317,7 +360,7 @@ pub async fn relay(
                     client_status(status, client),
                     "application/json",
                     false,
-                    out.response_headers,
+                    response_headers,
                 )?;
                 relayed.status = client_status(status, client);
                 if !write_whole(session, resp, errors::body(client, &info)).await {
@@ -325,7 +368,7 @@ pub async fn relay(
                 }
                 Done::Complete
             } else if is_sse {
-                let resp = client_header(200, "text/event-stream", true, out.response_headers)?;
+                let resp = client_header(200, "text/event-stream", true, response_headers)?;
                 if session
                     .write_response_header(Box::new(resp), false)
                     .await
@@ -359,13 +402,13 @@ pub async fn relay(
                     }
                     enc.finish(&mut buf);
                     (
-                        client_header(200, "text/event-stream", true, out.response_headers)?,
+                        client_header(200, "text/event-stream", true, response_headers)?,
                         buf.freeze(),
                     )
                 } else {
                     let body = sluice_translate::render_response(client, &answer);
                     (
-                        client_header(200, "application/json", false, out.response_headers)?,
+                        client_header(200, "application/json", false, response_headers)?,
                         Bytes::from(body),
                     )
                 };

@@ -6,9 +6,11 @@
 //! and runs the exchange with it ([`exchange`]), streaming the answer back chunk by
 //! chunk. Nothing on this path touches the database or the config bus.
 
+mod balance;
 mod body;
 mod error;
 mod exchange;
+mod forward;
 mod headers;
 mod identity;
 mod listing;

@@ -1,66 +1,109 @@
-//! Which registry and model a request goes to, from the consumer's model policies.
+//! Which registries may serve a request and under which model name, from the
+//! consumer's model policies.
 //!
 //! - `@provider/model` pins a provider, `registry_name/model` a registry;
-//! - a bare `model` goes to a registry whose allow-list permits it (by weight among
-//!   those that do);
-//! - no model at all takes a registry's default model;
+//! - `pool:<alias>` names a balancing pool of `lb_config.members`;
+//! - a bare `model` may go to every registry whose allow-list permits it;
+//! - no model at all takes each registry's default model;
 //! - anything else is `403 model_not_allowed`.
 //!
 //! Model names may themselves contain `/` (OpenRouter's `openai/gpt-4o`), so a prefix
-//! pins a registry only when a registry of the consumer has that name.
+//! pins a registry only when a registry of the consumer has that name. Which candidate
+//! serves is the balancer's choice ([`crate::balance`]).
 
-use rand::Rng;
 use sluice_shared::snapshot::{CompiledConsumer, WeightedUpstream};
 
 use crate::error::ProxyError;
 
-/// The decision: where, and which model name to send.
+/// The model a route asks for.
+#[derive(Debug, Clone)]
+enum ModelChoice {
+    Named(String),
+    /// Each registry's default (or first allowed) model.
+    Default,
+}
+
+/// The candidates of a request and the model name each is sent.
 #[derive(Debug)]
-pub struct Resolved<'c> {
-    pub upstream: &'c WeightedUpstream,
-    pub model: String,
+pub struct Route<'c> {
+    pub candidates: Vec<&'c WeightedUpstream>,
+    choice: ModelChoice,
+    /// The model as the client named it, for fallbacks.
+    requested: String,
+}
+
+fn default_of(u: &WeightedUpstream) -> Option<String> {
+    u.default_model
+        .clone()
+        .or_else(|| u.allowed.first().cloned())
+}
+
+impl Route<'_> {
+    /// The model name to send to `upstream`.
+    pub fn model_for(&self, upstream: &WeightedUpstream) -> String {
+        match &self.choice {
+            ModelChoice::Named(m) => m.clone(),
+            ModelChoice::Default => default_of(upstream).unwrap_or_default(),
+        }
+    }
+
+    /// The model name to send to a fallback registry: the requested one where it is
+    /// allowed, else the registry's default (a fallback to another provider needs
+    /// another model).
+    pub fn fallback_model(&self, upstream: &WeightedUpstream) -> String {
+        let requested = match &self.choice {
+            ModelChoice::Named(m) => m.as_str(),
+            ModelChoice::Default => self.requested.as_str(),
+        };
+        if !requested.is_empty() && upstream.allows(requested) {
+            return requested.to_string();
+        }
+        default_of(upstream).unwrap_or_else(|| requested.to_string())
+    }
 }
 
 fn usable(u: &WeightedUpstream) -> bool {
     u.target.as_ref().map_or(true, |t| t.enabled)
 }
 
-/// Pick one upstream by weight.
-fn weighted<'c>(candidates: &[&'c WeightedUpstream]) -> Option<&'c WeightedUpstream> {
-    let total: u32 = candidates.iter().map(|u| u32::from(u.weight)).sum();
-    if total == 0 {
-        return None;
-    }
-    let mut roll = rand::rng().random_range(0..total);
-    for u in candidates {
-        let w = u32::from(u.weight);
-        if roll < w {
-            return Some(u);
-        }
-        roll -= w;
-    }
-    None
-}
-
 pub fn resolve<'c>(
     consumer: &'c CompiledConsumer,
     requested: &str,
-) -> Result<Resolved<'c>, ProxyError> {
+) -> Result<Route<'c>, ProxyError> {
+    let requested = requested.trim();
+    let route = |candidates: Vec<&'c WeightedUpstream>, choice| Route {
+        candidates,
+        choice,
+        requested: requested.to_string(),
+    };
+    if let Some(alias) = requested.strip_prefix("pool:") {
+        let pool = consumer
+            .pools
+            .get(alias)
+            .ok_or_else(|| ProxyError::ModelNotAllowed(requested.to_string()))?;
+        let members: Vec<_> = pool
+            .iter()
+            .filter(|u| usable(u) && default_of(u).is_some())
+            .collect();
+        if members.is_empty() {
+            return Err(ProxyError::ModelRequired);
+        }
+        return Ok(route(members, ModelChoice::Default));
+    }
     let upstreams: Vec<&WeightedUpstream> =
         consumer.upstreams.iter().filter(|u| usable(u)).collect();
     if upstreams.is_empty() {
         return Err(ProxyError::NoUpstream);
     }
-    let requested = requested.trim();
     if requested.is_empty() {
         let with_default: Vec<_> = upstreams
-            .iter()
-            .copied()
+            .into_iter()
             .filter(|u| u.default_model.is_some())
             .collect();
-        let upstream = weighted(&with_default).ok_or(ProxyError::ModelRequired)?;
-        let model = upstream.default_model.clone().unwrap_or_default();
-        return Ok(Resolved { upstream, model });
+        if with_default.is_empty() {
+            return Err(ProxyError::ModelRequired);
+        }
+        return Ok(route(with_default, ModelChoice::Default));
     }
 
     // A pin: `@provider/model` or `registry_name/model`.
@@ -91,10 +134,8 @@ pub fn resolve<'c>(
         };
     let (candidates, model) = pinned.unwrap_or((upstreams, requested));
     let allowed: Vec<_> = candidates.into_iter().filter(|u| u.allows(model)).collect();
-    let upstream =
-        weighted(&allowed).ok_or_else(|| ProxyError::ModelNotAllowed(requested.to_string()))?;
-    Ok(Resolved {
-        upstream,
-        model: model.to_string(),
-    })
+    if allowed.is_empty() {
+        return Err(ProxyError::ModelNotAllowed(requested.to_string()));
+    }
+    Ok(route(allowed, ModelChoice::Named(model.to_string())))
 }

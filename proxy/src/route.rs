@@ -44,7 +44,12 @@ impl Api {
 pub enum Endpoint<'a> {
     Health,
     Ready,
-    Consumer { consumer: &'a str, api: Api },
+    /// `GET /healthz/upstreams`: every registry's live health as this proxy sees it.
+    Upstreams,
+    Consumer {
+        consumer: &'a str,
+        api: Api,
+    },
 }
 
 /// Map a path (without query) to an endpoint, `None` for anything else.
@@ -52,6 +57,7 @@ pub fn parse(path: &str) -> Option<Endpoint<'_>> {
     match path {
         "/healthz" => return Some(Endpoint::Health),
         "/readyz" => return Some(Endpoint::Ready),
+        "/healthz/upstreams" => return Some(Endpoint::Upstreams),
         _ => {}
     }
     let rest = path.strip_prefix('/')?;

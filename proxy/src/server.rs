@@ -3,6 +3,7 @@
 //! and SIGINT are handled and tests can start and stop proxies in-process.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -10,11 +11,13 @@ use async_trait::async_trait;
 use pingora_core::connectors::{ConnectorOptions, http::Connector};
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora_core::services::background::background_service;
 use pingora_proxy::http_proxy_service_with_name;
 use sluice_shared::sync::SnapshotHandle;
 use tokio::sync::watch;
 use tracing::info;
 
+use crate::balance::{Health, Prober};
 use crate::peer::PeerTimeouts;
 use crate::service::{PathLimits, SluiceProxy};
 
@@ -85,13 +88,19 @@ impl ProxyServer {
                 read: options.read_timeout,
             },
         };
+        let health = Arc::new(Health::default());
+        let prober = Prober {
+            snapshots: snapshots.clone(),
+            health: health.clone(),
+        };
         let mut service = http_proxy_service_with_name(
             &server.configuration,
-            SluiceProxy::new(snapshots, connector, limits),
+            SluiceProxy::new(snapshots, connector, limits, health),
             "sluice proxy",
         );
         service.add_tcp(&addr.to_string());
         server.add_service(service);
+        server.add_service(background_service("health checks", prober));
 
         let (stop, stopped) = watch::channel(false);
         let thread = std::thread::Builder::new()

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue};
+use http::HeaderValue;
 use pingora_core::connectors::http::Connector;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorType};
@@ -19,15 +19,16 @@ use pingora_proxy::{ProxyHttp, Session};
 use sluice_shared::snapshot::WireApi;
 use sluice_shared::sync::SnapshotHandle;
 use sluice_translate::Dialect;
+use std::sync::Arc;
 use tracing::info;
 use uuid::Uuid;
 
+use crate::balance::Health;
 use crate::body::{self, Peek};
 use crate::error::ProxyError;
-use crate::exchange::{self, Answer, Outbound};
 use crate::peer::{PeerTimeouts, Resolver};
 use crate::route::{self, Api, Endpoint};
-use crate::{identity, listing, models, plan};
+use crate::{forward, identity, listing, models};
 
 /// Limits and timeouts of the request path.
 #[derive(Debug, Clone, Copy)]
@@ -38,19 +39,26 @@ pub struct PathLimits {
 
 /// The proxy service.
 pub struct SluiceProxy {
-    snapshots: SnapshotHandle,
-    connector: Connector,
-    resolver: Resolver,
-    limits: PathLimits,
+    pub(crate) snapshots: SnapshotHandle,
+    pub(crate) connector: Connector,
+    pub(crate) resolver: Resolver,
+    pub(crate) limits: PathLimits,
+    pub(crate) health: Arc<Health>,
 }
 
 impl SluiceProxy {
-    pub fn new(snapshots: SnapshotHandle, connector: Connector, limits: PathLimits) -> Self {
+    pub fn new(
+        snapshots: SnapshotHandle,
+        connector: Connector,
+        limits: PathLimits,
+        health: Arc<Health>,
+    ) -> Self {
         Self {
             snapshots,
             connector,
             resolver: Resolver::default(),
             limits,
+            health,
         }
     }
 }
@@ -59,19 +67,20 @@ impl SluiceProxy {
 #[derive(Debug)]
 pub struct RequestCtx {
     started: Instant,
-    trace_id: String,
+    pub(crate) trace_id: String,
     dialect: Dialect,
     gateway: Option<Uuid>,
     consumer: Option<Uuid>,
-    registry: Option<Uuid>,
-    model: Option<String>,
-    translated: bool,
+    pub(crate) registry: Option<Uuid>,
+    pub(crate) model: Option<String>,
+    pub(crate) translated: bool,
+    pub(crate) attempts: u32,
     stream: bool,
-    status: u16,
+    pub(crate) status: u16,
     error: Option<&'static str>,
-    upstream_bytes: usize,
-    ttfb: Option<Duration>,
-    broken: bool,
+    pub(crate) upstream_bytes: usize,
+    pub(crate) ttfb: Option<Duration>,
+    pub(crate) broken: bool,
     body_read: bool,
 }
 
@@ -103,6 +112,11 @@ impl SluiceProxy {
                 return self.answer_status(session, ctx, "ready").await;
             }
             Endpoint::Ready => return Err(ProxyError::NotReady),
+            Endpoint::Upstreams => {
+                let body = serde_json::json!({"upstreams": self.health.view()}).to_string();
+                write_json(session, 200, Bytes::from(body), &ctx.trace_id).await;
+                return Ok(());
+            }
             Endpoint::Consumer { consumer, api } => (consumer.to_owned(), api),
         };
         ctx.dialect = api.dialect();
@@ -134,68 +148,35 @@ impl SluiceProxy {
         let peek = Peek::parse(&body)?;
         ctx.stream = peek.stream;
 
-        let resolved = models::resolve(consumer, peek.model.as_deref().unwrap_or(""))?;
-        let target = resolved
-            .upstream
-            .target
-            .as_ref()
-            .map_err(|reason| ProxyError::UpstreamMisconfigured(reason.to_string()))?;
-        ctx.registry = Some(target.registry_id);
-        ctx.model = Some(resolved.model.clone());
-
-        if api == Api::CountTokens && target.wire != WireApi::AnthropicMessages {
-            // Only Anthropic counts tokens for a Messages request; for other providers
-            // the count is estimated from the request's text.
-            let req = sluice_translate::parse_request(Dialect::Anthropic, &body)?;
-            let body = Bytes::from(format!(
-                "{{\"input_tokens\":{}}}",
-                listing::estimate_tokens(&req)
-            ));
-            ctx.status = 200;
-            write_json(session, 200, body, &ctx.trace_id).await;
-            return Ok(());
+        let mut route = models::resolve(consumer, peek.model.as_deref().unwrap_or(""))?;
+        if api == Api::CountTokens {
+            // Only Anthropic counts tokens for a Messages request; when no candidate is
+            // an Anthropic registry the count is estimated from the request's text.
+            route.candidates.retain(|u| {
+                u.target
+                    .as_ref()
+                    .is_ok_and(|t| t.wire == WireApi::AnthropicMessages)
+            });
+            if route.candidates.is_empty() {
+                let req = sluice_translate::parse_request(Dialect::Anthropic, &body)?;
+                let body = Bytes::from(format!(
+                    "{{\"input_tokens\":{}}}",
+                    listing::estimate_tokens(&req)
+                ));
+                ctx.status = 200;
+                write_json(session, 200, body, &ctx.trace_id).await;
+                return Ok(());
+            }
         }
-
-        let plan = plan::plan(api, target, body, &peek, &resolved.model)?;
-        ctx.translated = matches!(plan.answer, Answer::Translate { .. });
-        let peer: HttpPeer = self.resolver.peer(target, self.limits.timeouts).await?;
         let client_headers = session.req_header().headers.clone();
-        let response_headers = [
-            (
-                HeaderName::from_static(TRACE_HEADER),
-                header_value(&ctx.trace_id),
-            ),
-            (
-                HeaderName::from_static("x-selected-provider"),
-                header_value(target.provider.as_str()),
-            ),
-            (
-                HeaderName::from_static("x-selected-model"),
-                header_value(&resolved.model),
-            ),
-        ];
-        let outbound = Outbound {
-            target,
+        let request = forward::Request {
             consumer,
+            api,
+            body,
+            peek: &peek,
             client_headers: &client_headers,
-            body: plan.body,
-            api_path: plan.api_path,
-            response_headers: &response_headers,
         };
-        let relayed = exchange::relay(
-            &self.connector,
-            &peer,
-            outbound,
-            plan.answer,
-            self.limits.timeouts.read,
-            session,
-        )
-        .await?;
-        ctx.status = relayed.status;
-        ctx.upstream_bytes = relayed.bytes;
-        ctx.ttfb = relayed.ttfb;
-        ctx.broken = relayed.broken;
-        Ok(())
+        self.forward(session, ctx, request, route).await
     }
 
     async fn answer_status(
@@ -211,7 +192,7 @@ impl SluiceProxy {
 }
 
 /// A header value from text that may not make one (a model name a client sent).
-fn header_value(text: &str) -> HeaderValue {
+pub(crate) fn header_value(text: &str) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
@@ -243,6 +224,7 @@ impl ProxyHttp for SluiceProxy {
             dialect: Dialect::OpenAiChat,
             model: None,
             translated: false,
+            attempts: 0,
             gateway: None,
             consumer: None,
             registry: None,
@@ -312,6 +294,7 @@ impl ProxyHttp for SluiceProxy {
             model = ctx.model.as_deref(),
             dialect = ctx.dialect.as_str(),
             translated = ctx.translated,
+            attempts = ctx.attempts,
             trace_id = %ctx.trace_id,
             stream = ctx.stream,
             bytes = ctx.upstream_bytes,

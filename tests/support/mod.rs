@@ -179,18 +179,9 @@ pub async fn setup(admin: &Admin, slug: &str, base_url: &str) -> Fixture {
             201,
         )
         .await;
-    let auth = admin
-        .ok(
-            "POST",
-            &format!("/v1/gateways/{gid}/auths"),
-            Some(json!({"name": "app key", "type": "api_key"})),
-            201,
-        )
-        .await;
-    let (rid, cid, aid) = (
+    let (rid, cid) = (
         reg["id"].as_str().expect("id"),
         consumer["id"].as_str().expect("id"),
-        auth["id"].as_str().expect("id"),
     );
     admin
         .ok(
@@ -200,6 +191,29 @@ pub async fn setup(admin: &Admin, slug: &str, base_url: &str) -> Fixture {
             200,
         )
         .await;
+    let (aid, key) = attach_key(admin, &gid, cid).await;
+    Fixture {
+        gateway_id: gid.clone(),
+        gateway_slug: slug.to_string(),
+        registry_id: rid.to_string(),
+        consumer_id: cid.to_string(),
+        consumer_slug: consumer["slug"].as_str().expect("slug").to_string(),
+        auth_id: aid,
+        key,
+    }
+}
+
+/// Create an API-key auth and attach it to a consumer; returns its id and key.
+pub async fn attach_key(admin: &Admin, gid: &str, cid: &str) -> (String, String) {
+    let auth = admin
+        .ok(
+            "POST",
+            &format!("/v1/gateways/{gid}/auths"),
+            Some(json!({"name": "app key", "type": "api_key"})),
+            201,
+        )
+        .await;
+    let aid = auth["id"].as_str().expect("id").to_string();
     admin
         .ok(
             "POST",
@@ -208,15 +222,7 @@ pub async fn setup(admin: &Admin, slug: &str, base_url: &str) -> Fixture {
             200,
         )
         .await;
-    Fixture {
-        gateway_id: gid.clone(),
-        gateway_slug: slug.to_string(),
-        registry_id: rid.to_string(),
-        consumer_id: cid.to_string(),
-        consumer_slug: consumer["slug"].as_str().expect("slug").to_string(),
-        auth_id: aid.to_string(),
-        key: auth["key"].as_str().expect("key").to_string(),
-    }
+    (aid, auth["key"].as_str().expect("key").to_string())
 }
 
 /// A client of the proxy.

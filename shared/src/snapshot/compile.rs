@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use http::{HeaderName, HeaderValue};
 use serde_json::Value;
@@ -14,7 +15,7 @@ use uuid::Uuid;
 use super::upstream::UpstreamTarget;
 use crate::apikey::{self, KeyDigest};
 use crate::document::GatewayDocument;
-use crate::model::{GatewayStatus, RegistryKind};
+use crate::model::{FallbackTrigger, GatewayStatus, LbAlgorithm, RegistryKind};
 use crate::secrets::SecretBox;
 
 /// Why a document was rejected.
@@ -46,6 +47,31 @@ impl WeightedUpstream {
     }
 }
 
+/// How a consumer's traffic is spread over its registries.
+#[derive(Debug, Clone)]
+pub struct CompiledLb {
+    pub algorithm: LbAlgorithm,
+    /// The header whose value keys `consistent-hash` (default `x-session-id`).
+    pub hash_header: HeaderName,
+}
+
+/// Where a request goes once the consumer's pool is exhausted.
+#[derive(Debug, Clone)]
+pub struct CompiledFallback {
+    /// Failures that move on to the chain; all of them when the config lists none.
+    pub triggers: Vec<FallbackTrigger>,
+    /// Attempts in all, pool and chain together.
+    pub max_attempts: u32,
+    pub max_total_latency: Option<std::time::Duration>,
+    pub chain: Vec<WeightedUpstream>,
+}
+
+impl CompiledFallback {
+    pub fn triggered_by(&self, trigger: FallbackTrigger) -> bool {
+        self.triggers.is_empty() || self.triggers.contains(&trigger)
+    }
+}
+
 /// A consumer ready for the request path.
 #[derive(Debug)]
 pub struct CompiledConsumer {
@@ -55,6 +81,12 @@ pub struct CompiledConsumer {
     pub active: bool,
     pub auth_ids: Vec<Uuid>,
     pub upstreams: Vec<WeightedUpstream>,
+    /// `model: "pool:<alias>"` pools, from `lb_config.members`.
+    pub pools: HashMap<String, Vec<WeightedUpstream>>,
+    pub lb: CompiledLb,
+    pub fallback: Option<CompiledFallback>,
+    /// The round-robin position; a new snapshot starts it again.
+    pub turn: AtomicUsize,
     /// Headers added to every upstream request.
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
@@ -86,6 +118,10 @@ impl CompiledGateway {
     /// The enabled auth whose API key has this digest.
     pub fn auth_for_key(&self, digest: &KeyDigest) -> Option<Uuid> {
         self.keys.get(digest).copied()
+    }
+
+    pub fn consumers(&self) -> impl Iterator<Item = &Arc<CompiledConsumer>> {
+        self.consumers.values()
     }
 
     pub fn consumer_count(&self) -> usize {
@@ -130,27 +166,67 @@ impl CompiledGateway {
 
         let mut consumers = HashMap::with_capacity(doc.consumers.len());
         for c in &doc.consumers {
+            let lb_config = c.spec.lb_config.clone().unwrap_or_default();
+            // One registry as this consumer uses it: its target, weight (a balancing
+            // member's weight wins over the link's) and model policy.
+            let upstream = |registry_id: Uuid, link_weight: u8| {
+                let policy = c
+                    .spec
+                    .model_policies
+                    .iter()
+                    .find(|p| p.registry_id == registry_id);
+                let member_weight = lb_config
+                    .members
+                    .iter()
+                    .find(|m| m.registry_id == registry_id && m.pool_alias.is_none())
+                    .and_then(|m| m.weight);
+                targets.get(&registry_id).map(|t| WeightedUpstream {
+                    target: t.clone(),
+                    weight: member_weight.unwrap_or(link_weight).max(1),
+                    registry_name: names
+                        .get(&registry_id)
+                        .cloned()
+                        .unwrap_or_else(|| Arc::from("")),
+                    allowed: policy.map(|p| p.allowed.clone()).unwrap_or_default(),
+                    default_model: policy.and_then(|p| p.default.clone()),
+                })
+            };
             let upstreams = c
                 .registries
                 .iter()
-                .filter_map(|link| {
-                    let policy = c
-                        .spec
-                        .model_policies
-                        .iter()
-                        .find(|p| p.registry_id == link.registry_id);
-                    targets.get(&link.registry_id).map(|t| WeightedUpstream {
-                        target: t.clone(),
-                        weight: link.weight.max(1),
-                        registry_name: names
-                            .get(&link.registry_id)
-                            .cloned()
-                            .unwrap_or_else(|| Arc::from("")),
-                        allowed: policy.map(|p| p.allowed.clone()).unwrap_or_default(),
-                        default_model: policy.and_then(|p| p.default.clone()),
-                    })
-                })
+                .filter_map(|link| upstream(link.registry_id, link.weight))
                 .collect();
+            let mut pools: HashMap<String, Vec<WeightedUpstream>> = HashMap::new();
+            for m in &lb_config.members {
+                if let Some(alias) = &m.pool_alias
+                    && let Some(mut u) = upstream(m.registry_id, m.weight.unwrap_or(1))
+                {
+                    u.weight = m.weight.unwrap_or(1).max(1);
+                    pools.entry(alias.clone()).or_default().push(u);
+                }
+            }
+            let lb = CompiledLb {
+                algorithm: lb_config.algorithm,
+                hash_header: lb_config
+                    .hash_header
+                    .as_deref()
+                    .and_then(|h| HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()).ok())
+                    .unwrap_or(HeaderName::from_static("x-session-id")),
+            };
+            let fallback =
+                c.spec
+                    .fallback
+                    .as_ref()
+                    .filter(|f| f.enabled)
+                    .map(|f| CompiledFallback {
+                        triggers: f.triggers.clone(),
+                        max_attempts: f.budget.max_attempts.unwrap_or(5),
+                        max_total_latency: f
+                            .budget
+                            .max_total_latency_ms
+                            .map(std::time::Duration::from_millis),
+                        chain: f.chain.iter().filter_map(|id| upstream(*id, 1)).collect(),
+                    });
             let headers = c
                 .spec
                 .headers
@@ -172,6 +248,10 @@ impl CompiledGateway {
                 active: c.spec.active,
                 auth_ids: c.auth_ids.clone(),
                 upstreams,
+                pools,
+                lb,
+                fallback,
+                turn: AtomicUsize::new(0),
                 headers,
             };
             if consumers

@@ -13,8 +13,13 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-pub use compile::{CompileError, CompiledConsumer, CompiledGateway, WeightedUpstream};
-pub use upstream::{DEFAULT_ANTHROPIC_VERSION, UpstreamCredential, UpstreamTarget, WireApi};
+pub use compile::{
+    CompileError, CompiledConsumer, CompiledFallback, CompiledGateway, CompiledLb, WeightedUpstream,
+};
+pub use upstream::{
+    ActiveCheck, DEFAULT_ANTHROPIC_VERSION, TargetHealth, UpstreamCredential, UpstreamTarget,
+    WireApi,
+};
 
 /// Every gateway this plane serves, compiled.
 #[derive(Debug, Default)]

@@ -32,6 +32,61 @@ pub enum WireApi {
     Unsupported,
 }
 
+/// How a target's health is judged (from the registry's `health_checks`).
+#[derive(Debug, Clone)]
+pub struct TargetHealth {
+    /// Eject after `threshold` consecutive failures of real traffic.
+    pub passive: bool,
+    pub threshold: u32,
+    /// How long an ejected target sits out before traffic may try it again.
+    pub cooldown: std::time::Duration,
+    /// Active probing, when the registry asks for it.
+    pub active: Option<ActiveCheck>,
+}
+
+/// An active health check: `GET base_url + path` with the headers (2xx–4xx is alive:
+/// a provider answering 401 to an unauthenticated probe is up), or a TCP connect when
+/// there is no path.
+#[derive(Debug, Clone)]
+pub struct ActiveCheck {
+    pub path: Option<String>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub interval: std::time::Duration,
+}
+
+impl TargetHealth {
+    fn of(spec: Option<&crate::model::HealthChecks>) -> Self {
+        let Some(hc) = spec else {
+            return Self {
+                passive: true,
+                threshold: 3,
+                cooldown: std::time::Duration::from_secs(10),
+                active: None,
+            };
+        };
+        let interval = std::time::Duration::from_secs(hc.interval.unwrap_or(10).max(1));
+        Self {
+            passive: hc.passive,
+            threshold: hc.threshold.unwrap_or(3).max(1),
+            cooldown: interval,
+            active: Some(ActiveCheck {
+                path: hc.path.clone(),
+                headers: hc
+                    .headers
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        Some((
+                            HeaderName::from_bytes(k.as_bytes()).ok()?,
+                            HeaderValue::from_str(v.as_str()?).ok()?,
+                        ))
+                    })
+                    .collect(),
+                interval,
+            }),
+        }
+    }
+}
+
 /// The Anthropic API version sent when the registry names none.
 pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
 
@@ -54,6 +109,7 @@ pub struct UpstreamTarget {
     /// Headers the provider's API needs on every request (`anthropic-version`,
     /// OpenAI's organization and project).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub health: TargetHealth,
 }
 
 impl UpstreamTarget {
@@ -146,6 +202,7 @@ impl UpstreamTarget {
             credential,
             wire,
             headers,
+            health: TargetHealth::of(spec.health_checks.as_ref()),
         })
     }
 }

@@ -1,0 +1,117 @@
+//! Active health checks: a background service of the proxy that probes every registry
+//! of the current snapshot that asks for it (`health_checks`), each on its own
+//! interval. A probe is `GET base_url + path` with the check's headers and the
+//! registry's credential, alive when the provider answers below 500; without a path
+//! it is a TCP connect. Failures count toward the same threshold as real traffic.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::background::BackgroundService;
+use sluice_shared::snapshot::{ActiveCheck, UpstreamCredential, UpstreamTarget};
+use sluice_shared::sync::SnapshotHandle;
+use tracing::{debug, info};
+use uuid::Uuid;
+
+use super::Health;
+
+/// The background prober.
+pub struct Prober {
+    pub snapshots: SnapshotHandle,
+    pub health: Arc<Health>,
+}
+
+/// Every distinct registry with an active check, across all gateways.
+fn targets(snapshots: &SnapshotHandle) -> HashMap<Uuid, Arc<UpstreamTarget>> {
+    let snapshot = snapshots.load();
+    let mut out = HashMap::new();
+    for gateway in snapshot.gateways().values() {
+        for consumer in gateway.consumers() {
+            let pools = consumer.pools.values().flatten();
+            let chain = consumer.fallback.iter().flat_map(|f| f.chain.iter());
+            for u in consumer.upstreams.iter().chain(pools).chain(chain) {
+                if let Ok(t) = &u.target
+                    && t.health.active.is_some()
+                {
+                    out.entry(t.registry_id).or_insert_with(|| t.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+async fn probe(client: &reqwest::Client, target: &UpstreamTarget, check: &ActiveCheck) -> bool {
+    let timeout = check.interval.min(Duration::from_secs(5));
+    match &check.path {
+        None => tokio::time::timeout(
+            timeout,
+            tokio::net::TcpStream::connect((target.host.as_str(), target.port)),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok()),
+        Some(path) => {
+            let scheme = if target.tls { "https" } else { "http" };
+            let url = format!("{scheme}://{}{}{path}", target.authority, target.base_path);
+            let mut req = client.get(url).timeout(timeout);
+            for (name, value) in &target.headers {
+                req = req.header(name, value);
+            }
+            match &target.credential {
+                Some(UpstreamCredential::Header { name, value }) => req = req.header(name, value),
+                Some(UpstreamCredential::Query { name, value }) => {
+                    req = req.query(&[(name.as_str(), value.as_str())]);
+                }
+                None => {}
+            }
+            for (name, value) in &check.headers {
+                req = req.header(name, value);
+            }
+            req.send().await.is_ok_and(|r| r.status().as_u16() < 500)
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for Prober {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let client = reqwest::Client::new();
+        let mut due: HashMap<Uuid, Instant> = HashMap::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tick.tick() => {}
+            }
+            let now = Instant::now();
+            let targets = targets(&self.snapshots);
+            due.retain(|id, _| targets.contains_key(id));
+            for (id, target) in targets {
+                let Some(check) = &target.health.active else {
+                    continue;
+                };
+                if due.get(&id).is_some_and(|at| *at > now) {
+                    continue;
+                }
+                due.insert(id, now + check.interval);
+                let alive = probe(&client, &target, check).await;
+                let backend = self.health.backend(id);
+                let was_ejected = self.health.is_ejected(&backend);
+                if alive {
+                    self.health.recovered(&backend);
+                } else {
+                    self.health.failure(&backend, &target.health, false);
+                }
+                let ejected = self.health.is_ejected(&backend);
+                if was_ejected != ejected {
+                    info!(registry = %id, name = %target.registry_name, healthy = !ejected, "active health check changed state");
+                } else {
+                    debug!(registry = %id, alive, "health probe");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! Sending a request upstream with retries and fallback.
+//!
+//! Attempts go to the consumer's candidates, chosen by its balancer, each registry at
+//! most once. A connect failure, a timeout, a 5xx or a 429 moves on to the next
+//! candidate while nothing has reached the client; once the pool is exhausted, the
+//! fallback chain takes over if the failure is one of its triggers, with the request
+//! translated to each fallback's dialect. The budget bounds the attempts and the total
+//! time. The last attempt's answer, error status included, is what the client gets, in
+//! its own dialect.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use pingora_proxy::Session;
+use sluice_shared::model::FallbackTrigger;
+use sluice_shared::snapshot::{CompiledConsumer, WeightedUpstream};
+use tracing::{debug, warn};
+
+use crate::balance;
+use crate::body::Peek;
+use crate::error::ProxyError;
+use crate::exchange::{self, Answer, Outbound};
+use crate::models::Route;
+use crate::plan;
+use crate::route::Api;
+use crate::service::{RequestCtx, SluiceProxy, TRACE_HEADER, header_value};
+
+/// Attempts when the consumer sets no fallback budget.
+const DEFAULT_ATTEMPTS: u32 = 3;
+
+/// How one attempt ended.
+enum Tried {
+    /// The client has its answer.
+    Answered,
+    /// Nothing reached the client; another registry may be tried.
+    Failed {
+        error: ProxyError,
+        trigger: FallbackTrigger,
+    },
+    /// Nothing reached the client, and no other registry would do better.
+    Fatal(ProxyError),
+}
+
+fn trigger_of(e: &ProxyError) -> FallbackTrigger {
+    match e {
+        ProxyError::UpstreamTimeout => FallbackTrigger::Timeout,
+        _ => FallbackTrigger::ProviderError,
+    }
+}
+
+/// Whether a registry was already tried: by id, or by identity for a broken one.
+fn same(a: &WeightedUpstream, b: &WeightedUpstream) -> bool {
+    match (&a.target, &b.target) {
+        (Ok(x), Ok(y)) => x.registry_id == y.registry_id,
+        _ => std::ptr::eq(a, b),
+    }
+}
+
+/// What the request is, for every attempt.
+pub struct Request<'a> {
+    pub consumer: &'a CompiledConsumer,
+    pub api: Api,
+    pub body: Bytes,
+    pub peek: &'a Peek,
+    pub client_headers: &'a HeaderMap,
+}
+
+impl SluiceProxy {
+    pub(crate) async fn forward(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        req: Request<'_>,
+        route: Route<'_>,
+    ) -> Result<(), ProxyError> {
+        let started = Instant::now();
+        let consumer = req.consumer;
+        let fallback = consumer.fallback.as_ref();
+        let max_attempts = fallback.map_or(DEFAULT_ATTEMPTS, |f| f.max_attempts).max(1);
+        let deadline = fallback
+            .and_then(|f| f.max_total_latency)
+            .map(|d| started + d);
+        let hash_key = req
+            .client_headers
+            .get(&consumer.lb.hash_header)
+            .map(|v| v.as_bytes().to_vec());
+        let mut tried: Vec<&WeightedUpstream> = Vec::new();
+        let mut last: Option<(ProxyError, FallbackTrigger)> = None;
+
+        for attempt in 1..=max_attempts {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+            let untried = |list: &[&WeightedUpstream], tried: &[&WeightedUpstream]| -> usize {
+                list.iter()
+                    .filter(|u| !tried.iter().any(|t| same(u, t)))
+                    .count()
+            };
+            let pool: Vec<&WeightedUpstream> = route
+                .candidates
+                .iter()
+                .copied()
+                .filter(|u| !tried.iter().any(|t| same(u, t)))
+                .collect();
+            let picked = balance::pick(
+                &consumer.lb,
+                &consumer.turn,
+                &pool,
+                &self.health,
+                hash_key.as_deref(),
+            );
+            let (upstream, model, in_chain) = match picked {
+                Some((u, _forced)) => (u, route.model_for(u), false),
+                None => {
+                    // The pool is exhausted: the fallback chain, if the failure is one
+                    // of its triggers.
+                    let Some(f) = fallback else { break };
+                    if !last.as_ref().is_some_and(|(_, t)| f.triggered_by(*t)) {
+                        break;
+                    }
+                    let Some(u) = f.chain.iter().find(|u| !tried.iter().any(|t| same(u, t))) else {
+                        break;
+                    };
+                    (u, route.fallback_model(u), true)
+                }
+            };
+            tried.push(upstream);
+            ctx.attempts = attempt;
+            // May a failure of this attempt still be retried elsewhere?
+            let pool_left = untried(&route.candidates, &tried) > 0;
+            let chain: Vec<&WeightedUpstream> = fallback
+                .map(|f| f.chain.iter().collect())
+                .unwrap_or_default();
+            let chain_left = untried(&chain, &tried) > 0;
+            let within_budget = attempt < max_attempts
+                && deadline.is_none_or(|d| Instant::now() + Duration::from_millis(1) < d);
+            let can_retry = |t: FallbackTrigger| {
+                within_budget
+                    && ((pool_left && !in_chain)
+                        || (chain_left && fallback.is_some_and(|f| f.triggered_by(t))))
+            };
+            match self
+                .attempt(session, ctx, &req, upstream, &model, &can_retry)
+                .await
+            {
+                Tried::Answered => return Ok(()),
+                Tried::Fatal(e) => return Err(e),
+                Tried::Failed { error, trigger } => {
+                    debug!(attempt, error = %error, ?trigger, "attempt failed; trying elsewhere");
+                    last = Some((error, trigger));
+                }
+            }
+        }
+        let (error, _) = last.unwrap_or((ProxyError::NoUpstream, FallbackTrigger::ProviderError));
+        warn!(attempts = ctx.attempts, error = %error, "every attempt failed");
+        Err(error)
+    }
+
+    async fn attempt(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        req: &Request<'_>,
+        upstream: &WeightedUpstream,
+        model: &str,
+        can_retry: &(dyn Fn(FallbackTrigger) -> bool + Sync),
+    ) -> Tried {
+        let target = match &upstream.target {
+            Ok(t) => t,
+            Err(reason) => {
+                return Tried::Failed {
+                    error: ProxyError::UpstreamMisconfigured(reason.to_string()),
+                    trigger: FallbackTrigger::ProviderError,
+                };
+            }
+        };
+        ctx.registry = Some(target.registry_id);
+        ctx.model = Some(model.to_string());
+        let plan = match plan::plan(req.api, target, req.body.clone(), req.peek, model) {
+            Ok(plan) => plan,
+            // A provider family the proxy cannot call yet: another registry may do.
+            Err(e @ ProxyError::ProviderUnsupported(_)) => {
+                return Tried::Failed {
+                    error: e,
+                    trigger: FallbackTrigger::ProviderError,
+                };
+            }
+            Err(e) => return Tried::Fatal(e),
+        };
+        ctx.translated = matches!(plan.answer, Answer::Translate { .. });
+        let peer = match self.resolver.peer(target, self.limits.timeouts).await {
+            Ok(peer) => peer,
+            Err(error) => {
+                return Tried::Failed {
+                    trigger: trigger_of(&error),
+                    error,
+                };
+            }
+        };
+        let backend = self.health.backend(target.registry_id);
+        // Held until the answer is complete, streams included.
+        let _in_flight = self.health.start(&backend);
+        let outbound = Outbound {
+            target,
+            consumer: req.consumer,
+            client_headers: req.client_headers,
+            body: plan.body,
+            api_path: plan.api_path,
+        };
+        let sent = match exchange::send_request(
+            &self.connector,
+            &peer,
+            &outbound,
+            self.limits.timeouts.read,
+        )
+        .await
+        {
+            Ok(sent) => sent,
+            Err(error) => {
+                self.health.failure(&backend, &target.health, true);
+                return Tried::Failed {
+                    trigger: trigger_of(&error),
+                    error,
+                };
+            }
+        };
+        let trigger = match sent.status {
+            429 => Some(FallbackTrigger::Http429),
+            500..=599 => Some(FallbackTrigger::Http5xx),
+            _ => None,
+        };
+        match trigger {
+            Some(trigger) => {
+                self.health.failure(&backend, &target.health, true);
+                if let Some(wait) = sent.retry_after {
+                    // Honour Retry-After: the registry sits out that long.
+                    self.health.eject(&backend, wait);
+                }
+                if can_retry(trigger) {
+                    return Tried::Failed {
+                        error: ProxyError::AllAttemptsFailed(sent.status),
+                        trigger,
+                    };
+                }
+            }
+            None => self.health.success(&backend, sent.header_latency),
+        }
+        let response_headers = [
+            (
+                HeaderName::from_static(TRACE_HEADER),
+                header_value(&ctx.trace_id),
+            ),
+            (
+                HeaderName::from_static("x-selected-provider"),
+                header_value(target.provider.as_str()),
+            ),
+            (
+                HeaderName::from_static("x-selected-model"),
+                header_value(model),
+            ),
+            (
+                HeaderName::from_static("x-ag-attempts"),
+                HeaderValue::from(ctx.attempts),
+            ),
+        ];
+        match exchange::answer(
+            &self.connector,
+            &peer,
+            sent,
+            &response_headers,
+            plan.answer,
+            session,
+        )
+        .await
+        {
+            Ok(relayed) => {
+                ctx.status = relayed.status;
+                ctx.upstream_bytes = relayed.bytes;
+                ctx.ttfb = relayed.ttfb;
+                ctx.broken = relayed.broken;
+                Tried::Answered
+            }
+            Err(e) => Tried::Fatal(e),
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! Routing across several mock providers: the balancing algorithms, passive and active
+//! health, retries, and fallback to another provider (and dialect) within a budget.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use reqwest::Response;
+use serde_json::{Value, json};
+use sluice_loadtest::{MockConfig, MockProvider};
+use support::*;
+use tokio::sync::Notify;
+
+async fn mock_with(name: &str, addr: &str, tweak: impl FnOnce(&mut MockConfig)) -> MockProvider {
+    let mut config = MockConfig {
+        name: name.into(),
+        api_key: Some(UPSTREAM_KEY.into()),
+        ..MockConfig::default()
+    };
+    tweak(&mut config);
+    MockProvider::start(addr.parse().unwrap(), config)
+        .await
+        .expect("mock starts")
+}
+
+/// A gateway whose consumer routes to one registry per `(name, provider, base_url)`,
+/// with `routing` (lb_config, fallback, model_policies) merged into the consumer.
+/// Returns the fixture and the registry ids by name.
+async fn gateway(
+    s: &Embedded,
+    slug: &str,
+    registries: &[(&str, &str, String, u8, bool)],
+    routing: impl FnOnce(&HashMap<String, String>) -> Value,
+) -> (Fixture, HashMap<String, String>) {
+    let a = &s.admin;
+    let gw = a
+        .ok(
+            "POST",
+            "/v1/gateways",
+            Some(json!({"name": slug, "slug": slug})),
+            201,
+        )
+        .await;
+    let gid = gw["id"].as_str().unwrap().to_string();
+    let mut ids = HashMap::new();
+    for (name, provider, base_url, _, _) in registries {
+        let reg = a
+            .ok(
+                "POST",
+                &format!("/v1/gateways/{gid}/registries"),
+                Some(json!({"name": name, "provider": provider,
+                    "provider_options": {"base_url": base_url},
+                    "auth": {"type": "api_key", "api_key": UPSTREAM_KEY},
+                    "health_checks": {"path": "/health", "interval": 1, "threshold": 2}})),
+                201,
+            )
+            .await;
+        ids.insert(name.to_string(), reg["id"].as_str().unwrap().to_string());
+    }
+    let mut consumer = json!({"name": "App"});
+    if let Value::Object(extra) = routing(&ids) {
+        for (k, v) in extra {
+            consumer[k] = v;
+        }
+    }
+    let c = a
+        .ok(
+            "POST",
+            &format!("/v1/gateways/{gid}/consumers"),
+            Some(consumer),
+            201,
+        )
+        .await;
+    let cid = c["id"].as_str().unwrap().to_string();
+    for (name, _, _, weight, linked) in registries {
+        if *linked {
+            a.ok(
+                "POST",
+                &format!(
+                    "/v1/gateways/{gid}/consumers/{cid}/registries/{}",
+                    ids[*name]
+                ),
+                Some(json!({"weight": weight})),
+                200,
+            )
+            .await;
+        }
+    }
+    let (aid, key) = attach_key(a, &gid, &cid).await;
+    let f = Fixture {
+        gateway_id: gid,
+        gateway_slug: slug.to_string(),
+        registry_id: String::new(),
+        consumer_id: cid,
+        consumer_slug: c["slug"].as_str().unwrap().to_string(),
+        auth_id: aid,
+        key,
+    };
+    // Wait for the config to reach the proxy (some of these consumers never succeed).
+    eventually(
+        Duration::from_secs(10),
+        "the consumer to reach the proxy",
+        || async {
+            let status = s.proxy.chat(&f, simple_chat(false)).await.status().as_u16();
+            (status != 404 && status != 401).then_some(())
+        },
+    )
+    .await;
+    (f, ids)
+}
+
+fn served_by(resp: &Response) -> String {
+    resp.headers()
+        .get("x-mock-name")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+async fn tally(s: &Embedded, f: &Fixture, n: usize) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for _ in 0..n {
+        let resp = s.proxy.chat(f, simple_chat(false)).await;
+        assert_eq!(resp.status(), 200);
+        *counts.entry(served_by(&resp)).or_default() += 1;
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weighted_algorithms_split_by_weight() {
+    let s = embedded().await;
+    let (a, b) = (mock("a").await, mock("b").await);
+    let regs = [
+        ("a", "openai_compatible", a.base_url(), 3, true),
+        ("b", "openai_compatible", b.base_url(), 1, true),
+    ];
+    let (f, _) = gateway(
+        &s,
+        "wrr",
+        &regs,
+        |_| json!({"lb_config": {"algorithm": "weighted-round-robin"}}),
+    )
+    .await;
+    // wait_serving sent one request; start counting on a fresh cycle boundary.
+    let counts = tally(&s, &f, 400).await;
+    let (ca, cb) = (counts["a"], counts["b"]);
+    assert!((297..=303).contains(&ca) && ca + cb == 400, "{counts:?}");
+
+    let (f, _) = gateway(
+        &s,
+        "random",
+        &regs,
+        |_| json!({"lb_config": {"algorithm": "random"}}),
+    )
+    .await;
+    let counts = tally(&s, &f, 400).await;
+    // 3:1 by weight: 300 expected, 4.5 standard deviations either side.
+    assert!((261..=339).contains(&counts["a"]), "{counts:?}");
+
+    let (f, ids) = gateway(
+        &s,
+        "rr",
+        &regs,
+        |_| json!({"lb_config": {"algorithm": "round-robin"}}),
+    )
+    .await;
+    let counts = tally(&s, &f, 100).await;
+    assert!((49..=51).contains(&counts["a"]), "{counts:?}");
+    assert!(!ids.is_empty());
+    s.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn least_connections_prefers_the_idle_backend() {
+    let s = embedded().await;
+    let gates = [Arc::new(Notify::new()), Arc::new(Notify::new())];
+    let a = mock_with("a", "127.0.0.1:0", |c| c.gate = Some(gates[0].clone())).await;
+    let b = mock_with("b", "127.0.0.1:0", |c| c.gate = Some(gates[1].clone())).await;
+    let regs = [
+        ("a", "openai_compatible", a.base_url(), 1, true),
+        ("b", "openai_compatible", b.base_url(), 1, true),
+    ];
+    let (f, _) = gateway(
+        &s,
+        "lc",
+        &regs,
+        |_| json!({"lb_config": {"algorithm": "least-connections"}}),
+    )
+    .await;
+    // A stream held open by its mock's gate keeps one backend busy.
+    let held = s.proxy.chat(&f, simple_chat(true)).await;
+    assert_eq!(held.status(), 200);
+    let busy = served_by(&held);
+    let mut stream = held.bytes_stream();
+    let first = stream.next().await.expect("first chunk").expect("bytes");
+    assert!(!first.is_empty());
+    for _ in 0..10 {
+        let resp = s.proxy.chat(&f, simple_chat(false)).await;
+        assert_eq!(resp.status(), 200);
+        assert_ne!(
+            served_by(&resp),
+            busy,
+            "the idle backend takes new requests"
+        );
+    }
+    for g in &gates {
+        g.notify_waiters();
+        g.notify_one();
+    }
+    while stream.next().await.is_some() {}
+    s.running.shutdown().await;
+}
+
+async fn upstream_health(s: &Embedded) -> Vec<Value> {
+    let v: Value = s
+        .proxy
+        .http
+        .get(format!("{}/healthz/upstreams", s.proxy.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["upstreams"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_backend_is_ejected_without_client_errors_and_returns_after_recovery() {
+    let s = embedded().await;
+    let a = mock("a").await;
+    let b = mock("b").await;
+    let b_addr = b.addr();
+    let regs = [
+        ("a", "openai_compatible", a.base_url(), 1, true),
+        ("b", "openai_compatible", b.base_url(), 1, true),
+    ];
+    let (f, ids) = gateway(
+        &s,
+        "eject",
+        &regs,
+        |_| json!({"lb_config": {"algorithm": "round-robin"}}),
+    )
+    .await;
+    drop(b);
+    // Every request still succeeds: the attempt on the dead backend is retried on the
+    // live one before anything reaches the client.
+    for _ in 0..20 {
+        let resp = s.proxy.chat(&f, simple_chat(false)).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(served_by(&resp), "a");
+    }
+    // Ejected (passively by traffic, and by the active checks): no more attempts on it.
+    let resp = s.proxy.chat(&f, simple_chat(false)).await;
+    assert_eq!(resp.headers()["x-ag-attempts"], "1");
+    let health = upstream_health(&s).await;
+    let b_health = health
+        .iter()
+        .find(|h| h["registry_id"] == ids["b"])
+        .expect("b is tracked");
+    assert_eq!(b_health["healthy"], false, "{health:?}");
+
+    // The backend comes back on its address; the active check restores it.
+    let _b = mock_with("b", &b_addr.to_string(), |_| {}).await;
+    eventually(
+        Duration::from_secs(15),
+        "traffic to return to b",
+        || async {
+            let counts = tally(&s, &f, 4).await;
+            counts.contains_key("b").then_some(())
+        },
+    )
+    .await;
+    s.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limited_and_failing_providers_fall_back_across_dialects() {
+    let s = embedded().await;
+    let limited = mock_with("limited", "127.0.0.1:0", |c| c.status = Some(429)).await;
+    let broken = mock_with("broken", "127.0.0.1:0", |c| c.status = Some(503)).await;
+    let claude = mock_with("claude", "127.0.0.1:0", |_| {}).await;
+    let regs = [
+        ("limited", "openai_compatible", limited.base_url(), 1, true),
+        ("broken", "openai_compatible", broken.base_url(), 1, false),
+        ("claude", "anthropic", claude.base_url(), 1, false),
+    ];
+    let (f, ids) = gateway(&s, "fallback", &regs, |ids| {
+        json!({
+            "fallback": {"enabled": true, "triggers": ["http_429", "http_5xx"],
+                "budget": {"max_attempts": 3, "max_total_latency_ms": 20000},
+                "chain": [ids["broken"], ids["claude"]]},
+            "model_policies": [{"registry_id": ids["claude"], "allowed": ["claude-sonnet-4-5"],
+                "default": "claude-sonnet-4-5"}]
+        })
+    })
+    .await;
+    let _ = ids;
+    // OpenAI client, 429 then 503 then Anthropic: the client still gets OpenAI format.
+    for stream in [false, true] {
+        let mut body = simple_chat(stream);
+        body["model"] = json!("gpt-4o-mini");
+        let resp = s.proxy.chat(&f, body).await;
+        assert_eq!(resp.status(), 200, "stream={stream}");
+        assert_eq!(resp.headers()["x-selected-provider"], "anthropic");
+        assert_eq!(resp.headers()["x-selected-model"], "claude-sonnet-4-5");
+        assert_eq!(resp.headers()["x-ag-attempts"], "3");
+        let text = resp.text().await.unwrap();
+        if stream {
+            assert!(
+                text.contains("chat.completion.chunk") && text.ends_with("data: [DONE]\n\n"),
+                "{text}"
+            );
+        } else {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(v["object"], "chat.completion");
+            assert!(
+                v["choices"][0]["message"]["content"]
+                    .as_str()
+                    .unwrap()
+                    .contains("tok0")
+            );
+        }
+    }
+    s.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_budget_answers_in_the_client_dialect() {
+    let s = embedded().await;
+    let one = mock_with("one", "127.0.0.1:0", |c| c.status = Some(503)).await;
+    let two = mock_with("two", "127.0.0.1:0", |c| c.status = Some(503)).await;
+    let three = mock_with("three", "127.0.0.1:0", |_| {}).await;
+    let regs = [
+        ("one", "openai_compatible", one.base_url(), 1, true),
+        ("two", "openai_compatible", two.base_url(), 1, false),
+        ("three", "openai_compatible", three.base_url(), 1, false),
+    ];
+    // Two attempts allowed: the healthy third registry is never reached.
+    let (f, _) = gateway(&s, "budget", &regs, |ids| {
+        json!({"fallback": {"enabled": true, "budget": {"max_attempts": 2},
+            "chain": [ids["two"], ids["three"]]}})
+    })
+    .await;
+    let resp = s
+        .proxy
+        .http
+        .post(format!("{}/{}/v1/messages", s.proxy.base, f.consumer_slug))
+        .header("X-AG-Gateway-Slug", &f.gateway_slug)
+        .header("x-api-key", &f.key)
+        .json(&json!({"model": "gpt-4o-mini", "max_tokens": 10,
+            "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["x-ag-attempts"], "2");
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(v["error"]["type"], "overloaded_error", "{v}");
+    assert_eq!(three.served(), 0);
+    s.running.shutdown().await;
+}
