@@ -36,6 +36,17 @@ async fn gateway(
     registries: &[(&str, &str, String, u8, bool)],
     routing: impl FnOnce(&HashMap<String, String>) -> Value,
 ) -> (Fixture, HashMap<String, String>) {
+    gateway_with(s, slug, registries, &HashMap::new(), routing).await
+}
+
+/// [`gateway`], with `timeouts` per registry name.
+async fn gateway_with(
+    s: &Embedded,
+    slug: &str,
+    registries: &[(&str, &str, String, u8, bool)],
+    timeouts: &HashMap<&str, Value>,
+    routing: impl FnOnce(&HashMap<String, String>) -> Value,
+) -> (Fixture, HashMap<String, String>) {
     let a = &s.admin;
     let gw = a
         .ok(
@@ -48,14 +59,18 @@ async fn gateway(
     let gid = gw["id"].as_str().unwrap().to_string();
     let mut ids = HashMap::new();
     for (name, provider, base_url, _, _) in registries {
+        let mut spec = json!({"name": name, "provider": provider,
+            "provider_options": {"base_url": base_url},
+            "auth": {"type": "api_key", "api_key": UPSTREAM_KEY},
+            "health_checks": {"path": "/health", "interval": 1, "threshold": 2}});
+        if let Some(t) = timeouts.get(name) {
+            spec["timeouts"] = t.clone();
+        }
         let reg = a
             .ok(
                 "POST",
                 &format!("/v1/gateways/{gid}/registries"),
-                Some(json!({"name": name, "provider": provider,
-                    "provider_options": {"base_url": base_url},
-                    "auth": {"type": "api_key", "api_key": UPSTREAM_KEY},
-                    "health_checks": {"path": "/health", "interval": 1, "threshold": 2}})),
+                Some(spec),
                 201,
             )
             .await;
@@ -363,5 +378,83 @@ async fn an_exhausted_budget_answers_in_the_client_dialect() {
     assert_eq!(v["type"], "error", "{v}");
     assert_eq!(v["error"]["type"], "overloaded_error", "{v}");
     assert_eq!(three.served(), 0);
+    s.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_bound_each_wait_but_never_cut_a_live_stream() {
+    let s = embedded().await;
+    let gate = Arc::new(Notify::new());
+    let slow = mock_with("slow", "127.0.0.1:0", |c| {
+        c.latency = Duration::from_secs(3)
+    })
+    .await;
+    let fast = mock_with("fast", "127.0.0.1:0", |c| {
+        c.chunk_delay = Duration::from_millis(60)
+    })
+    .await;
+    let stuck = mock_with("stuck", "127.0.0.1:0", |c| c.gate = Some(gate.clone())).await;
+
+    // A provider slower than its time-to-first-byte limit: the attempt is abandoned and
+    // retried on the other registry; the client sees only the success.
+    let regs = [
+        ("slow", "openai_compatible", slow.base_url(), 1, true),
+        ("fast", "openai_compatible", fast.base_url(), 1, true),
+    ];
+    let limits = HashMap::from([
+        ("slow", json!({"ttfb_ms": 200})),
+        // 8 chunks 60 ms apart take longer than the total limit, which binds only
+        // non-streaming requests.
+        ("fast", json!({"total_ms": 300, "idle_ms": 2000})),
+    ]);
+    let (f, _) = gateway_with(
+        &s,
+        "timeouts",
+        &regs,
+        &limits,
+        |_| json!({"lb_config": {"algorithm": "round-robin"}}),
+    )
+    .await;
+    for _ in 0..4 {
+        let resp = s.proxy.chat(&f, simple_chat(true)).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(served_by(&resp), "fast");
+        let body = resp.text().await.unwrap();
+        assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+    }
+    // The same registry's non-streaming answer takes longer than its total limit.
+    let only_fast = [("fast", "openai_compatible", fast.base_url(), 1, true)];
+    let (f, _) = gateway_with(&s, "total", &only_fast, &limits, |_| json!({})).await;
+    let resp = s
+        .proxy
+        .http
+        .post(format!("{}/{}/v1/chat/completions", s.proxy.base, f.consumer_slug))
+        .header("X-AG-Gateway-Slug", &f.gateway_slug)
+        .header("X-AG-API-Key", &f.key)
+        .header("x-mock-latency-ms", "1000")
+        .json(&simple_chat(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 504);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"]["code"],
+        "upstream_timeout"
+    );
+
+    // A stream that stalls after it started ends with an explicit error event once the
+    // idle limit passes.
+    let only_stuck = [("stuck", "openai_compatible", stuck.base_url(), 1, true)];
+    let stuck_limits = HashMap::from([("stuck", json!({"idle_ms": 300}))]);
+    let (f, _) = gateway_with(&s, "idle", &only_stuck, &stuck_limits, |_| json!({})).await;
+    let resp = s.proxy.chat(&f, simple_chat(true)).await;
+    assert_eq!(resp.status(), 200);
+    let body = resp.text().await.unwrap();
+    assert!(
+        body.contains("tok0") && body.contains("upstream_timeout"),
+        "{body}"
+    );
+    assert!(!body.contains("[DONE]"), "{body}");
+    gate.notify_waiters();
     s.running.shutdown().await;
 }

@@ -59,6 +59,15 @@ pub enum Answer {
     },
 }
 
+/// The timeouts of one exchange after the request is sent.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Longest wait between two chunks of the body.
+    pub idle: Duration,
+    /// When a non-streaming exchange must be complete.
+    pub deadline: Option<Instant>,
+}
+
 /// The request to send upstream, already decided.
 pub struct Outbound<'a> {
     pub target: &'a UpstreamTarget,
@@ -179,10 +188,10 @@ async fn send(
 }
 
 /// Read the rest of the upstream body, bounded.
-async fn read_all(up: &mut HttpSession) -> Result<Bytes, ProxyError> {
+async fn read_all(up: &mut BodyReader) -> Result<Bytes, ProxyError> {
     let mut buf = BytesMut::new();
     loop {
-        match up.read_response_body().await {
+        match up.read().await {
             Ok(Some(chunk)) => {
                 if buf.len() + chunk.len() > MAX_UPSTREAM_BODY {
                     return Err(ProxyError::BadUpstreamResponse(
@@ -238,6 +247,54 @@ fn client_status(status: u16, dialect: Dialect) -> u16 {
 }
 
 /// Run the exchange and answer the client.
+/// Why answering failed.
+#[derive(Debug)]
+pub enum AnswerError {
+    /// The provider failed before the first byte of its body, so nothing reached the
+    /// client and another registry may still be tried.
+    BeforeFirstByte(ProxyError),
+    Other(ProxyError),
+}
+
+impl From<ProxyError> for AnswerError {
+    fn from(e: ProxyError) -> Self {
+        Self::Other(e)
+    }
+}
+
+/// Reads a provider's body: the first chunk read ahead (before the client gets a
+/// status line), then chunk by chunk, each read bounded by the idle timeout, all of
+/// it by the total deadline of a non-streaming request.
+struct BodyReader {
+    up: HttpSession,
+    first: Option<Option<Bytes>>,
+    deadline: Option<Instant>,
+}
+
+impl BodyReader {
+    async fn read(&mut self) -> pingora_error::Result<Option<Bytes>> {
+        if let Some(first) = self.first.take() {
+            return Ok(first);
+        }
+        match self.deadline {
+            Some(at) => tokio::time::timeout_at(at.into(), self.up.read_response_body())
+                .await
+                .unwrap_or_else(|_| Err(Error::explain(ErrorType::ReadTimedout, "total timeout"))),
+            None => self.up.read_response_body().await,
+        }
+    }
+
+    /// Read the first chunk ahead; a failure here is still retryable.
+    async fn prime(&mut self) -> Result<(), AnswerError> {
+        let first = self.read().await.map_err(|e| {
+            debug!(error = %e, "provider failed before its first byte");
+            AnswerError::BeforeFirstByte(classify(&e))
+        })?;
+        self.first = Some(first);
+        Ok(())
+    }
+}
+
 /// An upstream that answered with a response header; nothing has reached the client
 /// yet, so the caller may still try elsewhere.
 pub struct Sent {
@@ -291,8 +348,9 @@ pub async fn answer(
     sent: Sent,
     response_headers: &[(HeaderName, HeaderValue)],
     answer: Answer,
+    timing: Timing,
     session: &mut Session,
-) -> Result<Relayed, ProxyError> {
+) -> Result<Relayed, AnswerError> {
     let Sent {
         mut up,
         status,
@@ -300,7 +358,17 @@ pub async fn answer(
         started,
         ..
     } = sent;
-    let upstream = up.response_header().ok_or(ProxyError::UpstreamFailed)?;
+    up.set_read_timeout(Some(timing.idle));
+    let upstream = up
+        .response_header()
+        .ok_or(ProxyError::UpstreamFailed)?
+        .clone();
+    let mut up = BodyReader {
+        up,
+        first: None,
+        deadline: timing.deadline,
+    };
+    up.prime().await?;
     let mut relayed = Relayed {
         status,
         ..Relayed::default()
@@ -391,7 +459,8 @@ pub async fn answer(
                 let body = read_all(&mut up).await?;
                 relayed.ttfb = Some(started.elapsed());
                 relayed.bytes = body.len();
-                let answer = sluice_translate::parse_response(from, &body)?;
+                let answer =
+                    sluice_translate::parse_response(from, &body).map_err(ProxyError::from)?;
                 let (resp, bytes) = if stream {
                     // The provider answered a stream request whole; the client still
                     // gets the stream it asked for.
@@ -419,9 +488,9 @@ pub async fn answer(
             }
         }
     };
-    if matches!(result, Done::Complete) && up.response_done() {
+    if matches!(result, Done::Complete) && up.up.response_done() {
         connector
-            .release_http_session(up, peer, Some(idle_timeout()))
+            .release_http_session(up.up, peer, Some(idle_timeout()))
             .await;
     }
     Ok(relayed)
@@ -437,7 +506,7 @@ enum Done {
 
 /// Relay the provider's bytes as they come.
 async fn pass_through(
-    up: &mut HttpSession,
+    up: &mut BodyReader,
     session: &mut Session,
     relayed: &mut Relayed,
     started: Instant,
@@ -449,7 +518,7 @@ async fn pass_through(
     let mut splitter = EventSplitter::default();
     let mut end = EndWatch::new(dialect);
     loop {
-        match up.read_response_body().await {
+        match up.read().await {
             Ok(Some(chunk)) => {
                 relayed.ttfb.get_or_insert_with(|| started.elapsed());
                 relayed.bytes += chunk.len();
@@ -566,7 +635,7 @@ fn is_usage_only_chunk(event: &[u8]) -> bool {
 
 /// Translate a provider's stream into the client's, event by event.
 async fn translate_stream(
-    up: &mut HttpSession,
+    up: &mut BodyReader,
     session: &mut Session,
     relayed: &mut Relayed,
     started: Instant,
@@ -581,7 +650,7 @@ async fn translate_stream(
     let mut events = Vec::new();
     let mut buf = BytesMut::new();
     loop {
-        let read = up.read_response_body().await;
+        let read = up.read().await;
         let ended = matches!(read, Ok(None));
         let failure: Option<ErrorInfo> = match read {
             Ok(Some(chunk)) => {

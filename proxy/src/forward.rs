@@ -20,7 +20,7 @@ use tracing::{debug, warn};
 use crate::balance;
 use crate::body::Peek;
 use crate::error::ProxyError;
-use crate::exchange::{self, Answer, Outbound};
+use crate::exchange::{self, Answer, AnswerError, Outbound, Timing};
 use crate::models::Route;
 use crate::plan;
 use crate::route::Api;
@@ -208,14 +208,25 @@ impl SluiceProxy {
             body: plan.body,
             api_path: plan.api_path,
         };
-        let sent = match exchange::send_request(
-            &self.connector,
-            &peer,
-            &outbound,
-            self.limits.timeouts.read,
-        )
-        .await
-        {
+        let ttfb = target.timeouts.ttfb.unwrap_or(self.limits.timeouts.read);
+        // A non-streaming exchange is bounded as a whole; a stream only between chunks.
+        let deadline = target
+            .timeouts
+            .total
+            .filter(|_| !req.peek.stream)
+            .map(|t| std::time::Instant::now() + t);
+        let timing = Timing {
+            idle: target.timeouts.idle.unwrap_or(self.limits.timeouts.read),
+            deadline,
+        };
+        let sending = exchange::send_request(&self.connector, &peer, &outbound, ttfb);
+        let sent = match deadline {
+            Some(at) => tokio::time::timeout_at(at.into(), sending)
+                .await
+                .unwrap_or(Err(ProxyError::UpstreamTimeout)),
+            None => sending.await,
+        };
+        let sent = match sent {
             Ok(sent) => sent,
             Err(error) => {
                 self.health.failure(&backend, &target.health, true);
@@ -270,6 +281,7 @@ impl SluiceProxy {
             sent,
             &response_headers,
             plan.answer,
+            timing,
             session,
         )
         .await
@@ -281,7 +293,16 @@ impl SluiceProxy {
                 ctx.broken = relayed.broken;
                 Tried::Answered
             }
-            Err(e) => Tried::Fatal(e),
+            Err(AnswerError::BeforeFirstByte(error)) => {
+                self.health.failure(&backend, &target.health, true);
+                let trigger = trigger_of(&error);
+                if can_retry(trigger) {
+                    Tried::Failed { error, trigger }
+                } else {
+                    Tried::Fatal(error)
+                }
+            }
+            Err(AnswerError::Other(e)) => Tried::Fatal(e),
         }
     }
 }

@@ -61,9 +61,10 @@ impl Resolver {
     ) -> Result<HttpPeer, ProxyError> {
         let addr = self.resolve(&target.host, target.port).await?;
         let mut peer = HttpPeer::new(addr, target.tls, target.host.clone());
-        peer.options.connection_timeout = Some(timeouts.connect);
-        peer.options.total_connection_timeout = Some(timeouts.connect);
-        peer.options.read_timeout = Some(timeouts.read);
+        let connect = target.timeouts.connect.unwrap_or(timeouts.connect);
+        peer.options.connection_timeout = Some(connect);
+        peer.options.total_connection_timeout = Some(connect);
+        peer.options.read_timeout = Some(target.timeouts.ttfb.unwrap_or(timeouts.read));
         peer.options.idle_timeout = Some(IDLE_TIMEOUT);
         Ok(peer)
     }

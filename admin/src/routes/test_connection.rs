@@ -78,6 +78,7 @@ async fn test(
                 provider_options: req.provider_options,
                 auth: req.auth,
                 health_checks: None,
+                timeouts: None,
                 mcp_target: None,
             };
             spec.validate()?;

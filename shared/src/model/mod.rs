@@ -18,7 +18,9 @@ pub use auth::{Auth, AuthKind, AuthSpec};
 pub use consumer::{Consumer, ConsumerKind, ConsumerSpec, RegistryLink, RoutingMode};
 pub use gateway::{Gateway, GatewaySpec, GatewayStatus};
 pub use policy::{Policy, PolicyMode, PolicySpec, PolicyStage};
-pub use registry::{HealthChecks, McpTarget, Provider, Registry, RegistryKind, RegistrySpec};
+pub use registry::{
+    HealthChecks, McpTarget, Provider, Registry, RegistryKind, RegistrySpec, Timeouts,
+};
 pub use role::{Role, RoleSpec};
 pub use routing::{
     FailMode, Fallback, FallbackBudget, FallbackTrigger, LbAlgorithm, LbConfig, LbMember,

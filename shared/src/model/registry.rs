@@ -125,6 +125,25 @@ impl Provider {
     }
 }
 
+/// Upstream timeouts of a registry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    /// Establishing the connection (TLS included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ms: Option<u64>,
+    /// From the request sent to the response header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttfb_ms: Option<u64>,
+    /// Between two chunks of the response body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_ms: Option<u64>,
+    /// The whole exchange of a non-streaming request; streams are bounded by the idle
+    /// timeout only, so a long answer is never cut.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_ms: Option<u64>,
+}
+
 /// How a registry's health is watched. Absent fields take provider-appropriate defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthChecks {
@@ -224,6 +243,9 @@ pub struct RegistrySpec {
     pub auth: Option<UpstreamAuth>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_checks: Option<HealthChecks>,
+    /// Upstream timeouts; unset ones take the proxy's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeouts: Option<Timeouts>,
     /// Required for MCP registries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mcp_target: Option<McpTarget>,
@@ -286,6 +308,18 @@ impl RegistrySpec {
             (RegistryKind::Mcp, _, None) => p.add("mcp_target", "is required for MCP registries"),
             (RegistryKind::Mcp, _, Some(target)) => validate_mcp_target(target, &mut p),
             _ => {}
+        }
+        if let Some(t) = &self.timeouts {
+            for (field, value) in [
+                ("timeouts.connect_ms", t.connect_ms),
+                ("timeouts.ttfb_ms", t.ttfb_ms),
+                ("timeouts.idle_ms", t.idle_ms),
+                ("timeouts.total_ms", t.total_ms),
+            ] {
+                if value.is_some_and(|v| !(1..=3_600_000).contains(&v)) {
+                    p.add(field, "must be between 1 and 3600000 milliseconds");
+                }
+            }
         }
         if let Some(hc) = &self.health_checks {
             if hc

@@ -110,6 +110,17 @@ pub struct UpstreamTarget {
     /// OpenAI's organization and project).
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub health: TargetHealth,
+    /// The registry's own timeouts; `None` takes the proxy's default.
+    pub timeouts: TargetTimeouts,
+}
+
+/// A registry's timeouts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TargetTimeouts {
+    pub connect: Option<std::time::Duration>,
+    pub ttfb: Option<std::time::Duration>,
+    pub idle: Option<std::time::Duration>,
+    pub total: Option<std::time::Duration>,
 }
 
 impl UpstreamTarget {
@@ -203,6 +214,15 @@ impl UpstreamTarget {
             wire,
             headers,
             health: TargetHealth::of(spec.health_checks.as_ref()),
+            timeouts: spec.timeouts.map_or_else(TargetTimeouts::default, |t| {
+                let ms = |v: Option<u64>| v.map(std::time::Duration::from_millis);
+                TargetTimeouts {
+                    connect: ms(t.connect_ms),
+                    ttfb: ms(t.ttfb_ms),
+                    idle: ms(t.idle_ms),
+                    total: ms(t.total_ms),
+                }
+            }),
         })
     }
 }
