@@ -3,11 +3,12 @@
 //! dir, and talk to the planes over HTTP.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use sluice_admin::AdminState;
-use sluice_proxy::{ProxyOptions, ProxyServer};
+use sluice_proxy::{Health, ProxyOptions, ProxyServer, share_health};
 use sluice_shared::bus::ConfigBus;
 use sluice_shared::secrets::SecretBox;
 use sluice_shared::settings::Settings;
@@ -164,9 +165,19 @@ pub async fn launch(settings: &Settings, planes: &[Plane]) -> anyhow::Result<Run
             grace: settings.shutdown_grace(),
         };
         let handle = running.snapshots.clone();
-        let proxy = tokio::task::spawn_blocking(move || ProxyServer::start(&options, handle))
-            .await?
-            .context("starting the proxy")?;
+        let health = Arc::new(Health::default());
+        if let Some(url) = settings.redis_url.clone() {
+            // Replicas share which registries are down.
+            tasks.push(tokio::spawn(share_health(
+                health.clone(),
+                url,
+                stopped.clone(),
+            )));
+        }
+        let proxy =
+            tokio::task::spawn_blocking(move || ProxyServer::start(&options, handle, health))
+                .await?
+                .context("starting the proxy")?;
         running.proxy_addr = Some(proxy.addr());
         running.proxy = Some(proxy);
     }

@@ -36,18 +36,37 @@ async fn gateway(
     registries: &[(&str, &str, String, u8, bool)],
     routing: impl FnOnce(&HashMap<String, String>) -> Value,
 ) -> (Fixture, HashMap<String, String>) {
-    gateway_with(s, slug, registries, &HashMap::new(), routing).await
+    gateway_on(
+        &s.admin,
+        &s.proxy,
+        slug,
+        registries,
+        &HashMap::new(),
+        routing,
+    )
+    .await
 }
 
-/// [`gateway`], with `timeouts` per registry name.
+/// [`gateway`], with `extra` registry fields per registry name.
 async fn gateway_with(
     s: &Embedded,
     slug: &str,
     registries: &[(&str, &str, String, u8, bool)],
-    timeouts: &HashMap<&str, Value>,
+    extra: &HashMap<&str, Value>,
     routing: impl FnOnce(&HashMap<String, String>) -> Value,
 ) -> (Fixture, HashMap<String, String>) {
-    let a = &s.admin;
+    gateway_on(&s.admin, &s.proxy, slug, registries, extra, routing).await
+}
+
+/// [`gateway_with`] through any admin and proxy.
+async fn gateway_on(
+    a: &Admin,
+    proxy: &Proxy,
+    slug: &str,
+    registries: &[(&str, &str, String, u8, bool)],
+    extra: &HashMap<&str, Value>,
+    routing: impl FnOnce(&HashMap<String, String>) -> Value,
+) -> (Fixture, HashMap<String, String>) {
     let gw = a
         .ok(
             "POST",
@@ -63,8 +82,10 @@ async fn gateway_with(
             "provider_options": {"base_url": base_url},
             "auth": {"type": "api_key", "api_key": UPSTREAM_KEY},
             "health_checks": {"path": "/health", "interval": 1, "threshold": 2}});
-        if let Some(t) = timeouts.get(name) {
-            spec["timeouts"] = t.clone();
+        if let Some(Value::Object(fields)) = extra.get(name) {
+            for (k, v) in fields {
+                spec[k] = v.clone();
+            }
         }
         let reg = a
             .ok(
@@ -120,7 +141,7 @@ async fn gateway_with(
         Duration::from_secs(10),
         "the consumer to reach the proxy",
         || async {
-            let status = s.proxy.chat(&f, simple_chat(false)).await.status().as_u16();
+            let status = proxy.chat(&f, simple_chat(false)).await.status().as_u16();
             (status != 404 && status != 401).then_some(())
         },
     )
@@ -402,10 +423,13 @@ async fn timeouts_bound_each_wait_but_never_cut_a_live_stream() {
         ("fast", "openai_compatible", fast.base_url(), 1, true),
     ];
     let limits = HashMap::from([
-        ("slow", json!({"ttfb_ms": 200})),
+        ("slow", json!({"timeouts": {"ttfb_ms": 200}})),
         // 8 chunks 60 ms apart take longer than the total limit, which binds only
         // non-streaming requests.
-        ("fast", json!({"total_ms": 300, "idle_ms": 2000})),
+        (
+            "fast",
+            json!({"timeouts": {"total_ms": 300, "idle_ms": 2000}}),
+        ),
     ]);
     let (f, _) = gateway_with(
         &s,
@@ -428,7 +452,10 @@ async fn timeouts_bound_each_wait_but_never_cut_a_live_stream() {
     let resp = s
         .proxy
         .http
-        .post(format!("{}/{}/v1/chat/completions", s.proxy.base, f.consumer_slug))
+        .post(format!(
+            "{}/{}/v1/chat/completions",
+            s.proxy.base, f.consumer_slug
+        ))
         .header("X-AG-Gateway-Slug", &f.gateway_slug)
         .header("X-AG-API-Key", &f.key)
         .header("x-mock-latency-ms", "1000")
@@ -445,7 +472,7 @@ async fn timeouts_bound_each_wait_but_never_cut_a_live_stream() {
     // A stream that stalls after it started ends with an explicit error event once the
     // idle limit passes.
     let only_stuck = [("stuck", "openai_compatible", stuck.base_url(), 1, true)];
-    let stuck_limits = HashMap::from([("stuck", json!({"idle_ms": 300}))]);
+    let stuck_limits = HashMap::from([("stuck", json!({"timeouts": {"idle_ms": 300}}))]);
     let (f, _) = gateway_with(&s, "idle", &only_stuck, &stuck_limits, |_| json!({})).await;
     let resp = s.proxy.chat(&f, simple_chat(true)).await;
     assert_eq!(resp.status(), 200);
@@ -457,4 +484,93 @@ async fn timeouts_bound_each_wait_but_never_cut_a_live_stream() {
     assert!(!body.contains("[DONE]"), "{body}");
     gate.notify_waiters();
     s.running.shutdown().await;
+}
+
+/// Two proxies on one Redis: the registry one of them ejects is out for the other too,
+/// before the other ever sent it a request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxies_share_passive_health_through_redis() {
+    use sluice::{Plane, launch};
+    use sluice_shared::settings::Settings;
+
+    let redis = "redis://127.0.0.1:6379/15".to_string();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let settings = |i: usize| {
+        let mut s = Settings::ephemeral(dirs[i].path().to_path_buf());
+        s.redis_url = Some(redis.clone());
+        s.admin_token = Some(ADMIN_TOKEN.into());
+        s.secret_key = Some(SECRET_KEY.into());
+        s
+    };
+    let admin = launch(&settings(0), &[Plane::Admin]).await.expect("admin");
+    let one = launch(&settings(1), &[Plane::Proxy])
+        .await
+        .expect("proxy one");
+    let two = launch(&settings(2), &[Plane::Proxy])
+        .await
+        .expect("proxy two");
+    let admin_client = Admin::new(admin.admin_addr.unwrap());
+    let (p1, p2) = (
+        Proxy::new(one.proxy_addr.unwrap()),
+        Proxy::new(two.proxy_addr.unwrap()),
+    );
+
+    let dead = mock("dead").await;
+    let live = mock("live").await;
+    let regs = [
+        ("dead", "openai_compatible", dead.base_url(), 1, true),
+        ("live", "openai_compatible", live.base_url(), 1, true),
+    ];
+    // No active checks: only traffic through proxy one can find the dead registry.
+    let passive = HashMap::from([
+        (
+            "dead",
+            json!({"health_checks": {"active": false, "threshold": 2, "interval": 60}}),
+        ),
+        ("live", json!({"health_checks": null})),
+    ]);
+    let slug = format!("shared-{}", std::process::id());
+    let (f, ids) = gateway_on(
+        &admin_client,
+        &p1,
+        &slug,
+        &regs,
+        &passive,
+        |_| json!({"lb_config": {"algorithm": "round-robin"}}),
+    )
+    .await;
+    drop(dead);
+    for _ in 0..6 {
+        assert_eq!(p1.chat(&f, simple_chat(false)).await.status(), 200);
+    }
+    eventually(
+        Duration::from_secs(10),
+        "proxy two to learn the registry is down",
+        || async {
+            let v: Value = p2
+                .http
+                .get(format!("{}/healthz/upstreams", p2.base))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            v["upstreams"]
+                .as_array()?
+                .iter()
+                .any(|u| u["registry_id"] == ids["dead"] && u["healthy"] == false)
+                .then_some(())
+        },
+    )
+    .await;
+    // Proxy two sends nothing to it: one attempt per request.
+    for _ in 0..4 {
+        let resp = p2.chat(&f, simple_chat(false)).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["x-ag-attempts"], "1");
+    }
+    for r in [two, one, admin] {
+        r.shutdown().await;
+    }
 }

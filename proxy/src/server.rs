@@ -60,7 +60,11 @@ fn free_port(ip: std::net::IpAddr) -> std::io::Result<SocketAddr> {
 
 impl ProxyServer {
     /// Start the proxy and return once it accepts connections.
-    pub fn start(options: &ProxyOptions, snapshots: SnapshotHandle) -> std::io::Result<Self> {
+    pub fn start(
+        options: &ProxyOptions,
+        snapshots: SnapshotHandle,
+        health: Arc<Health>,
+    ) -> std::io::Result<Self> {
         let addr = if options.addr.port() == 0 {
             free_port(options.addr.ip())?
         } else {
@@ -88,7 +92,6 @@ impl ProxyServer {
                 read: options.read_timeout,
             },
         };
-        let health = Arc::new(Health::default());
         let prober = Prober {
             snapshots: snapshots.clone(),
             health: health.clone(),

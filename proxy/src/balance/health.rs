@@ -4,16 +4,19 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use sluice_shared::bus::{HealthNote, wall_ms};
 use sluice_shared::snapshot::TargetHealth;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 /// The state of one registry.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Backend {
+    id: Uuid,
     in_flight: AtomicU32,
     /// Peak-EWMA of the time to the response header, in microseconds.
     ewma_us: AtomicU64,
@@ -27,6 +30,19 @@ pub struct Backend {
 }
 
 impl Backend {
+    fn new(id: Uuid) -> Self {
+        Self {
+            id,
+            in_flight: AtomicU32::new(0),
+            ewma_us: AtomicU64::new(0),
+            failures: AtomicU32::new(0),
+            ejected_until: AtomicU64::new(0),
+            last_failure: AtomicU64::new(0),
+            forced: AtomicU64::new(0),
+            ejections: AtomicU64::new(0),
+        }
+    }
+
     pub fn in_flight(&self) -> u32 {
         self.in_flight.load(Ordering::Relaxed)
     }
@@ -60,6 +76,10 @@ impl Drop for InFlight {
 pub struct Health {
     epoch: Instant,
     table: RwLock<HashMap<Uuid, Arc<Backend>>>,
+    /// This proxy, in the notes it shares.
+    origin: Uuid,
+    /// Where state changes go to be shared with other replicas (production mode).
+    outbox: OnceLock<mpsc::UnboundedSender<HealthNote>>,
 }
 
 impl Default for Health {
@@ -67,6 +87,8 @@ impl Default for Health {
         Self {
             epoch: Instant::now(),
             table: RwLock::default(),
+            origin: Uuid::now_v7(),
+            outbox: OnceLock::new(),
         }
     }
 }
@@ -93,8 +115,11 @@ impl Health {
             return b;
         }
         match self.table.write() {
-            Ok(mut t) => t.entry(id).or_default().clone(),
-            Err(_) => Arc::default(),
+            Ok(mut t) => t
+                .entry(id)
+                .or_insert_with(|| Arc::new(Backend::new(id)))
+                .clone(),
+            Err(_) => Arc::new(Backend::new(id)),
         }
     }
 
@@ -107,10 +132,54 @@ impl Health {
         InFlight(b.clone())
     }
 
+    /// Send state changes to `outbox` from now on, to share them.
+    pub fn share_through(&self, outbox: mpsc::UnboundedSender<HealthNote>) {
+        let _ = self.outbox.set(outbox);
+    }
+
+    fn announce(&self, b: &Backend, until_ms: u64) {
+        if let Some(outbox) = self.outbox.get() {
+            let _ = outbox.send(HealthNote {
+                registry_id: b.id,
+                until_ms,
+                origin: self.origin,
+            });
+        }
+    }
+
+    /// Apply another replica's note.
+    pub fn apply(&self, note: &HealthNote) {
+        if note.origin == self.origin {
+            return;
+        }
+        let b = self.backend(note.registry_id);
+        if note.until_ms == 0 {
+            b.failures.store(0, Ordering::Relaxed);
+            b.ejected_until.store(0, Ordering::Relaxed);
+            return;
+        }
+        let remaining = note.until_ms.saturating_sub(wall_ms());
+        if remaining > 0 {
+            let until = self.now_ms() + remaining;
+            if b.ejected_until.fetch_max(until, Ordering::Relaxed) <= self.now_ms() {
+                b.ejections.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Back in rotation; announced when it was out.
+    fn restore(&self, b: &Backend) {
+        b.failures.store(0, Ordering::Relaxed);
+        if b.ejected_until.swap(0, Ordering::Relaxed) > self.now_ms() {
+            self.announce(b, 0);
+        }
+    }
+
     /// A success: failures reset, the registry is back, latency joins the average.
     pub fn success(&self, b: &Backend, latency: Duration) {
-        b.failures.store(0, Ordering::Relaxed);
-        b.ejected_until.store(0, Ordering::Relaxed);
+        if b.failures.load(Ordering::Relaxed) != 0 || b.ejected_until.load(Ordering::Relaxed) != 0 {
+            self.restore(b);
+        }
         let sample = u64::try_from(latency.as_micros())
             .unwrap_or(u64::MAX)
             .max(1);
@@ -127,8 +196,7 @@ impl Health {
     /// A passing probe: the registry is back, without a latency sample (a probe's
     /// latency says nothing about a completion's).
     pub fn recovered(&self, b: &Backend) {
-        b.failures.store(0, Ordering::Relaxed);
-        b.ejected_until.store(0, Ordering::Relaxed);
+        self.restore(b);
     }
 
     /// A failure of real traffic or of a probe: after `threshold` in a row the
@@ -148,9 +216,11 @@ impl Health {
     /// Take a registry out of rotation for `how_long` (a cooldown, or a 429's
     /// `Retry-After`).
     pub fn eject(&self, b: &Backend, how_long: Duration) {
-        let until = self.now_ms() + u64::try_from(how_long.as_millis()).unwrap_or(u64::MAX / 2);
+        let millis = u64::try_from(how_long.as_millis()).unwrap_or(u64::MAX / 4);
+        let until = self.now_ms() + millis;
         if b.ejected_until.fetch_max(until, Ordering::Relaxed) <= self.now_ms() {
             b.ejections.fetch_add(1, Ordering::Relaxed);
+            self.announce(b, wall_ms() + millis);
         }
     }
 

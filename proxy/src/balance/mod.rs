@@ -10,7 +10,9 @@
 mod health;
 mod pick;
 mod probe;
+mod share;
 
 pub use health::Health;
 pub use pick::pick;
 pub use probe::Prober;
+pub use share::share;

@@ -7,6 +7,7 @@
 //! timer and after every reconnect. Documents carry their version and the bus never
 //! replaces a newer one with an older one.
 
+mod health;
 mod local;
 mod redis;
 
@@ -16,6 +17,7 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+pub use self::health::{HealthNote, RedisHealth, wall_ms};
 pub use self::local::LocalBus;
 pub use self::redis::RedisBus;
 use crate::document::GatewayDocument;

@@ -150,6 +150,9 @@ pub struct HealthChecks {
     /// Eject the backend after consecutive failures of real traffic.
     #[serde(default = "enabled")]
     pub passive: bool,
+    /// Probe the backend on `interval` (HTTP `path`, or TCP without one).
+    #[serde(default = "enabled")]
+    pub active: bool,
     /// Path of the active check; unset: TCP connect only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,

@@ -69,7 +69,7 @@ impl TargetHealth {
             passive: hc.passive,
             threshold: hc.threshold.unwrap_or(3).max(1),
             cooldown: interval,
-            active: Some(ActiveCheck {
+            active: hc.active.then(|| ActiveCheck {
                 path: hc.path.clone(),
                 headers: hc
                     .headers
