@@ -574,3 +574,52 @@ async fn proxies_share_passive_health_through_redis() {
         r.shutdown().await;
     }
 }
+
+/// The semantic balancer sends each prompt to the member whose description is most
+/// like it, through an embeddings registry, and balances round robin when that fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn semantic_balancing_follows_the_prompt() {
+    let s = embedded().await;
+    let code = mock("code").await;
+    let poetry = mock("poetry").await;
+    let embedder = mock("embedder").await;
+    let regs = [
+        ("code", "openai_compatible", code.base_url(), 1, true),
+        ("poetry", "openai_compatible", poetry.base_url(), 1, true),
+        ("embed", "openai_compatible", embedder.base_url(), 1, false),
+    ];
+    let (f, _) = gateway(&s, "semantic", &regs, |ids| {
+        json!({"lb_config": {"algorithm": "semantic", "embedding_registry_id": ids["embed"],
+            "members": [
+                {"registry_id": ids["code"], "description": "programming code rust python functions compiler"},
+                {"registry_id": ids["poetry"], "description": "poems poetry verse rhyme sonnet"}
+            ]}})
+    })
+    .await;
+    let ask = |text: &str| {
+        json!({"model": "gpt-4o-mini", "messages": [
+            {"role": "system", "content": "be helpful"}, {"role": "user", "content": text}]})
+    };
+    for _ in 0..3 {
+        let resp = s
+            .proxy
+            .chat(
+                &f,
+                ask("write a python function that calls the rust compiler"),
+            )
+            .await;
+        assert_eq!(served_by(&resp), "code");
+        let resp = s.proxy.chat(&f, ask("a sonnet in verse, with rhyme")).await;
+        assert_eq!(served_by(&resp), "poetry");
+    }
+    // Without the embeddings registry: round robin, no errors.
+    drop(embedder);
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..6 {
+        let resp = s.proxy.chat(&f, ask("a sonnet in verse, with rhyme")).await;
+        assert_eq!(resp.status(), 200);
+        seen.insert(served_by(&resp));
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    s.running.shutdown().await;
+}

@@ -173,7 +173,23 @@ pub fn stream(plan: &Plan, id: &str, include_usage: bool) -> Vec<Bytes> {
     events
 }
 
-/// `POST /v1/embeddings`: one deterministic 8-dimension vector per input.
+/// A 32-dimension embedding that carries some meaning: each lower-cased word adds to
+/// the bucket its hash picks, so texts sharing words are close in cosine similarity.
+fn bag_of_words(text: &str) -> Vec<f64> {
+    let mut v = vec![0.0; 32];
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.len() > 2)
+    {
+        let h = word.to_lowercase().bytes().fold(2_166_136_261u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(16_777_619)
+        });
+        v[(h % 32) as usize] += 1.0;
+    }
+    v
+}
+
+/// `POST /v1/embeddings`: one deterministic vector per input (see [`bag_of_words`]).
 pub fn embeddings(body: &[u8]) -> Option<Bytes> {
     let v: Value = serde_json::from_slice(body).ok()?;
     let inputs: Vec<String> = match v.get("input")? {
@@ -187,15 +203,9 @@ pub fn embeddings(body: &[u8]) -> Option<Bytes> {
     let data: Vec<Value> = inputs
         .iter()
         .enumerate()
-        .map(|(i, text)| {
-            let seed = text
-                .bytes()
-                .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
-            let vector: Vec<f64> = (0..8)
-                .map(|d| f64::from((seed >> d) & 0xff) / 255.0)
-                .collect();
-            json!({"object": "embedding", "index": i, "embedding": vector})
-        })
+        .map(
+            |(i, text)| json!({"object": "embedding", "index": i, "embedding": bag_of_words(text)}),
+        )
         .collect();
     let tokens: u64 = inputs.iter().map(|s| (s.len() as u64).div_ceil(4)).sum();
     Some(Bytes::from(

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use pingora_proxy::Session;
-use sluice_shared::model::FallbackTrigger;
+use sluice_shared::model::{FallbackTrigger, LbAlgorithm};
 use sluice_shared::snapshot::{CompiledConsumer, WeightedUpstream};
 use tracing::{debug, warn};
 
@@ -85,6 +85,17 @@ impl SluiceProxy {
             .client_headers
             .get(&consumer.lb.hash_header)
             .map(|v| v.as_bytes().to_vec());
+        // The semantic balancer's first choice, made once per request.
+        let mut semantic = None;
+        if consumer.lb.algorithm == LbAlgorithm::Semantic
+            && let Ok(parsed) = sluice_translate::parse_request(req.api.dialect(), &req.body)
+        {
+            let prompt = balance::prompt_of(&parsed);
+            semantic = self
+                .semantic
+                .choose(&consumer.lb, &route.candidates, &prompt)
+                .await;
+        }
         let mut tried: Vec<&WeightedUpstream> = Vec::new();
         let mut last: Option<(ProxyError, FallbackTrigger)> = None;
 
@@ -103,13 +114,22 @@ impl SluiceProxy {
                 .copied()
                 .filter(|u| !tried.iter().any(|t| same(u, t)))
                 .collect();
-            let picked = balance::pick(
-                &consumer.lb,
-                &consumer.turn,
-                &pool,
-                &self.health,
-                hash_key.as_deref(),
-            );
+            let preferred = semantic.take().filter(|u| {
+                pool.iter().any(|p| same(p, u))
+                    && u.target
+                        .as_ref()
+                        .is_ok_and(|t| !self.health.is_ejected(&self.health.backend(t.registry_id)))
+            });
+            let picked = match preferred {
+                Some(u) => Some((u, false)),
+                None => balance::pick(
+                    &consumer.lb,
+                    &consumer.turn,
+                    &pool,
+                    &self.health,
+                    hash_key.as_deref(),
+                ),
+            };
             let (upstream, model, in_chain) = match picked {
                 Some((u, _forced)) => (u, route.model_for(u), false),
                 None => {

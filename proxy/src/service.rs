@@ -23,7 +23,7 @@ use std::sync::Arc;
 use tracing::info;
 use uuid::Uuid;
 
-use crate::balance::Health;
+use crate::balance::{Health, Semantic};
 use crate::body::{self, Peek};
 use crate::error::ProxyError;
 use crate::peer::{PeerTimeouts, Resolver};
@@ -44,6 +44,7 @@ pub struct SluiceProxy {
     pub(crate) resolver: Resolver,
     pub(crate) limits: PathLimits,
     pub(crate) health: Arc<Health>,
+    pub(crate) semantic: Semantic,
 }
 
 impl SluiceProxy {
@@ -59,6 +60,7 @@ impl SluiceProxy {
             resolver: Resolver::default(),
             limits,
             health,
+            semantic: Semantic::default(),
         }
     }
 }

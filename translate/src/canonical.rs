@@ -80,6 +80,20 @@ pub struct Message {
     pub content: Vec<Part>,
 }
 
+impl Message {
+    /// The message's text parts, one per line.
+    pub fn text(&self) -> String {
+        self.content
+            .iter()
+            .filter_map(|p| match p {
+                Part::Text(t) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
 /// A function the model may call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tool {

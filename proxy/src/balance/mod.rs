@@ -10,9 +10,30 @@
 mod health;
 mod pick;
 mod probe;
+mod semantic;
 mod share;
 
 pub use health::Health;
 pub use pick::pick;
 pub use probe::Prober;
+pub use semantic::{Semantic, prompt_of};
 pub use share::share;
+
+/// A side request to a registry (probe, embeddings) with the provider's headers and
+/// the registry's credential.
+fn authorized(
+    mut req: reqwest::RequestBuilder,
+    target: &sluice_shared::snapshot::UpstreamTarget,
+) -> reqwest::RequestBuilder {
+    use sluice_shared::snapshot::UpstreamCredential;
+    for (name, value) in &target.headers {
+        req = req.header(name, value);
+    }
+    match &target.credential {
+        Some(UpstreamCredential::Header { name, value }) => req.header(name, value),
+        Some(UpstreamCredential::Query { name, value }) => {
+            req.query(&[(name.as_str(), value.as_str())])
+        }
+        None => req,
+    }
+}

@@ -138,9 +138,11 @@ pub fn pick<'c>(
             Some(key) => rendezvous(pool, key),
             None => weighted_random(pool),
         },
-        // The semantic balancer needs an embeddings call per request; until it lands
-        // it balances by weight.
-        LbAlgorithm::Semantic => weighted_random(pool),
+        // The semantic choice is made before (it needs an embeddings call); this is
+        // its fallback when that call fails.
+        LbAlgorithm::Semantic => pool
+            .get(turn.fetch_add(1, Ordering::Relaxed) % pool.len())
+            .copied(),
     };
     chosen.map(|u| (u, false))
 }
@@ -189,6 +191,8 @@ mod tests {
         let lb = CompiledLb {
             algorithm: LbAlgorithm::ConsistentHash,
             hash_header: http::HeaderName::from_static("x-session-id"),
+            embedding: None,
+            descriptions: Default::default(),
         };
         let health = Health::default();
         let turn = AtomicUsize::new(0);

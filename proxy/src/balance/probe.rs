@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
-use sluice_shared::snapshot::{ActiveCheck, UpstreamCredential, UpstreamTarget};
+use sluice_shared::snapshot::{ActiveCheck, UpstreamTarget};
 use sluice_shared::sync::SnapshotHandle;
 use tracing::{debug, info};
 use uuid::Uuid;
@@ -56,17 +56,7 @@ async fn probe(client: &reqwest::Client, target: &UpstreamTarget, check: &Active
         Some(path) => {
             let scheme = if target.tls { "https" } else { "http" };
             let url = format!("{scheme}://{}{}{path}", target.authority, target.base_path);
-            let mut req = client.get(url).timeout(timeout);
-            for (name, value) in &target.headers {
-                req = req.header(name, value);
-            }
-            match &target.credential {
-                Some(UpstreamCredential::Header { name, value }) => req = req.header(name, value),
-                Some(UpstreamCredential::Query { name, value }) => {
-                    req = req.query(&[(name.as_str(), value.as_str())]);
-                }
-                None => {}
-            }
+            let mut req = super::authorized(client.get(url).timeout(timeout), target);
             for (name, value) in &check.headers {
                 req = req.header(name, value);
             }

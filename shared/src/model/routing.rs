@@ -120,6 +120,9 @@ pub struct LbConfig {
     /// Embeddings registry of the `semantic` balancer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedding_registry_id: Option<Uuid>,
+    /// Embeddings model of the `semantic` balancer (default `text-embedding-3-small`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_model: Option<String>,
 }
 
 /// What makes a request fall back to the next registry of the chain.

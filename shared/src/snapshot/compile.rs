@@ -53,6 +53,10 @@ pub struct CompiledLb {
     pub algorithm: LbAlgorithm,
     /// The header whose value keys `consistent-hash` (default `x-session-id`).
     pub hash_header: HeaderName,
+    /// The semantic balancer's embeddings registry and model.
+    pub embedding: Option<(Arc<UpstreamTarget>, String)>,
+    /// What each registry is good at, for the semantic balancer, by registry id.
+    pub descriptions: HashMap<Uuid, String>,
 }
 
 /// Where a request goes once the consumer's pool is exhausted.
@@ -212,6 +216,19 @@ impl CompiledGateway {
                     .as_deref()
                     .and_then(|h| HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()).ok())
                     .unwrap_or(HeaderName::from_static("x-session-id")),
+                embedding: lb_config.embedding_registry_id.and_then(|id| {
+                    let target = targets.get(&id)?.as_ref().ok()?.clone();
+                    let model = lb_config
+                        .embedding_model
+                        .clone()
+                        .unwrap_or_else(|| "text-embedding-3-small".to_string());
+                    Some((target, model))
+                }),
+                descriptions: lb_config
+                    .members
+                    .iter()
+                    .filter_map(|m| Some((m.registry_id, m.description.clone()?)))
+                    .collect(),
             };
             let fallback =
                 c.spec
