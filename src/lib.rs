@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use sluice_admin::AdminState;
+use sluice_admin::{AdminState, HealthSource};
 use sluice_proxy::{Health, ProxyOptions, ProxyServer, share_health};
-use sluice_shared::bus::ConfigBus;
+use sluice_shared::bus::{ConfigBus, RedisHealth};
 use sluice_shared::secrets::SecretBox;
 use sluice_shared::settings::Settings;
 use sluice_shared::store::Store;
@@ -79,6 +79,9 @@ pub async fn launch(settings: &Settings, planes: &[Plane]) -> anyhow::Result<Run
         store: None,
     };
 
+    // The proxy's live registry health, which the admin of the same process reports.
+    let proxy_health = has(Plane::Proxy).then(|| Arc::new(Health::default()));
+
     if has(Plane::Admin) {
         let store = migrate(settings).await?;
         let secrets = SecretBox::load(settings.secret_key.as_deref(), &settings.data_dir, true)
@@ -89,11 +92,31 @@ pub async fn launch(settings: &Settings, planes: &[Plane]) -> anyhow::Result<Run
                 .context("loading the admin token")?;
         running.admin_token = Some(token.clone());
         running.admin_token_generated = generated;
+        let health = if let Some(health) = proxy_health.clone() {
+            HealthSource::Local(Arc::new(move |id| {
+                health
+                    .view()
+                    .into_iter()
+                    .find(|v| v.registry_id == id)
+                    .and_then(|v| serde_json::to_value(v).ok())
+            }))
+        } else if let Some(url) = &settings.redis_url {
+            match RedisHealth::connect(url).await {
+                Ok(redis) => HealthSource::Shared(redis),
+                Err(error) => {
+                    tracing::warn!(%error, "registry health will not be readable from admin");
+                    HealthSource::None
+                }
+            }
+        } else {
+            HealthSource::None
+        };
         let state = AdminState {
             store: store.clone(),
             bus: bus.clone(),
             secrets,
             token: token.into(),
+            health,
         };
         let published = sluice_admin::publish_all(&state)
             .await
@@ -165,7 +188,7 @@ pub async fn launch(settings: &Settings, planes: &[Plane]) -> anyhow::Result<Run
             grace: settings.shutdown_grace(),
         };
         let handle = running.snapshots.clone();
-        let health = Arc::new(Health::default());
+        let health = proxy_health.clone().unwrap_or_default();
         if let Some(url) = settings.redis_url.clone() {
             // Replicas share which registries are down.
             tasks.push(tokio::spawn(share_health(

@@ -299,6 +299,22 @@ async fn a_dead_backend_is_ejected_without_client_errors_and_returns_after_recov
         .find(|h| h["registry_id"] == ids["b"])
         .expect("b is tracked");
     assert_eq!(b_health["healthy"], false, "{health:?}");
+    let via_admin = s
+        .admin
+        .ok(
+            "GET",
+            &format!(
+                "/v1/gateways/{}/registries/{}/health",
+                f.gateway_id, ids["b"]
+            ),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(
+        (via_admin["healthy"].as_bool(), via_admin["source"].as_str()),
+        (Some(false), Some("proxy"))
+    );
 
     // The backend comes back on its address; the active check restores it.
     let _b = mock_with("b", &b_addr.to_string(), |_| {}).await;
@@ -564,6 +580,19 @@ async fn proxies_share_passive_health_through_redis() {
         },
     )
     .await;
+    let via_admin = admin_client
+        .ok(
+            "GET",
+            &format!(
+                "/v1/gateways/{}/registries/{}/health",
+                f.gateway_id, ids["dead"]
+            ),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(via_admin["healthy"], false, "{via_admin}");
+    assert_eq!(via_admin["source"], "shared");
     // Proxy two sends nothing to it: one attempt per request.
     for _ in 0..4 {
         let resp = p2.chat(&f, simple_chat(false)).await;

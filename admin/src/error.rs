@@ -49,6 +49,10 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_query", message)
     }
 
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
     pub fn not_found(what: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,

@@ -7,6 +7,7 @@
 mod auth;
 mod error;
 mod extract;
+mod health;
 mod models_sync;
 mod publish;
 mod routes;
@@ -25,6 +26,7 @@ use tokio::sync::watch;
 
 pub use auth::load_or_create_token;
 pub use error::ApiError;
+pub use health::HealthSource;
 pub use models_sync::{models_sync_loop, sync_models_catalog};
 pub use publish::{publish_all, republish_loop};
 
@@ -37,6 +39,8 @@ pub struct AdminState {
     pub secrets: SecretBox,
     /// The bearer token every non-probe request must carry.
     pub token: Arc<str>,
+    /// Where registry health is read.
+    pub health: HealthSource,
 }
 
 /// The admin API's routes.

@@ -21,6 +21,6 @@ mod route;
 mod server;
 mod service;
 
-pub use balance::{Health, share as share_health};
+pub use balance::{Health, HealthView, share as share_health};
 pub use server::{ProxyOptions, ProxyServer};
 pub use service::SluiceProxy;

@@ -25,6 +25,10 @@ pub fn routes() -> Router<AdminState> {
             "/v1/gateways/{gateway_id}/registries/{registry_id}",
             get(read).put(update).delete(remove),
         )
+        .route(
+            "/v1/gateways/{gateway_id}/registries/{registry_id}/health",
+            get(crate::health::registry_health),
+        )
 }
 
 /// A registry as responses show it: secrets opened only to be masked.

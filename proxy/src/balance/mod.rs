@@ -13,7 +13,7 @@ mod probe;
 mod semantic;
 mod share;
 
-pub use health::Health;
+pub use health::{Health, HealthView};
 pub use pick::pick;
 pub use probe::Prober;
 pub use semantic::{Semantic, prompt_of};
