@@ -652,3 +652,57 @@ async fn semantic_balancing_follows_the_prompt() {
     assert_eq!(seen.len(), 2, "{seen:?}");
     s.running.shutdown().await;
 }
+
+/// `latency` learns which backend answers faster and sends it the traffic; a pool
+/// alias picks among its members with each member's default model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_balancing_and_pool_aliases() {
+    let s = embedded().await;
+    let slow = mock_with("slow", "127.0.0.1:0", |c| {
+        c.latency = Duration::from_millis(150)
+    })
+    .await;
+    let quick = mock("quick").await;
+    let spare = mock("spare").await;
+    let regs = [
+        ("slow", "openai_compatible", slow.base_url(), 1, true),
+        ("quick", "openai_compatible", quick.base_url(), 1, true),
+        ("spare", "openai_compatible", spare.base_url(), 1, false),
+    ];
+    let (f, _) = gateway(&s, "latency", &regs, |ids| {
+        json!({
+            "lb_config": {"algorithm": "latency", "members": [
+                {"registry_id": ids["quick"], "pool_alias": "cheap"},
+                {"registry_id": ids["spare"], "pool_alias": "cheap"}
+            ]},
+            "model_policies": [
+                {"registry_id": ids["quick"], "allowed": [], "default": "quick-model"},
+                {"registry_id": ids["spare"], "allowed": ["spare-model"], "default": "spare-model"}
+            ]
+        })
+    })
+    .await;
+    // Until both are measured either may be chosen; then the quick one always wins.
+    for _ in 0..6 {
+        s.proxy.chat(&f, simple_chat(false)).await;
+    }
+    let counts = tally(&s, &f, 10).await;
+    assert_eq!(counts.get("quick"), Some(&10), "{counts:?}");
+
+    let mut seen = std::collections::HashMap::new();
+    for _ in 0..10 {
+        let mut body = simple_chat(false);
+        body["model"] = json!("pool:cheap");
+        let resp = s.proxy.chat(&f, body).await;
+        assert_eq!(resp.status(), 200);
+        let model = resp.headers()["x-selected-model"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let by = served_by(&resp);
+        assert_eq!(model, format!("{by}-model"));
+        *seen.entry(by).or_insert(0) += 1;
+    }
+    assert!(!seen.contains_key("slow"), "{seen:?}");
+    s.running.shutdown().await;
+}

@@ -125,10 +125,15 @@ pub fn pick<'c>(
                 .min_by_key(|u| registry_id(u).map_or(0, |id| health.backend(id).in_flight()))
         }
         LbAlgorithm::Latency => {
-            // Power of two choices on peak-EWMA latency times queue length.
+            // Power of two (distinct) choices on peak-EWMA latency times queue length.
             let mut rng = rand::rng();
-            let a = pool[rng.random_range(0..pool.len())];
-            let b = pool[rng.random_range(0..pool.len())];
+            let i = rng.random_range(0..pool.len());
+            let mut j = rng.random_range(0..pool.len().max(2) - 1);
+            if j >= i {
+                j += 1;
+            }
+            let a = pool[i];
+            let b = pool.get(j).copied().unwrap_or(a);
             let score = |u: &WeightedUpstream| {
                 registry_id(u).map_or(0, |id| health.backend(id).load_score())
             };
