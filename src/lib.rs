@@ -14,6 +14,7 @@ use sluice_shared::secrets::SecretBox;
 use sluice_shared::settings::Settings;
 use sluice_shared::store::Store;
 use sluice_shared::sync::{self, SnapshotHandle};
+use sluice_telemetry::{Sink, Telemetry, TelemetryConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -189,6 +190,7 @@ pub async fn launch(settings: &Settings, planes: &[Plane]) -> anyhow::Result<Run
         };
         let handle = running.snapshots.clone();
         let health = proxy_health.clone().unwrap_or_default();
+        let telemetry = start_telemetry(settings, stopped.clone());
         if let Some(url) = settings.redis_url.clone() {
             // Replicas share which registries are down.
             tasks.push(tokio::spawn(share_health(
@@ -197,10 +199,11 @@ pub async fn launch(settings: &Settings, planes: &[Plane]) -> anyhow::Result<Run
                 stopped.clone(),
             )));
         }
-        let proxy =
-            tokio::task::spawn_blocking(move || ProxyServer::start(&options, handle, health))
-                .await?
-                .context("starting the proxy")?;
+        let proxy = tokio::task::spawn_blocking(move || {
+            ProxyServer::start(&options, handle, health, telemetry)
+        })
+        .await?
+        .context("starting the proxy")?;
         running.proxy_addr = Some(proxy.addr());
         running.proxy = Some(proxy);
     }
@@ -238,4 +241,37 @@ impl Running {
             store.close().await;
         }
     }
+}
+
+/// The telemetry pipeline the settings ask for.
+fn start_telemetry(settings: &Settings, stopped: watch::Receiver<bool>) -> Telemetry {
+    let default_sinks: Vec<Sink> = settings
+        .telemetry
+        .split(',')
+        .filter_map(|name| match Sink::parse(name) {
+            Some(sink) => Some(sink),
+            None => {
+                if !matches!(name.trim(), "off" | "") {
+                    tracing::warn!(sink = name, "unknown telemetry sink ignored");
+                }
+                None
+            }
+        })
+        .collect();
+    Telemetry::start(
+        TelemetryConfig {
+            queue: settings.telemetry_queue,
+            default_sinks,
+            file: Some(
+                settings
+                    .telemetry_file
+                    .clone()
+                    .unwrap_or_else(|| settings.data_dir.join("telemetry.jsonl")),
+            ),
+            kafka_brokers: settings.kafka_brokers.clone(),
+            kafka_topic: settings.kafka_topic.clone(),
+            kafka_message_timeout: Duration::from_millis(settings.kafka_message_timeout_ms),
+        },
+        stopped,
+    )
 }

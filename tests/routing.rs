@@ -392,8 +392,10 @@ async fn an_exhausted_budget_answers_in_the_client_dialect() {
         ("two", "openai_compatible", two.base_url(), 1, false),
         ("three", "openai_compatible", three.base_url(), 1, false),
     ];
-    // Two attempts allowed: the healthy third registry is never reached.
-    let (f, _) = gateway(&s, "budget", &regs, |ids| {
+    // Two attempts allowed: the healthy third registry is never reached (and not
+    // probed, so its request count says so).
+    let unprobed = HashMap::from([("three", json!({"health_checks": null}))]);
+    let (f, _) = gateway_with(&s, "budget", &regs, &unprobed, |ids| {
         json!({"fallback": {"enabled": true, "budget": {"max_attempts": 2},
             "chain": [ids["two"], ids["three"]]}})
     })

@@ -19,8 +19,9 @@ use crate::AdminState;
 use crate::error::ApiError;
 use crate::scope;
 
-/// Paths that answer without a token: liveness and readiness probes.
-const OPEN_PATHS: [&str; 2] = ["/healthz", "/readyz"];
+/// Paths that answer without a token: liveness and readiness probes, and metrics for
+/// the scraper (admin listens on loopback by default).
+const OPEN_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
 /// The admin token in force, and whether it was generated just now (so the caller can
 /// show it once).

@@ -15,6 +15,18 @@ pub fn router(snapshots: SnapshotHandle) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route(
+            "/metrics",
+            get(|| async {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    sluice_telemetry::metrics::METRICS.render(),
+                )
+            }),
+        )
+        .route(
             "/readyz",
             get(move || {
                 let ready = snapshots.is_loaded();

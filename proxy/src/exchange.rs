@@ -18,8 +18,9 @@ use pingora_error::{Error, ErrorType};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
 use sluice_shared::snapshot::{CompiledConsumer, UpstreamCredential, UpstreamTarget, WireApi};
-use sluice_translate::canonical::{ErrorInfo, Event};
+use sluice_translate::canonical::{ErrorInfo, Event, Usage};
 use sluice_translate::sse::{EventSplitter, SseParser};
+use sluice_translate::usage::{self, StreamTap};
 use sluice_translate::{Decoder, Dialect, Encoder, EncoderOptions, errors};
 use tracing::{debug, warn};
 
@@ -30,6 +31,8 @@ use crate::peer::idle_timeout;
 /// The most of a provider's answer buffered when it must be read whole (a complete
 /// answer to translate, an error body).
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+/// The most of a passed-through complete answer kept to read its usage.
+const MAX_ACCOUNTED_BODY: usize = 4 * 1024 * 1024;
 /// The most of one stream event held while waiting for its end.
 const MAX_EVENT: usize = 8 * 1024 * 1024;
 
@@ -41,6 +44,8 @@ pub struct Relayed {
     pub ttfb: Option<Duration>,
     /// The upstream failed after the response started.
     pub broken: bool,
+    /// The tokens the provider reported, whatever the path.
+    pub usage: Option<Usage>,
 }
 
 /// How the answer reaches the client.
@@ -461,6 +466,7 @@ pub async fn answer(
                 relayed.bytes = body.len();
                 let answer =
                     sluice_translate::parse_response(from, &body).map_err(ProxyError::from)?;
+                relayed.usage = answer.usage;
                 let (resp, bytes) = if stream {
                     // The provider answered a stream request whole; the client still
                     // gets the stream it asked for.
@@ -517,12 +523,27 @@ async fn pass_through(
     let strip_usage = is_sse && strip_usage;
     let mut splitter = EventSplitter::default();
     let mut end = EndWatch::new(dialect);
+    // Usage, for accounting: a stream's usage events are read as they pass; a complete
+    // answer is kept (bounded) to read its usage at the end.
+    let ok = (200..300).contains(&relayed.status);
+    let mut tap = (ok && is_sse).then(|| StreamTap::new(dialect));
+    let mut whole = (ok && !is_sse).then(BytesMut::new);
     loop {
         match up.read().await {
             Ok(Some(chunk)) => {
                 relayed.ttfb.get_or_insert_with(|| started.elapsed());
                 relayed.bytes += chunk.len();
                 end.saw(&chunk);
+                if let Some(tap) = tap.as_mut() {
+                    tap.push(&chunk);
+                }
+                if let Some(buf) = whole.as_mut() {
+                    if buf.len() + chunk.len() <= MAX_ACCOUNTED_BODY {
+                        buf.extend_from_slice(&chunk);
+                    } else {
+                        whole = None;
+                    }
+                }
                 let out = if strip_usage {
                     let mut kept = BytesMut::with_capacity(chunk.len());
                     let split = splitter.push(&chunk, MAX_EVENT, |event| {
@@ -550,6 +571,11 @@ async fn pass_through(
                 }
             }
             Ok(None) => {
+                relayed.usage = match (&tap, &whole) {
+                    (Some(tap), _) => tap.usage(),
+                    (_, Some(body)) => usage::of_body(dialect, body),
+                    _ => None,
+                };
                 let mut rest = BytesMut::from(&splitter.rest()[..]);
                 if is_sse && relayed.status == 200 && !end.seen {
                     // The provider closed a stream it never finished: say so rather
@@ -681,6 +707,9 @@ async fn translate_stream(
         }
         let failed = events.iter().any(|e| matches!(e, Event::Error(_)));
         for e in events.drain(..) {
+            if let Event::Usage(u) = &e {
+                relayed.usage = Some(*u);
+            }
             encoder.encode(&e, &mut buf);
         }
         if ended || failed {

@@ -15,6 +15,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use pingora_proxy::Session;
 use sluice_shared::model::{FallbackTrigger, LbAlgorithm};
 use sluice_shared::snapshot::{CompiledConsumer, WeightedUpstream};
+use sluice_telemetry::Attempt;
 use tracing::{debug, warn};
 
 use crate::balance;
@@ -40,6 +41,16 @@ enum Tried {
     },
     /// Nothing reached the client, and no other registry would do better.
     Fatal(ProxyError),
+}
+
+/// The telemetry name of a failure.
+fn trigger_name(t: FallbackTrigger) -> &'static str {
+    match t {
+        FallbackTrigger::Http5xx => "http_5xx",
+        FallbackTrigger::Http429 => "http_429",
+        FallbackTrigger::Timeout => "timeout",
+        FallbackTrigger::ProviderError => "provider_error",
+    }
 }
 
 fn trigger_of(e: &ProxyError) -> FallbackTrigger {
@@ -160,10 +171,35 @@ impl SluiceProxy {
                     && ((pool_left && !in_chain)
                         || (chain_left && fallback.is_some_and(|f| f.triggered_by(t))))
             };
-            match self
+            let began = Instant::now();
+            let tried_now = self
                 .attempt(session, ctx, &req, upstream, &model, &can_retry)
-                .await
-            {
+                .await;
+            let spent = began.elapsed();
+            ctx.upstream_time += spent;
+            let target = upstream.target.as_ref().ok();
+            let (status, error_class) = match &tried_now {
+                Tried::Answered => (Some(ctx.status), None),
+                Tried::Failed { error, trigger } => (
+                    match error {
+                        ProxyError::AllAttemptsFailed(s) => Some(*s),
+                        _ => None,
+                    },
+                    Some(trigger_name(*trigger)),
+                ),
+                Tried::Fatal(_) => (None, Some("gateway")),
+            };
+            ctx.attempt_log.push(Attempt {
+                registry_id: target.map(|t| t.registry_id),
+                provider: target.map(|t| t.provider.as_str().to_string()),
+                status,
+                latency_ms: spent.as_secs_f64() * 1000.0,
+                error_class: error_class.map(str::to_string),
+            });
+            if in_chain {
+                ctx.fallbacks += 1;
+            }
+            match tried_now {
                 Tried::Answered => return Ok(()),
                 Tried::Fatal(e) => return Err(e),
                 Tried::Failed { error, trigger } => {
@@ -197,6 +233,7 @@ impl SluiceProxy {
         };
         ctx.registry = Some(target.registry_id);
         ctx.model = Some(model.to_string());
+        ctx.provider = Some(target.provider.as_str());
         let plan = match plan::plan(req.api, target, req.body.clone(), req.peek, model) {
             Ok(plan) => plan,
             // A provider family the proxy cannot call yet: another registry may do.
@@ -311,6 +348,7 @@ impl SluiceProxy {
                 ctx.upstream_bytes = relayed.bytes;
                 ctx.ttfb = relayed.ttfb;
                 ctx.broken = relayed.broken;
+                ctx.usage = relayed.usage;
                 Tried::Answered
             }
             Err(AnswerError::BeforeFirstByte(error)) => {

@@ -38,12 +38,7 @@ fn api_path(dialect: Dialect) -> &'static str {
 /// the model's own limit from the models catalog (exact name, else the longest catalog
 /// name the model starts with, for dated snapshots), else 4096.
 pub fn default_max_tokens(provider: Provider, model: &str) -> u64 {
-    let models = catalog::models();
-    let of_provider = models.iter().filter(|m| m.provider == provider.as_str());
-    of_provider
-        .filter(|m| model == m.model || model.starts_with(&format!("{}-", m.model)))
-        .max_by_key(|m| m.model.len())
-        .map_or(4096, |m| m.max_output_tokens)
+    catalog::find_model(provider.as_str(), model).map_or(4096, |m| m.max_output_tokens)
 }
 
 /// A planned call.

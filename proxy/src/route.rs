@@ -46,6 +46,8 @@ pub enum Endpoint<'a> {
     Ready,
     /// `GET /healthz/upstreams`: every registry's live health as this proxy sees it.
     Upstreams,
+    /// `GET /metrics`: Prometheus text.
+    Metrics,
     Consumer {
         consumer: &'a str,
         api: Api,
@@ -58,6 +60,7 @@ pub fn parse(path: &str) -> Option<Endpoint<'_>> {
         "/healthz" => return Some(Endpoint::Health),
         "/readyz" => return Some(Endpoint::Ready),
         "/healthz/upstreams" => return Some(Endpoint::Upstreams),
+        "/metrics" => return Some(Endpoint::Metrics),
         _ => {}
     }
     let rest = path.strip_prefix('/')?;

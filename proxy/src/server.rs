@@ -20,6 +20,7 @@ use tracing::info;
 use crate::balance::{Health, Prober};
 use crate::peer::PeerTimeouts;
 use crate::service::{PathLimits, SluiceProxy};
+use sluice_telemetry::Telemetry;
 
 /// How to run the proxy.
 #[derive(Debug, Clone)]
@@ -64,6 +65,7 @@ impl ProxyServer {
         options: &ProxyOptions,
         snapshots: SnapshotHandle,
         health: Arc<Health>,
+        telemetry: Telemetry,
     ) -> std::io::Result<Self> {
         let addr = if options.addr.port() == 0 {
             free_port(options.addr.ip())?
@@ -98,7 +100,7 @@ impl ProxyServer {
         };
         let mut service = http_proxy_service_with_name(
             &server.configuration,
-            SluiceProxy::new(snapshots, connector, limits, health),
+            SluiceProxy::new(snapshots, connector, limits, health, telemetry),
             "sluice proxy",
         );
         service.add_tcp(&addr.to_string());

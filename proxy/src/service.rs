@@ -18,7 +18,10 @@ use pingora_http::ResponseHeader;
 use pingora_proxy::{ProxyHttp, Session};
 use sluice_shared::snapshot::WireApi;
 use sluice_shared::sync::SnapshotHandle;
+use sluice_telemetry::metrics::METRICS;
+use sluice_telemetry::{Attempt, Telemetry};
 use sluice_translate::Dialect;
+use sluice_translate::canonical::Usage;
 use std::sync::Arc;
 use tracing::info;
 use uuid::Uuid;
@@ -28,7 +31,7 @@ use crate::body::{self, Peek};
 use crate::error::ProxyError;
 use crate::peer::{PeerTimeouts, Resolver};
 use crate::route::{self, Api, Endpoint};
-use crate::{forward, identity, listing, models};
+use crate::{forward, identity, listing, models, report};
 
 /// Limits and timeouts of the request path.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +48,7 @@ pub struct SluiceProxy {
     pub(crate) limits: PathLimits,
     pub(crate) health: Arc<Health>,
     pub(crate) semantic: Semantic,
+    pub(crate) telemetry: Telemetry,
 }
 
 impl SluiceProxy {
@@ -53,6 +57,7 @@ impl SluiceProxy {
         connector: Connector,
         limits: PathLimits,
         health: Arc<Health>,
+        telemetry: Telemetry,
     ) -> Self {
         Self {
             snapshots,
@@ -61,6 +66,7 @@ impl SluiceProxy {
             limits,
             health,
             semantic: Semantic::default(),
+            telemetry,
         }
     }
 }
@@ -68,22 +74,34 @@ impl SluiceProxy {
 /// What one request did, for the access log.
 #[derive(Debug)]
 pub struct RequestCtx {
-    started: Instant,
+    pub(crate) started: Instant,
     pub(crate) trace_id: String,
-    dialect: Dialect,
-    gateway: Option<Uuid>,
-    consumer: Option<Uuid>,
+    pub(crate) dialect: Dialect,
+    pub(crate) gateway: Option<Uuid>,
+    pub(crate) consumer: Option<Uuid>,
     pub(crate) registry: Option<Uuid>,
     pub(crate) model: Option<String>,
     pub(crate) translated: bool,
     pub(crate) attempts: u32,
-    stream: bool,
+    pub(crate) attempt_log: Vec<Attempt>,
+    pub(crate) fallbacks: u32,
+    pub(crate) upstream_time: Duration,
+    pub(crate) usage: Option<Usage>,
+    pub(crate) provider: Option<&'static str>,
+    pub(crate) api: Option<Api>,
+    pub(crate) requested_model: Option<String>,
+    pub(crate) gateway_slug: Option<String>,
+    pub(crate) consumer_name: Option<String>,
+    pub(crate) consumer_slug: Option<String>,
+    pub(crate) exporters: Vec<String>,
+    pub(crate) kafka_topic: Option<String>,
+    pub(crate) stream: bool,
     pub(crate) status: u16,
-    error: Option<&'static str>,
+    pub(crate) error: Option<&'static str>,
     pub(crate) upstream_bytes: usize,
     pub(crate) ttfb: Option<Duration>,
     pub(crate) broken: bool,
-    body_read: bool,
+    pub(crate) body_read: bool,
 }
 
 pub const TRACE_HEADER: &str = "x-ag-trace-id";
@@ -114,6 +132,11 @@ impl SluiceProxy {
                 return self.answer_status(session, ctx, "ready").await;
             }
             Endpoint::Ready => return Err(ProxyError::NotReady),
+            Endpoint::Metrics => {
+                let body = self.metrics_text();
+                write_text(session, body, &ctx.trace_id).await;
+                return Ok(());
+            }
             Endpoint::Upstreams => {
                 let body = serde_json::json!({"upstreams": self.health.view()}).to_string();
                 write_json(session, 200, Bytes::from(body), &ctx.trace_id).await;
@@ -122,6 +145,7 @@ impl SluiceProxy {
             Endpoint::Consumer { consumer, api } => (consumer.to_owned(), api),
         };
         ctx.dialect = api.dialect();
+        ctx.api = Some(api);
         if session.req_header().method != api.method() {
             return Err(ProxyError::MethodNotAllowed);
         }
@@ -136,8 +160,13 @@ impl SluiceProxy {
             .or_else(|| header.uri.host());
         let gateway = identity::gateway(&snapshot, &header.headers, host)?;
         ctx.gateway = Some(gateway.id);
+        ctx.gateway_slug = Some(gateway.slug.clone());
+        ctx.exporters.clone_from(&gateway.exporters);
+        ctx.kafka_topic.clone_from(&gateway.kafka_topic);
         let consumer = identity::consumer(gateway, &consumer_slug, &header.headers)?;
         ctx.consumer = Some(consumer.id);
+        ctx.consumer_name = Some(consumer.name.clone());
+        ctx.consumer_slug = Some(consumer.slug.clone());
 
         if api == Api::Models {
             ctx.status = 200;
@@ -149,6 +178,7 @@ impl SluiceProxy {
         ctx.body_read = true;
         let peek = Peek::parse(&body)?;
         ctx.stream = peek.stream;
+        ctx.requested_model = peek.model.clone();
 
         let mut route = models::resolve(consumer, peek.model.as_deref().unwrap_or(""))?;
         if api == Api::CountTokens {
@@ -198,6 +228,56 @@ pub(crate) fn header_value(text: &str) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
+impl SluiceProxy {
+    /// The process's metrics, with the gauges that are read at scrape time.
+    fn metrics_text(&self) -> String {
+        let m = &*METRICS;
+        let snapshot = self.snapshots.load();
+        m.snapshot_generation
+            .set(i64::try_from(snapshot.generation).unwrap_or(i64::MAX));
+        m.snapshot_age_seconds.set(snapshot.built.map_or(0, |b| {
+            i64::try_from(b.elapsed().as_secs()).unwrap_or(i64::MAX)
+        }));
+        let stats = self.telemetry.stats();
+        m.telemetry_queue_depth
+            .set(i64::try_from(self.telemetry.depth()).unwrap_or(i64::MAX));
+        m.telemetry_dropped
+            .set(i64::try_from(stats.dropped()).unwrap_or(i64::MAX));
+        m.telemetry_delivered.set(
+            i64::try_from(stats.delivered.load(std::sync::atomic::Ordering::Relaxed))
+                .unwrap_or(i64::MAX),
+        );
+        for v in self.health.view() {
+            m.backend_healthy
+                .with_label_values(&[&v.registry_id.to_string()])
+                .set(i64::from(v.healthy));
+        }
+        m.render()
+    }
+}
+
+/// Write a Prometheus text response.
+async fn write_text(session: &mut Session, body: String, trace_id: &str) {
+    let Ok(mut resp) = ResponseHeader::build(200, Some(3)) else {
+        return;
+    };
+    let _ = resp.insert_header(
+        http::header::CONTENT_TYPE,
+        "text/plain; version=0.0.4; charset=utf-8",
+    );
+    let _ = resp.insert_header(TRACE_HEADER, header_value(trace_id));
+    let _ = resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string());
+    if session
+        .write_response_header(Box::new(resp), false)
+        .await
+        .is_ok()
+    {
+        let _ = session
+            .write_response_body(Some(Bytes::from(body)), true)
+            .await;
+    }
+}
+
 /// Write a complete JSON response; a client that left meanwhile is not an error.
 async fn write_json(session: &mut Session, status: u16, body: Bytes, trace_id: &str) {
     let Ok(mut resp) = ResponseHeader::build(status, Some(3)) else {
@@ -227,6 +307,18 @@ impl ProxyHttp for SluiceProxy {
             model: None,
             translated: false,
             attempts: 0,
+            attempt_log: Vec::new(),
+            fallbacks: 0,
+            upstream_time: Duration::ZERO,
+            usage: None,
+            provider: None,
+            api: None,
+            requested_model: None,
+            gateway_slug: None,
+            consumer_name: None,
+            consumer_slug: None,
+            exporters: Vec::new(),
+            kafka_topic: None,
             gateway: None,
             consumer: None,
             registry: None,
@@ -249,6 +341,7 @@ impl ProxyHttp for SluiceProxy {
         ctx: &mut RequestCtx,
     ) -> pingora_error::Result<bool> {
         ctx.trace_id = trace_id(&session.req_header().headers);
+        METRICS.in_flight.inc();
         if let Err(error) = self.handle(session, ctx).await {
             let (status, code) = error.status_and_code();
             ctx.status = status.as_u16();
@@ -284,6 +377,8 @@ impl ProxyHttp for SluiceProxy {
 
     /// Runs last for every request: one structured access-log line, never credentials.
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        METRICS.in_flight.dec();
+        report::report(ctx, session, &self.telemetry);
         info!(
             target: "sluice::access",
             method = %session.req_header().method,

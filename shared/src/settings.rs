@@ -106,6 +106,31 @@ pub struct Settings {
     /// Longest wait for a provider's response header or next body chunk, in seconds.
     #[arg(long, env = "SLUICE_UPSTREAM_READ_TIMEOUT_SECS", default_value_t = 600)]
     pub upstream_read_timeout_secs: u64,
+
+    /// Telemetry sinks for gateways that name none: a comma list of `file`, `stdout`,
+    /// `kafka`, or `off`.
+    #[arg(long, env = "SLUICE_TELEMETRY", default_value = "file")]
+    pub telemetry: String,
+
+    /// The JSON-lines file of the `file` sink (default `<data dir>/telemetry.jsonl`).
+    #[arg(long, env = "SLUICE_TELEMETRY_FILE")]
+    pub telemetry_file: Option<PathBuf>,
+
+    /// Events held while the sinks catch up; beyond that they are dropped and counted.
+    #[arg(long, env = "SLUICE_TELEMETRY_QUEUE", default_value_t = 10_000)]
+    pub telemetry_queue: usize,
+
+    /// Kafka brokers (`host:port,…`) of the `kafka` sink.
+    #[arg(long, env = "KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+
+    /// Kafka topic of gateways that name none.
+    #[arg(long, env = "KAFKA_TOPIC", default_value = "sluice-telemetry")]
+    pub kafka_topic: String,
+
+    /// How long Kafka retries an event before dropping it, in milliseconds.
+    #[arg(long, env = "KAFKA_MESSAGE_TIMEOUT_MS", default_value_t = 30_000)]
+    pub kafka_message_timeout_ms: u64,
 }
 
 /// How log lines are written.
@@ -141,6 +166,12 @@ impl Settings {
             max_body_bytes: 32 * 1024 * 1024,
             upstream_connect_timeout_ms: 10_000,
             upstream_read_timeout_secs: 600,
+            telemetry: "file".into(),
+            telemetry_file: None,
+            telemetry_queue: 10_000,
+            kafka_brokers: None,
+            kafka_topic: "sluice-telemetry".into(),
+            kafka_message_timeout_ms: 30_000,
         }
     }
 

@@ -16,6 +16,7 @@ pub mod openai_chat;
 pub mod responses;
 pub mod sse;
 mod stream;
+pub mod usage;
 mod util;
 
 pub use stream::{Decoder, Encoder, EncoderOptions};

@@ -12,6 +12,18 @@ pub fn routes() -> Router<AdminState> {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+}
+
+/// The process's Prometheus metrics (in `sluice all`, the proxy's too).
+async fn metrics() -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        sluice_telemetry::metrics::METRICS.render(),
+    )
 }
 
 /// Ready when the store answers.

@@ -9,7 +9,7 @@ mod providers;
 mod schema;
 
 pub use mcp_servers::mcp_servers;
-pub use models::{ModelEntry, models, replace_models};
+pub use models::{ModelEntry, find as find_model, models, replace_models};
 pub use policies::{PolicyKind, policy_kind, policy_kinds};
 pub use providers::{ProviderEntry, providers};
 pub use schema::validate as validate_schema;

@@ -61,6 +61,37 @@ pub fn replace_models(json: &str) -> Result<usize, String> {
     Ok(count)
 }
 
+/// The catalog's entry for a provider's model: the exact name, else the longest
+/// catalog name the model starts with followed by `-` (dated snapshots such as
+/// `claude-sonnet-4-5-20250929`).
+pub fn find(provider: &str, model: &str) -> Option<ModelEntry> {
+    models()
+        .iter()
+        .filter(|m| m.provider == provider)
+        .filter(|m| {
+            model == m.model
+                || model
+                    .strip_prefix(m.model.as_str())
+                    .is_some_and(|rest| rest.starts_with('-'))
+        })
+        .max_by_key(|m| m.model.len())
+        .cloned()
+}
+
+impl ModelEntry {
+    /// The price of a request in USD: input not read from cache at the input price,
+    /// cache reads at the cached price (the input price when the provider has none),
+    /// output at the output price.
+    pub fn cost(&self, input: u64, cached: u64, output: u64) -> f64 {
+        let fresh = input.saturating_sub(cached) as f64;
+        let cached_price = self.cached_input_per_1m.unwrap_or(self.input_per_1m);
+        (fresh * self.input_per_1m
+            + cached as f64 * cached_price
+            + output as f64 * self.output_per_1m)
+            / 1_000_000.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -110,6 +110,10 @@ pub struct CompiledGateway {
     pub domain: Option<String>,
     pub version: i64,
     pub active: bool,
+    /// The gateway's telemetry exporters (`kafka`, `file`, `stdout`) and Kafka topic;
+    /// empty for the process defaults.
+    pub exporters: Vec<String>,
+    pub kafka_topic: Option<String>,
     consumers: HashMap<String, Arc<CompiledConsumer>>,
     keys: HashMap<KeyDigest, Uuid>,
 }
@@ -285,6 +289,22 @@ impl CompiledGateway {
             domain: doc.gateway.spec.domain.clone(),
             version: doc.version,
             active: doc.gateway.spec.status == GatewayStatus::Active,
+            exporters: doc
+                .gateway
+                .spec
+                .telemetry
+                .iter()
+                .flat_map(|t| t.exporters.iter().map(|e| e.name.clone()))
+                .collect(),
+            kafka_topic: doc.gateway.spec.telemetry.iter().find_map(|t| {
+                t.exporters
+                    .iter()
+                    .find(|e| e.name == "kafka")?
+                    .settings
+                    .get("topic")?
+                    .as_str()
+                    .map(str::to_string)
+            }),
             consumers,
             keys,
         })

@@ -26,6 +26,8 @@ pub use upstream::{
 pub struct Snapshot {
     /// Local generation counter: grows with every swap in this process.
     pub generation: u64,
+    /// When this snapshot was built.
+    pub built: Option<std::time::Instant>,
     gateways: HashMap<Uuid, Arc<CompiledGateway>>,
     by_slug: HashMap<String, Arc<CompiledGateway>>,
     by_host: HashMap<String, Arc<CompiledGateway>>,
@@ -49,6 +51,7 @@ impl Snapshot {
         }
         Self {
             generation,
+            built: Some(std::time::Instant::now()),
             gateways,
             by_slug,
             by_host,

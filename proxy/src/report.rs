@@ -1,0 +1,175 @@
+//! What a finished request leaves behind: its telemetry event and its metrics.
+
+use pingora_proxy::Session;
+use sluice_shared::catalog;
+use sluice_telemetry::metrics::{METRICS, status_class};
+use sluice_telemetry::{
+    ConsumerRef, EventModel, GatewayRef, Latency, Telemetry, TelemetryEvent, TokenUsage,
+};
+
+use crate::route::Api;
+use crate::service::RequestCtx;
+
+fn endpoint(api: Api) -> &'static str {
+    match api {
+        Api::ChatCompletions => "chat/completions",
+        Api::Messages => "messages",
+        Api::CountTokens => "messages/count_tokens",
+        Api::Responses => "responses",
+        Api::Embeddings => "embeddings",
+        Api::Models => "models",
+    }
+}
+
+/// The model as a metrics label: names the models catalog knows, else `other`, so a
+/// client cannot grow the label set.
+fn model_label(provider: Option<&str>, model: Option<&str>) -> String {
+    match (provider, model) {
+        (Some(p), Some(m)) if catalog::find_model(p, m).is_some() => m.to_string(),
+        (_, None) => "none".into(),
+        _ => "other".into(),
+    }
+}
+
+fn outcome(ctx: &RequestCtx) -> &'static str {
+    match (ctx.status, ctx.error, ctx.broken) {
+        (_, _, true) => "incomplete",
+        (200..=299, _, _) => "success",
+        (_, Some(_), _) if ctx.status < 500 => "client_error",
+        (_, Some(_), _) => "gateway_error",
+        _ => "upstream_error",
+    }
+}
+
+/// Send the request's telemetry event and record its metrics.
+pub fn report(ctx: &RequestCtx, session: &Session, telemetry: &Telemetry) {
+    let Some(api) = ctx.api else {
+        // Probes and unknown paths are not proxied requests.
+        return;
+    };
+    if api == Api::Models {
+        return;
+    }
+    let total = ctx.started.elapsed();
+    let upstream = ctx.upstream_time.min(total);
+    let usage = ctx.usage.map(|u| TokenUsage {
+        input_tokens: u.input_tokens,
+        output_tokens: u.output_tokens,
+        cached_tokens: u.cached_input_tokens,
+        cache_creation_tokens: u.cache_creation_tokens,
+        reasoning_tokens: u.reasoning_tokens,
+    });
+    let price = match (ctx.provider, ctx.model.as_deref()) {
+        (Some(p), Some(m)) => catalog::find_model(p, m),
+        _ => None,
+    };
+    let cost = match (&price, &usage) {
+        (Some(price), Some(u)) => {
+            Some(price.cost(u.input_tokens, u.cached_tokens, u.output_tokens))
+        }
+        _ => None,
+    };
+    let headers = &session.req_header().headers;
+
+    let m = &*METRICS;
+    let gateway = ctx.gateway_slug.as_deref().unwrap_or("none");
+    let consumer = ctx.consumer_slug.as_deref().unwrap_or("none");
+    let provider = ctx.provider.unwrap_or("none");
+    let model = model_label(ctx.provider, ctx.model.as_deref());
+    m.requests
+        .with_label_values(&[
+            gateway,
+            consumer,
+            provider,
+            &model,
+            status_class(ctx.status),
+            ctx.dialect.as_str(),
+        ])
+        .inc();
+    m.duration
+        .with_label_values(&[
+            ctx.dialect.as_str(),
+            if ctx.stream { "true" } else { "false" },
+        ])
+        .observe(total.as_secs_f64());
+    m.overhead
+        .with_label_values(&[ctx.dialect.as_str()])
+        .observe((total - upstream).as_secs_f64());
+    if ctx.provider.is_some() {
+        m.upstream_duration
+            .with_label_values(&[provider])
+            .observe(upstream.as_secs_f64());
+        if let Some(ttfb) = ctx.ttfb {
+            m.ttfb
+                .with_label_values(&[provider])
+                .observe(ttfb.as_secs_f64());
+        }
+    }
+    if let Some(u) = &usage {
+        for (kind, n) in [
+            ("input", u.input_tokens),
+            ("output", u.output_tokens),
+            ("cached", u.cached_tokens),
+            ("reasoning", u.reasoning_tokens),
+        ] {
+            m.tokens
+                .with_label_values(&[gateway, consumer, provider, &model, kind])
+                .inc_by(n);
+        }
+    }
+    if let Some(c) = cost {
+        m.cost_micro_usd
+            .with_label_values(&[gateway, consumer, provider, &model])
+            .inc_by((c * 1_000_000.0).round() as u64);
+    }
+    for a in &ctx.attempt_log {
+        let result = a.error_class.as_deref().unwrap_or("answered");
+        m.attempts
+            .with_label_values(&[a.provider.as_deref().unwrap_or("none"), result])
+            .inc();
+    }
+    m.retries.inc_by(u64::from(ctx.attempts.saturating_sub(1)));
+    m.fallbacks.inc_by(u64::from(ctx.fallbacks));
+
+    let mut event = TelemetryEvent::new(ctx.trace_id.clone());
+    event.gateway = GatewayRef {
+        id: ctx.gateway,
+        slug: ctx.gateway_slug.clone(),
+    };
+    event.consumer = ConsumerRef {
+        id: ctx.consumer,
+        name: ctx.consumer_name.clone(),
+    };
+    event.dialect = ctx.dialect.as_str().to_string();
+    event.endpoint = Some(endpoint(api).to_string());
+    event.stream = ctx.stream;
+    event.model = EventModel {
+        requested: ctx.requested_model.clone(),
+        selected: ctx.model.clone(),
+    };
+    event.provider = ctx.provider.map(str::to_string);
+    event.registry_id = ctx.registry;
+    event.attempts = ctx.attempt_log.clone();
+    event.status = ctx.status;
+    event.outcome = outcome(ctx).to_string();
+    event.error = ctx.error.map(str::to_string);
+    event.latency = Latency {
+        total_ms: total.as_secs_f64() * 1000.0,
+        upstream_ms: upstream.as_secs_f64() * 1000.0,
+        ttfb_ms: ctx
+            .ttfb
+            .filter(|_| ctx.stream)
+            .map(|t| t.as_secs_f64() * 1000.0),
+        gateway_ms: (total - upstream).as_secs_f64() * 1000.0,
+    };
+    event.usage = usage;
+    event.cost_usd = cost;
+    event.client_ip = session.client_addr().map(|a| a.to_string());
+    event.user_agent = headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(256).collect());
+    event.exporters.clone_from(&ctx.exporters);
+    event.kafka_topic.clone_from(&ctx.kafka_topic);
+    telemetry.emit(event);
+}

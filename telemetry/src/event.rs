@@ -1,0 +1,127 @@
+//! The telemetry event, schema version 1 (documented in the README). It never carries
+//! prompt or completion text, nor any header that may hold a credential.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One upstream attempt of a request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub registry_id: Option<Uuid>,
+    pub provider: Option<String>,
+    /// The provider's status, when it answered.
+    pub status: Option<u16>,
+    pub latency_ms: f64,
+    /// Why the attempt failed: `connect`, `timeout`, `http_5xx`, `http_429`,
+    /// `provider_error`; `None` for the attempt that answered.
+    pub error_class: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// From the request's first byte to the end of the answer.
+    pub total_ms: f64,
+    /// Spent waiting on or reading from providers, all attempts together.
+    pub upstream_ms: f64,
+    /// To the provider's first body byte, for streams.
+    pub ttfb_ms: Option<f64>,
+    /// `total_ms - upstream_ms`: the time sluice itself took.
+    pub gateway_ms: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    /// Every prompt token, cached ones included.
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cached_tokens: u64,
+    pub cache_creation_tokens: u64,
+    pub reasoning_tokens: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventModel {
+    /// As the client named it (a pin, a pool, or nothing).
+    pub requested: Option<String>,
+    /// As sent to the provider.
+    pub selected: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GatewayRef {
+    pub id: Option<Uuid>,
+    pub slug: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConsumerRef {
+    pub id: Option<Uuid>,
+    pub name: Option<String>,
+}
+
+/// What a policy did to the request, once policies exist.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyOutcome {
+    pub policy_id: Uuid,
+    pub kind: String,
+    pub outcome: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TelemetryEvent {
+    pub schema_version: u32,
+    pub trace_id: String,
+    /// RFC 3339, UTC.
+    pub timestamp: String,
+    pub gateway: GatewayRef,
+    pub consumer: ConsumerRef,
+    /// `llm` or `mcp`.
+    pub kind: String,
+    /// The client's dialect: `openai_chat`, `anthropic_messages`, `openai_responses`.
+    pub dialect: String,
+    /// The API path called (`chat/completions`, `messages`, …), not the raw path.
+    pub endpoint: Option<String>,
+    pub stream: bool,
+    pub model: EventModel,
+    pub provider: Option<String>,
+    pub registry_id: Option<Uuid>,
+    pub attempts: Vec<Attempt>,
+    pub status: u16,
+    /// `success`, `client_error`, `upstream_error`, `gateway_error`, `incomplete`.
+    pub outcome: String,
+    /// The gateway's own error code, when it answered itself.
+    pub error: Option<String>,
+    pub latency: Latency,
+    pub usage: Option<TokenUsage>,
+    /// USD, from the models catalog's prices; `None` when the model is not in it.
+    pub cost_usd: Option<f64>,
+    pub policies: Vec<PolicyOutcome>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// Where this event goes: exporter names (`kafka`, `file`, `stdout`); empty for the
+    /// process defaults. Not serialized.
+    #[serde(skip)]
+    pub exporters: Vec<String>,
+    /// The Kafka topic the gateway asks for. Not serialized.
+    #[serde(skip)]
+    pub kafka_topic: Option<String>,
+}
+
+impl TelemetryEvent {
+    /// A fresh event stamped now.
+    pub fn new(trace_id: String) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            trace_id,
+            timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            kind: "llm".into(),
+            ..Self::default()
+        }
+    }
+
+    pub fn gateway_key(&self) -> String {
+        self.gateway.id.map(|id| id.to_string()).unwrap_or_default()
+    }
+}

@@ -1,0 +1,269 @@
+//! The queue between requests and sinks, and the task that drains it.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::event::TelemetryEvent;
+use crate::kafka::KafkaSink;
+
+/// A kind of sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sink {
+    Kafka,
+    File,
+    Stdout,
+}
+
+impl Sink {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.trim() {
+            "kafka" => Some(Self::Kafka),
+            "file" => Some(Self::File),
+            "stdout" => Some(Self::Stdout),
+            _ => None,
+        }
+    }
+}
+
+/// How the pipeline is set up.
+#[derive(Debug, Clone)]
+pub struct TelemetryConfig {
+    /// Events held at most while the sinks catch up.
+    pub queue: usize,
+    /// Sinks for gateways that name none.
+    pub default_sinks: Vec<Sink>,
+    /// The JSON-lines file of the `file` sink.
+    pub file: Option<PathBuf>,
+    /// `host:port,…` of the Kafka brokers.
+    pub kafka_brokers: Option<String>,
+    pub kafka_topic: String,
+    /// How long Kafka keeps trying to deliver one event before it is dropped.
+    pub kafka_message_timeout: Duration,
+}
+
+/// Counters of the pipeline.
+#[derive(Debug, Default)]
+pub struct TelemetryStats {
+    /// Events accepted onto the queue.
+    pub queued: AtomicU64,
+    /// Events dropped because the queue was full.
+    pub dropped_queue_full: AtomicU64,
+    /// Events a sink could not take or deliver (broker down, file error, no broker).
+    pub dropped_sink: AtomicU64,
+    /// Events written to the file or stdout, or acknowledged by Kafka.
+    pub delivered: AtomicU64,
+}
+
+impl TelemetryStats {
+    pub fn dropped(&self) -> u64 {
+        self.dropped_queue_full.load(Ordering::Relaxed) + self.dropped_sink.load(Ordering::Relaxed)
+    }
+}
+
+/// The request side of the pipeline; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Telemetry {
+    tx: Option<mpsc::Sender<TelemetryEvent>>,
+    stats: Arc<TelemetryStats>,
+    capacity: usize,
+}
+
+impl Telemetry {
+    /// No telemetry: events are discarded without being counted as drops.
+    pub fn off() -> Self {
+        Self {
+            tx: None,
+            stats: Arc::default(),
+            capacity: 0,
+        }
+    }
+
+    /// Start the pipeline; its task ends, after draining the queue, when `stopped`.
+    pub fn start(config: TelemetryConfig, stopped: watch::Receiver<bool>) -> Self {
+        let stats = Arc::new(TelemetryStats::default());
+        let (tx, rx) = mpsc::channel(config.queue.max(1));
+        let capacity = config.queue.max(1);
+        tokio::spawn(drain(config, rx, stats.clone(), stopped));
+        Self {
+            tx: Some(tx),
+            stats,
+            capacity,
+        }
+    }
+
+    /// Queue an event without waiting; a full queue drops it and counts the drop.
+    pub fn emit(&self, event: TelemetryEvent) {
+        let Some(tx) = &self.tx else { return };
+        match tx.try_send(event) {
+            Ok(()) => {
+                self.stats.queued.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.stats
+                    .dropped_queue_full
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub fn stats(&self) -> &TelemetryStats {
+        &self.stats
+    }
+
+    /// Events waiting on the queue.
+    pub fn depth(&self) -> usize {
+        self.tx
+            .as_ref()
+            .map_or(0, |tx| self.capacity.saturating_sub(tx.capacity()))
+    }
+}
+
+struct Sinks {
+    config: TelemetryConfig,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    kafka: Option<KafkaSink>,
+    stats: Arc<TelemetryStats>,
+}
+
+impl Sinks {
+    fn open(config: TelemetryConfig, stats: Arc<TelemetryStats>) -> Self {
+        let file = config.file.as_ref().and_then(|path| {
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            match std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                Ok(f) => Some(std::io::BufWriter::new(f)),
+                Err(error) => {
+                    warn!(%error, path = %path.display(), "telemetry file cannot be opened");
+                    None
+                }
+            }
+        });
+        let kafka = config.kafka_brokers.as_deref().and_then(|brokers| {
+            match KafkaSink::new(brokers, config.kafka_message_timeout, stats.clone()) {
+                Ok(k) => {
+                    info!(%brokers, topic = %config.kafka_topic, "telemetry to Kafka");
+                    Some(k)
+                }
+                Err(error) => {
+                    warn!(%error, "Kafka producer cannot be created; Kafka events are dropped");
+                    None
+                }
+            }
+        });
+        Self {
+            config,
+            file,
+            kafka,
+            stats,
+        }
+    }
+
+    fn write(&mut self, event: &TelemetryEvent) {
+        let sinks: Vec<Sink> = if event.exporters.is_empty() {
+            self.config.default_sinks.clone()
+        } else {
+            event
+                .exporters
+                .iter()
+                .filter_map(|n| Sink::parse(n))
+                .collect()
+        };
+        if sinks.is_empty() {
+            return;
+        }
+        let Ok(line) = serde_json::to_string(event) else {
+            return;
+        };
+        for sink in sinks {
+            let ok = match sink {
+                Sink::File => self.file.as_mut().is_some_and(|f| {
+                    f.write_all(line.as_bytes())
+                        .and_then(|()| f.write_all(b"\n"))
+                        .is_ok()
+                }),
+                Sink::Stdout => {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(line.as_bytes())
+                        .and_then(|()| out.write_all(b"\n"))
+                        .is_ok()
+                }
+                Sink::Kafka => {
+                    let topic = event
+                        .kafka_topic
+                        .as_deref()
+                        .unwrap_or(&self.config.kafka_topic);
+                    // Kafka counts its own deliveries when the broker acknowledges them.
+                    match &self.kafka {
+                        Some(k) => {
+                            if !k.send(topic, &event.gateway_key(), &line) {
+                                self.stats.dropped_sink.fetch_add(1, Ordering::Relaxed);
+                            }
+                            continue;
+                        }
+                        None => false,
+                    }
+                }
+            };
+            let counter = if ok {
+                &self.stats.delivered
+            } else {
+                &self.stats.dropped_sink
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(f) = self.file.as_mut() {
+            let _ = f.flush();
+        }
+    }
+}
+
+async fn drain(
+    config: TelemetryConfig,
+    mut rx: mpsc::Receiver<TelemetryEvent>,
+    stats: Arc<TelemetryStats>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut sinks = Sinks::open(config, stats);
+    let mut batch = Vec::with_capacity(256);
+    loop {
+        tokio::select! {
+            n = rx.recv_many(&mut batch, 256) => {
+                if n == 0 {
+                    break;
+                }
+            }
+            _ = stopped.changed() => {
+                // Drain what is already queued, then stop.
+                while let Ok(e) = rx.try_recv() {
+                    batch.push(e);
+                }
+                for e in batch.drain(..) {
+                    sinks.write(&e);
+                }
+                sinks.flush();
+                if let Some(k) = &sinks.kafka {
+                    k.flush(Duration::from_secs(2));
+                }
+                return;
+            }
+        }
+        for e in batch.drain(..) {
+            sinks.write(&e);
+        }
+        sinks.flush();
+    }
+}
