@@ -32,4 +32,4 @@ mod openai;
 mod responses;
 mod server;
 
-pub use server::{MockConfig, MockProvider, RecordedRequest};
+pub use server::{MockConfig, MockProvider, RecordedRequest, ReportedUsage};

@@ -78,9 +78,19 @@ pub struct RecordedRequest {
     pub body: Bytes,
 }
 
+/// The usage the mock reported for one answer, as the provider's own numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportedUsage {
+    /// Every prompt token, cached ones included.
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cached_tokens: u64,
+}
+
 struct Shared {
     config: MockConfig,
     recorded: Mutex<Vec<RecordedRequest>>,
+    reported: Mutex<Vec<ReportedUsage>>,
     served: AtomicU64,
 }
 
@@ -99,6 +109,7 @@ impl MockProvider {
         let shared = Arc::new(Shared {
             config,
             recorded: Mutex::new(Vec::new()),
+            reported: Mutex::new(Vec::new()),
             served: AtomicU64::new(0),
         });
         let (stop, stopped) = watch::channel(false);
@@ -123,6 +134,15 @@ impl MockProvider {
     pub fn recorded(&self) -> Vec<RecordedRequest> {
         self.shared
             .recorded
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
+    }
+
+    /// The usage of every answer given so far, in order.
+    pub fn reported(&self) -> Vec<ReportedUsage> {
+        self.shared
+            .reported
             .lock()
             .map(|r| r.clone())
             .unwrap_or_default()
@@ -330,6 +350,13 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         },
     };
     let plan = ask.plan(chunks, &call_prefix);
+    if let Ok(mut reported) = shared.reported.lock() {
+        reported.push(ReportedUsage {
+            prompt_tokens: plan.prompt_tokens,
+            completion_tokens: plan.completion_tokens,
+            cached_tokens: plan.cached_tokens,
+        });
+    }
     if !ask.stream {
         let body = match api {
             Api::Messages => anthropic::message(&plan, &id),
