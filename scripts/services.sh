@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the services the test suite talks to are installed and running on loopback:
-# PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth) and Redis on 127.0.0.1:6379.
+# PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth) and Redis on 127.0.0.1:6379;
+# and that the Kafka-protocol broker the telemetry tests start themselves (tansu, from
+# crates.io; about 11 minutes to build once per machine) is installed.
 set -euo pipefail
 
 sudo=""
@@ -30,6 +32,12 @@ if ! psql -h 127.0.0.1 -U postgres -d postgres -c 'select 1' >/dev/null 2>&1; th
     hba=/etc/postgresql/$version/main/pg_hba.conf
     $sudo sed -i -E 's/^(host\s+all\s+all\s+(127\.0\.0\.1\/32|::1\/128)\s+)\S+/\1trust/' "$hba"
     $sudo pg_ctlcluster --skip-systemctl-redirect "$version" main reload
+fi
+
+# --- tansu (Kafka protocol) ---
+if ! command -v tansu >/dev/null 2>&1; then
+    echo "installing tansu, a Kafka-compatible broker, for the telemetry tests"
+    cargo install tansu --locked --features dynostore --quiet
 fi
 
 for _ in $(seq 1 50); do
