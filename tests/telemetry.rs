@@ -255,3 +255,38 @@ async fn metrics_scrape_parses_and_has_every_family() {
     assert_eq!(admin.status(), 200);
     s.running.shutdown().await;
 }
+
+/// Bodies are in events only when the gateway turns capture on, and then cut to its cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_capture_is_opt_in_and_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.jsonl");
+    let (s, _m, f) = started(file.clone()).await;
+    s.admin
+        .ok(
+            "PUT",
+            &format!("/v1/gateways/{}", f.gateway_id),
+            Some(
+                json!({"telemetry": {"exporters": [{"name": "file"}], "capture_bodies": true,
+                "body_capture_max_bytes": 40}}),
+            ),
+            200,
+        )
+        .await;
+    let trace = eventually(Duration::from_secs(10), "capture to apply", || async {
+        let resp = post(&s, &f, "chat/completions")
+            .json(&body("chat", "mock-model", false))
+            .send()
+            .await
+            .ok()?;
+        let trace = resp.headers()["x-ag-trace-id"].to_str().ok()?.to_string();
+        let e = event(&file, &trace).await;
+        e["request_body"].is_string().then_some(e)
+    })
+    .await;
+    let req = trace["request_body"].as_str().unwrap();
+    let resp = trace["response_body"].as_str().unwrap();
+    assert!(req.len() <= 40 && req.starts_with('{'), "{req}");
+    assert!(resp.len() <= 40 && resp.starts_with('{'), "{resp}");
+    s.running.shutdown().await;
+}

@@ -37,7 +37,7 @@ const MAX_ACCOUNTED_BODY: usize = 4 * 1024 * 1024;
 const MAX_EVENT: usize = 8 * 1024 * 1024;
 
 /// What the caller learns of an exchange that reached the client.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Relayed {
     pub status: u16,
     pub bytes: usize,
@@ -46,6 +46,8 @@ pub struct Relayed {
     pub broken: bool,
     /// The tokens the provider reported, whatever the path.
     pub usage: Option<Usage>,
+    /// A complete answer's body as the client got it, when one was kept whole.
+    pub body: Option<Bytes>,
 }
 
 /// How the answer reaches the client.
@@ -487,6 +489,9 @@ pub async fn answer(
                         Bytes::from(body),
                     )
                 };
+                if !stream {
+                    relayed.body = Some(bytes.clone());
+                }
                 if !write_whole(session, resp, bytes).await {
                     relayed.broken = true;
                 }
@@ -576,6 +581,7 @@ async fn pass_through(
                     (_, Some(body)) => usage::of_body(dialect, body),
                     _ => None,
                 };
+                relayed.body = whole.take().map(BytesMut::freeze);
                 let mut rest = BytesMut::from(&splitter.rest()[..]);
                 if is_sse && relayed.status == 200 && !end.seen {
                     // The provider closed a stream it never finished: say so rather

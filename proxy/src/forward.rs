@@ -15,7 +15,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use pingora_proxy::Session;
 use sluice_shared::model::{FallbackTrigger, LbAlgorithm};
 use sluice_shared::snapshot::{CompiledConsumer, WeightedUpstream};
-use sluice_telemetry::Attempt;
+use sluice_telemetry::{Attempt, TelemetryEvent};
 use tracing::{debug, warn};
 
 use crate::balance;
@@ -349,6 +349,9 @@ impl SluiceProxy {
                 ctx.ttfb = relayed.ttfb;
                 ctx.broken = relayed.broken;
                 ctx.usage = relayed.usage;
+                if let (Some(max), Some(body)) = (ctx.capture, &relayed.body) {
+                    ctx.response_body = Some(TelemetryEvent::capture(body, max));
+                }
                 Tried::Answered
             }
             Err(AnswerError::BeforeFirstByte(error)) => {

@@ -169,6 +169,8 @@ pub fn report(ctx: &RequestCtx, session: &Session, telemetry: &Telemetry) {
         .get(http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.chars().take(256).collect());
+    event.request_body.clone_from(&ctx.request_body);
+    event.response_body.clone_from(&ctx.response_body);
     event.exporters.clone_from(&ctx.exporters);
     event.kafka_topic.clone_from(&ctx.kafka_topic);
     telemetry.emit(event);

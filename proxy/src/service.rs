@@ -19,7 +19,7 @@ use pingora_proxy::{ProxyHttp, Session};
 use sluice_shared::snapshot::WireApi;
 use sluice_shared::sync::SnapshotHandle;
 use sluice_telemetry::metrics::METRICS;
-use sluice_telemetry::{Attempt, Telemetry};
+use sluice_telemetry::{Attempt, Telemetry, TelemetryEvent};
 use sluice_translate::Dialect;
 use sluice_translate::canonical::Usage;
 use std::sync::Arc;
@@ -95,6 +95,10 @@ pub struct RequestCtx {
     pub(crate) consumer_slug: Option<String>,
     pub(crate) exporters: Vec<String>,
     pub(crate) kafka_topic: Option<String>,
+    /// The body-capture cap, when the gateway turned capture on.
+    pub(crate) capture: Option<usize>,
+    pub(crate) request_body: Option<String>,
+    pub(crate) response_body: Option<String>,
     pub(crate) stream: bool,
     pub(crate) status: u16,
     pub(crate) error: Option<&'static str>,
@@ -163,6 +167,7 @@ impl SluiceProxy {
         ctx.gateway_slug = Some(gateway.slug.clone());
         ctx.exporters.clone_from(&gateway.exporters);
         ctx.kafka_topic.clone_from(&gateway.kafka_topic);
+        ctx.capture = gateway.capture_bodies;
         let consumer = identity::consumer(gateway, &consumer_slug, &header.headers)?;
         ctx.consumer = Some(consumer.id);
         ctx.consumer_name = Some(consumer.name.clone());
@@ -176,6 +181,9 @@ impl SluiceProxy {
 
         let body = body::read(session, self.limits.max_body_bytes).await?;
         ctx.body_read = true;
+        if let Some(max) = ctx.capture {
+            ctx.request_body = Some(TelemetryEvent::capture(&body, max));
+        }
         let peek = Peek::parse(&body)?;
         ctx.stream = peek.stream;
         ctx.requested_model = peek.model.clone();
@@ -319,6 +327,9 @@ impl ProxyHttp for SluiceProxy {
             consumer_slug: None,
             exporters: Vec::new(),
             kafka_topic: None,
+            capture: None,
+            request_body: None,
+            response_body: None,
             gateway: None,
             consumer: None,
             registry: None,

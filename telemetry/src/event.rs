@@ -100,6 +100,12 @@ pub struct TelemetryEvent {
     pub policies: Vec<PolicyOutcome>,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The request body, only when the gateway turned body capture on; cut to its cap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_body: Option<String>,
+    /// A complete (non-streamed) answer's body, under the same rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_body: Option<String>,
     /// Where this event goes: exporter names (`kafka`, `file`, `stdout`); empty for the
     /// process defaults. Not serialized.
     #[serde(skip)]
@@ -119,6 +125,16 @@ impl TelemetryEvent {
             kind: "llm".into(),
             ..Self::default()
         }
+    }
+
+    /// Text of a captured body, cut at a character boundary within `max` bytes.
+    pub fn capture(body: &[u8], max: usize) -> String {
+        let text = String::from_utf8_lossy(&body[..body.len().min(max + 4)]);
+        let mut cut = text.len().min(max);
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text[..cut].to_string()
     }
 
     pub fn gateway_key(&self) -> String {

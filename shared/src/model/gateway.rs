@@ -29,6 +29,13 @@ pub struct TelemetryExporter {
 pub struct TelemetryConfig {
     #[serde(default)]
     pub exporters: Vec<TelemetryExporter>,
+    /// Put request bodies, and complete (non-streamed) answers, in telemetry events, cut
+    /// to `body_capture_max_bytes` (default 4096). Off unless turned on: bodies hold
+    /// prompts and completions.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub capture_bodies: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_capture_max_bytes: Option<usize>,
 }
 
 /// Where a conversation's session id comes from, for sticky routing and telemetry.

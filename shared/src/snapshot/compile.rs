@@ -114,6 +114,8 @@ pub struct CompiledGateway {
     /// empty for the process defaults.
     pub exporters: Vec<String>,
     pub kafka_topic: Option<String>,
+    /// Body capture into telemetry: the cap in bytes, when the gateway turned it on.
+    pub capture_bodies: Option<usize>,
     consumers: HashMap<String, Arc<CompiledConsumer>>,
     keys: HashMap<KeyDigest, Uuid>,
 }
@@ -305,6 +307,13 @@ impl CompiledGateway {
                     .as_str()
                     .map(str::to_string)
             }),
+            capture_bodies: doc
+                .gateway
+                .spec
+                .telemetry
+                .as_ref()
+                .filter(|t| t.capture_bodies)
+                .map(|t| t.body_capture_max_bytes.unwrap_or(4096).min(1024 * 1024)),
             consumers,
             keys,
         })
