@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use sluice_admin::{AdminState, HealthSource};
 use sluice_proxy::{Health, ProxyOptions, ProxyServer, share_health};
-use sluice_shared::bus::{ConfigBus, RedisHealth};
+use sluice_shared::bus::{ConfigBus, RedisHealth, RedisLimits};
 use sluice_shared::secrets::SecretBox;
 use sluice_shared::settings::Settings;
 use sluice_shared::store::Store;
@@ -191,6 +191,18 @@ pub async fn launch(settings: &Settings, planes: &[Plane]) -> anyhow::Result<Run
         let handle = running.snapshots.clone();
         let health = proxy_health.clone().unwrap_or_default();
         let telemetry = start_telemetry(settings, stopped.clone());
+        // Rate limits are counted in Redis when there is one, so they hold across
+        // replicas; otherwise in this process.
+        let limits = match &settings.redis_url {
+            Some(url) => match RedisLimits::connect(url).await {
+                Ok(l) => Some(l),
+                Err(error) => {
+                    tracing::warn!(%error, "rate limits will be counted per process");
+                    None
+                }
+            },
+            None => None,
+        };
         if let Some(url) = settings.redis_url.clone() {
             // Replicas share which registries are down.
             tasks.push(tokio::spawn(share_health(
@@ -200,7 +212,7 @@ pub async fn launch(settings: &Settings, planes: &[Plane]) -> anyhow::Result<Run
             )));
         }
         let proxy = tokio::task::spawn_blocking(move || {
-            ProxyServer::start(&options, handle, health, telemetry)
+            ProxyServer::start(&options, handle, health, telemetry, limits)
         })
         .await?
         .context("starting the proxy")?;

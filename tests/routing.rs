@@ -508,30 +508,8 @@ async fn timeouts_bound_each_wait_but_never_cut_a_live_stream() {
 /// before the other ever sent it a request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxies_share_passive_health_through_redis() {
-    use sluice::{Plane, launch};
-    use sluice_shared::settings::Settings;
-
-    let redis = "redis://127.0.0.1:6379/15".to_string();
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let settings = |i: usize| {
-        let mut s = Settings::ephemeral(dirs[i].path().to_path_buf());
-        s.redis_url = Some(redis.clone());
-        s.admin_token = Some(ADMIN_TOKEN.into());
-        s.secret_key = Some(SECRET_KEY.into());
-        s
-    };
-    let admin = launch(&settings(0), &[Plane::Admin]).await.expect("admin");
-    let one = launch(&settings(1), &[Plane::Proxy])
-        .await
-        .expect("proxy one");
-    let two = launch(&settings(2), &[Plane::Proxy])
-        .await
-        .expect("proxy two");
-    let admin_client = Admin::new(admin.admin_addr.unwrap());
-    let (p1, p2) = (
-        Proxy::new(one.proxy_addr.unwrap()),
-        Proxy::new(two.proxy_addr.unwrap()),
-    );
+    let r = Replicas::start().await;
+    let (admin_client, p1, p2) = (&r.admin, &r.proxies[0], &r.proxies[1]);
 
     let dead = mock("dead").await;
     let live = mock("live").await;
@@ -549,8 +527,8 @@ async fn proxies_share_passive_health_through_redis() {
     ]);
     let slug = format!("shared-{}", std::process::id());
     let (f, ids) = gateway_on(
-        &admin_client,
-        &p1,
+        admin_client,
+        p1,
         &slug,
         &regs,
         &passive,
@@ -601,9 +579,7 @@ async fn proxies_share_passive_health_through_redis() {
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.headers()["x-ag-attempts"], "1");
     }
-    for r in [two, one, admin] {
-        r.shutdown().await;
-    }
+    r.shutdown().await;
 }
 
 /// The semantic balancer sends each prompt to the member whose description is most

@@ -63,6 +63,14 @@ pub enum ProxyError {
     NoEmbeddings(&'static str),
     #[error("every attempt failed; the last provider answered with status {0}")]
     AllAttemptsFailed(u16),
+    #[error("rate limit exceeded; retry in {retry_after} s")]
+    RateLimited { retry_after: u64 },
+    #[error("the request is larger than a policy allows ({0})")]
+    PolicyTooLarge(String),
+    #[error("a policy requires Content-Length")]
+    LengthRequired,
+    #[error("the rate limiter is unavailable")]
+    LimiterUnavailable,
 }
 
 impl From<TranslateError> for ProxyError {
@@ -108,6 +116,12 @@ impl ProxyError {
                 (StatusCode::SERVICE_UNAVAILABLE, "attempts_exhausted")
             }
             Self::AllAttemptsFailed(_) => (StatusCode::BAD_GATEWAY, "attempts_exhausted"),
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::PolicyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "request_too_large"),
+            Self::LengthRequired => (StatusCode::LENGTH_REQUIRED, "length_required"),
+            Self::LimiterUnavailable => {
+                (StatusCode::SERVICE_UNAVAILABLE, "rate_limiter_unavailable")
+            }
         }
     }
 

@@ -314,7 +314,7 @@ impl SluiceProxy {
             }
             None => self.health.success(&backend, sent.header_latency),
         }
-        let response_headers = [
+        let mut response_headers = vec![
             (
                 HeaderName::from_static(TRACE_HEADER),
                 header_value(&ctx.trace_id),
@@ -332,6 +332,7 @@ impl SluiceProxy {
                 HeaderValue::from(ctx.attempts),
             ),
         ];
+        response_headers.extend(ctx.extra_headers.iter().cloned());
         match exchange::answer(
             &self.connector,
             &peer,

@@ -17,6 +17,7 @@ mod listing;
 mod models;
 mod peer;
 mod plan;
+mod policy;
 mod report;
 mod route;
 mod server;

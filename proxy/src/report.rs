@@ -169,6 +169,7 @@ pub fn report(ctx: &RequestCtx, session: &Session, telemetry: &Telemetry) {
         .get(http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.chars().take(256).collect());
+    event.policies.clone_from(&ctx.policy_outcomes);
     event.request_body.clone_from(&ctx.request_body);
     event.response_body.clone_from(&ctx.response_body);
     event.exporters.clone_from(&ctx.exporters);

@@ -20,6 +20,7 @@ use tracing::info;
 use crate::balance::{Health, Prober};
 use crate::peer::PeerTimeouts;
 use crate::service::{PathLimits, SluiceProxy};
+use sluice_shared::bus::RedisLimits;
 use sluice_telemetry::Telemetry;
 
 /// How to run the proxy.
@@ -66,6 +67,7 @@ impl ProxyServer {
         snapshots: SnapshotHandle,
         health: Arc<Health>,
         telemetry: Telemetry,
+        limits: Option<RedisLimits>,
     ) -> std::io::Result<Self> {
         let addr = if options.addr.port() == 0 {
             free_port(options.addr.ip())?
@@ -87,7 +89,7 @@ impl ProxyServer {
         let connector = Connector::new(Some(ConnectorOptions::from_server_conf(&conf)));
         let mut server = Server::new_with_opt_and_conf(None, conf);
         server.bootstrap();
-        let limits = PathLimits {
+        let path_limits = PathLimits {
             max_body_bytes: options.max_body_bytes,
             timeouts: PeerTimeouts {
                 connect: options.connect_timeout,
@@ -100,7 +102,7 @@ impl ProxyServer {
         };
         let mut service = http_proxy_service_with_name(
             &server.configuration,
-            SluiceProxy::new(snapshots, connector, limits, health, telemetry),
+            SluiceProxy::new(snapshots, connector, path_limits, health, telemetry, limits),
             "sluice proxy",
         );
         service.add_tcp(&addr.to_string());

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use pingora_core::connectors::http::Connector;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorType};
@@ -19,7 +19,7 @@ use pingora_proxy::{ProxyHttp, Session};
 use sluice_shared::snapshot::WireApi;
 use sluice_shared::sync::SnapshotHandle;
 use sluice_telemetry::metrics::METRICS;
-use sluice_telemetry::{Attempt, Telemetry, TelemetryEvent};
+use sluice_telemetry::{Attempt, PolicyOutcome, Telemetry, TelemetryEvent};
 use sluice_translate::Dialect;
 use sluice_translate::canonical::Usage;
 use std::sync::Arc;
@@ -30,8 +30,10 @@ use crate::balance::{Health, Semantic};
 use crate::body::{self, Peek};
 use crate::error::ProxyError;
 use crate::peer::{PeerTimeouts, Resolver};
+use crate::policy::{Policies, Seen, Verdict};
 use crate::route::{self, Api, Endpoint};
 use crate::{forward, identity, listing, models, report};
+use sluice_shared::bus::RedisLimits;
 
 /// Limits and timeouts of the request path.
 #[derive(Debug, Clone, Copy)]
@@ -49,6 +51,7 @@ pub struct SluiceProxy {
     pub(crate) health: Arc<Health>,
     pub(crate) semantic: Semantic,
     pub(crate) telemetry: Telemetry,
+    pub(crate) policies: Policies,
 }
 
 impl SluiceProxy {
@@ -58,6 +61,7 @@ impl SluiceProxy {
         limits: PathLimits,
         health: Arc<Health>,
         telemetry: Telemetry,
+        counters: Option<RedisLimits>,
     ) -> Self {
         Self {
             snapshots,
@@ -67,6 +71,7 @@ impl SluiceProxy {
             health,
             semantic: Semantic::default(),
             telemetry,
+            policies: Policies::new(counters),
         }
     }
 }
@@ -98,6 +103,10 @@ pub struct RequestCtx {
     /// The body-capture cap, when the gateway turned capture on.
     pub(crate) capture: Option<usize>,
     pub(crate) request_body: Option<String>,
+    /// What the policies did, for telemetry.
+    pub(crate) policy_outcomes: Vec<PolicyOutcome>,
+    /// Headers every answer to this request carries (`X-RateLimit-*`).
+    pub(crate) extra_headers: Vec<(HeaderName, HeaderValue)>,
     pub(crate) response_body: Option<String>,
     pub(crate) stream: bool,
     pub(crate) status: u16,
@@ -188,6 +197,20 @@ impl SluiceProxy {
         ctx.stream = peek.stream;
         ctx.requested_model = peek.model.clone();
 
+        if !consumer.policies.is_empty() {
+            let mut verdict = Verdict::default();
+            let seen = Seen {
+                gateway_id: gateway.id,
+                consumer,
+                headers: &session.req_header().headers,
+                body: &body,
+                model: peek.model.as_deref(),
+            };
+            let result = self.policies.pre_request(&seen, &mut verdict).await;
+            ctx.policy_outcomes = verdict.outcomes;
+            ctx.extra_headers = verdict.headers;
+            result?;
+        }
         let mut route = models::resolve(consumer, peek.model.as_deref().unwrap_or(""))?;
         if api == Api::CountTokens {
             // Only Anthropic counts tokens for a Messages request; when no candidate is
@@ -288,11 +311,25 @@ async fn write_text(session: &mut Session, body: String, trace_id: &str) {
 
 /// Write a complete JSON response; a client that left meanwhile is not an error.
 async fn write_json(session: &mut Session, status: u16, body: Bytes, trace_id: &str) {
-    let Ok(mut resp) = ResponseHeader::build(status, Some(3)) else {
+    write_json_with(session, status, body, trace_id, &[]).await;
+}
+
+/// [`write_json`] with extra headers.
+async fn write_json_with(
+    session: &mut Session,
+    status: u16,
+    body: Bytes,
+    trace_id: &str,
+    extra: &[(HeaderName, HeaderValue)],
+) {
+    let Ok(mut resp) = ResponseHeader::build(status, Some(3 + extra.len())) else {
         return;
     };
     let _ = resp.insert_header(http::header::CONTENT_TYPE, "application/json");
     let _ = resp.insert_header(TRACE_HEADER, header_value(trace_id));
+    for (name, value) in extra {
+        let _ = resp.insert_header(name.clone(), value.clone());
+    }
     let _ = resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string());
     if session
         .write_response_header(Box::new(resp), false)
@@ -329,6 +366,8 @@ impl ProxyHttp for SluiceProxy {
             kafka_topic: None,
             capture: None,
             request_body: None,
+            policy_outcomes: Vec::new(),
+            extra_headers: Vec::new(),
             response_body: None,
             gateway: None,
             consumer: None,
@@ -362,11 +401,12 @@ impl ProxyHttp for SluiceProxy {
                 session.set_keepalive(None);
             }
             if session.response_written().is_none() {
-                write_json(
+                write_json_with(
                     session,
                     status.as_u16(),
                     error.body(ctx.dialect),
                     &ctx.trace_id,
+                    &ctx.extra_headers,
                 )
                 .await;
             }

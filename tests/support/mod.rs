@@ -494,3 +494,51 @@ pub const DIALECT_MODELS: [(&str, &str); 3] = [
     ("anthropic", "claude-sonnet-4-5"),
     ("responses", "gpt-4.1"),
 ];
+
+/// Production shape in one test process: an admin and two proxies sharing one Redis
+/// (db 15), each with its own data dir.
+pub struct Replicas {
+    pub admin: Admin,
+    pub proxies: [Proxy; 2],
+    running: Vec<Running>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl Replicas {
+    pub async fn start() -> Self {
+        let redis = "redis://127.0.0.1:6379/15".to_string();
+        let dirs: Vec<_> = (0..3)
+            .map(|_| tempfile::tempdir().expect("tempdir"))
+            .collect();
+        let settings = |i: usize| {
+            let mut s = Settings::ephemeral(dirs[i].path().to_path_buf());
+            s.redis_url = Some(redis.clone());
+            s.admin_token = Some(ADMIN_TOKEN.into());
+            s.secret_key = Some(SECRET_KEY.into());
+            s.proxy_threads = 2;
+            s
+        };
+        let admin = launch(&settings(0), &[Plane::Admin]).await.expect("admin");
+        let one = launch(&settings(1), &[Plane::Proxy])
+            .await
+            .expect("proxy one");
+        let two = launch(&settings(2), &[Plane::Proxy])
+            .await
+            .expect("proxy two");
+        Self {
+            admin: Admin::new(admin.admin_addr.expect("admin addr")),
+            proxies: [
+                Proxy::new(one.proxy_addr.expect("proxy addr")),
+                Proxy::new(two.proxy_addr.expect("proxy addr")),
+            ],
+            running: vec![two, one, admin],
+            _dirs: dirs,
+        }
+    }
+
+    pub async fn shutdown(mut self) {
+        for r in self.running.drain(..) {
+            r.shutdown().await;
+        }
+    }
+}

@@ -8,6 +8,7 @@
 //! replaces a newer one with an older one.
 
 mod health;
+mod limits;
 mod local;
 mod redis;
 
@@ -18,6 +19,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 pub use self::health::{HealthNote, RedisHealth, wall_ms};
+pub use self::limits::{Decision, RedisLimits};
 pub use self::local::LocalBus;
 pub use self::redis::RedisBus;
 use crate::document::GatewayDocument;

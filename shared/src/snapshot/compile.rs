@@ -12,6 +12,7 @@ use serde_json::Value;
 use thiserror::Error;
 use uuid::Uuid;
 
+use super::policies::{self, CompiledPolicy};
 use super::upstream::UpstreamTarget;
 use crate::apikey::{self, KeyDigest};
 use crate::document::GatewayDocument;
@@ -89,6 +90,8 @@ pub struct CompiledConsumer {
     pub pools: HashMap<String, Vec<WeightedUpstream>>,
     pub lb: CompiledLb,
     pub fallback: Option<CompiledFallback>,
+    /// The policies run on this consumer's requests, by priority.
+    pub policies: Vec<Arc<CompiledPolicy>>,
     /// The round-robin position; a new snapshot starts it again.
     pub turn: AtomicUsize,
     /// Headers added to every upstream request.
@@ -174,6 +177,7 @@ impl CompiledGateway {
             }
         }
 
+        let compiled_policies = policies::compile(&doc.policies);
         let mut consumers = HashMap::with_capacity(doc.consumers.len());
         for c in &doc.consumers {
             let lb_config = c.spec.lb_config.clone().unwrap_or_default();
@@ -274,6 +278,7 @@ impl CompiledGateway {
                 pools,
                 lb,
                 fallback,
+                policies: policies::chain(&compiled_policies, &doc.policies, &c.policy_ids),
                 turn: AtomicUsize::new(0),
                 headers,
             };

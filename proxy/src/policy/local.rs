@@ -1,0 +1,127 @@
+//! Rate-limit counters of one process, for the embedded default (no Redis): the same
+//! two algorithms as the Redis scripts, exact within this process.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use sluice_shared::bus::Decision;
+
+enum State {
+    Sliding(VecDeque<Instant>),
+    /// Theoretical arrival time.
+    Gcra(Instant),
+}
+
+#[derive(Default)]
+pub struct LocalLimits {
+    keys: Mutex<HashMap<String, State>>,
+}
+
+/// Keys kept at most; past that, idle ones are forgotten (they would admit anyway).
+const MAX_KEYS: usize = 100_000;
+
+impl LocalLimits {
+    pub fn check(&self, key: &str, limit: u64, window: Duration, gcra: bool) -> Decision {
+        let now = Instant::now();
+        let Ok(mut keys) = self.keys.lock() else {
+            return Decision {
+                allowed: true,
+                remaining: 0,
+                retry_after: Duration::ZERO,
+                reset: Duration::ZERO,
+            };
+        };
+        if keys.len() > MAX_KEYS {
+            keys.retain(|_, s| match s {
+                State::Sliding(q) => q.back().is_some_and(|t| now.duration_since(*t) < window),
+                State::Gcra(tat) => *tat > now,
+            });
+        }
+        let state = keys.entry(key.to_string()).or_insert_with(|| {
+            if gcra {
+                State::Gcra(now)
+            } else {
+                State::Sliding(VecDeque::new())
+            }
+        });
+        match state {
+            State::Sliding(q) => {
+                while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
+                    q.pop_front();
+                }
+                let count = q.len() as u64;
+                if count < limit {
+                    q.push_back(now);
+                    let oldest = q.front().copied().unwrap_or(now);
+                    Decision {
+                        allowed: true,
+                        remaining: limit - count - 1,
+                        retry_after: Duration::ZERO,
+                        reset: window.saturating_sub(now.duration_since(oldest)),
+                    }
+                } else {
+                    let oldest = q.front().copied().unwrap_or(now);
+                    let wait = window.saturating_sub(now.duration_since(oldest));
+                    Decision {
+                        allowed: false,
+                        remaining: 0,
+                        retry_after: wait,
+                        reset: wait,
+                    }
+                }
+            }
+            State::Gcra(tat) => {
+                let interval = window / u32::try_from(limit).unwrap_or(u32::MAX).max(1);
+                let base = (*tat).max(now);
+                let allow_at = (base + interval).checked_sub(window).unwrap_or(now);
+                if now < allow_at {
+                    return Decision {
+                        allowed: false,
+                        remaining: 0,
+                        retry_after: allow_at - now,
+                        reset: base - now,
+                    };
+                }
+                *tat = base + interval;
+                let used = *tat - now;
+                let remaining =
+                    (window.saturating_sub(used).as_nanos() / interval.as_nanos().max(1)) as u64;
+                Decision {
+                    allowed: true,
+                    remaining,
+                    retry_after: Duration::ZERO,
+                    reset: used,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sliding_window_admits_exactly_the_limit() {
+        let l = LocalLimits::default();
+        let admitted = (0..10)
+            .filter(|_| l.check("k", 4, Duration::from_secs(60), false).allowed)
+            .count();
+        assert_eq!(admitted, 4);
+        let d = l.check("k", 4, Duration::from_secs(60), false);
+        assert!(!d.allowed && d.retry_after > Duration::from_secs(58));
+        assert!(l.check("other", 4, Duration::from_secs(60), false).allowed);
+    }
+
+    #[test]
+    fn gcra_admits_a_burst_then_spaces() {
+        let l = LocalLimits::default();
+        let admitted = (0..10)
+            .filter(|_| l.check("g", 5, Duration::from_secs(50), true).allowed)
+            .count();
+        assert_eq!(admitted, 5);
+        let d = l.check("g", 5, Duration::from_secs(50), true);
+        assert!(!d.allowed && d.retry_after <= Duration::from_secs(10));
+    }
+}

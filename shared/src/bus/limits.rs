@@ -1,0 +1,116 @@
+//! Rate-limit counters in Redis, shared by every proxy replica: one script call per
+//! decision, so the check and the count are one atomic step and replicas never admit
+//! more than the limit between them. Time comes from Redis (`TIME`), not from the
+//! replicas' clocks.
+
+use std::time::Duration;
+
+use fred::prelude::*;
+
+use super::BusError;
+
+/// A limiter's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub remaining: u64,
+    /// How long until a request would be admitted (0 when allowed).
+    pub retry_after: Duration,
+    /// How long until the window has fully recovered.
+    pub reset: Duration,
+}
+
+/// Sliding window log: at most `limit` admissions in any `window`.
+const SLIDING: &str = r#"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local window = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+if count < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], window)
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return {1, limit - count - 1, 0, tonumber(oldest[2]) + window - now}
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local wait = tonumber(oldest[2]) + window - now
+return {0, 0, wait, wait}
+"#;
+
+/// GCRA: a burst of `limit`, then one admission per `window / limit`.
+const GCRA: &str = r#"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local window = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local interval = window / limit
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local allow_at = tat + interval - window
+if now < allow_at then
+  return {0, 0, math.ceil(allow_at - now), math.ceil(tat - now)}
+end
+local new_tat = tat + interval
+redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(window))
+local remaining = math.floor((window - (new_tat - now)) / interval)
+return {1, remaining, 0, math.ceil(new_tat - now)}
+"#;
+
+#[derive(Clone)]
+pub struct RedisLimits {
+    client: Client,
+}
+
+impl std::fmt::Debug for RedisLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisLimits").finish_non_exhaustive()
+    }
+}
+
+impl RedisLimits {
+    pub async fn connect(url: &str) -> Result<Self, BusError> {
+        let config = Config::from_url(url)?;
+        let timeout = Duration::from_millis(500);
+        let mut builder = Builder::from_config(config);
+        builder
+            .with_connection_config(|c| {
+                c.connection_timeout = Duration::from_secs(2);
+                c.internal_command_timeout = timeout;
+                c.max_command_attempts = 1;
+            })
+            .with_performance_config(|p| p.default_command_timeout = timeout)
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2));
+        let client = builder.build()?;
+        client.init().await?;
+        Ok(Self { client })
+    }
+
+    /// Count one request against `key`.
+    pub async fn check(
+        &self,
+        key: &str,
+        limit: u64,
+        window: Duration,
+        gcra: bool,
+        member: &str,
+    ) -> Result<Decision, BusError> {
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        let out: Vec<i64> = self
+            .client
+            .eval(
+                if gcra { GCRA } else { SLIDING },
+                vec![key.to_string()],
+                vec![window_ms.to_string(), limit.to_string(), member.to_string()],
+            )
+            .await?;
+        let at = |i: usize| u64::try_from(out.get(i).copied().unwrap_or(0)).unwrap_or(0);
+        Ok(Decision {
+            allowed: at(0) == 1,
+            remaining: at(1),
+            retry_after: Duration::from_millis(at(2)),
+            reset: Duration::from_millis(at(3)),
+        })
+    }
+}

@@ -1,0 +1,142 @@
+//! Policies compiled for the request path: each consumer's chain (the gateway's global
+//! policies and its own, enabled ones only) ordered by priority, with settings parsed
+//! into typed rules once, at compile time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderName;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::model::{Policy, PolicyMode};
+
+/// What a rate limit counts requests by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupBy {
+    Consumer,
+    Gateway,
+    /// A header's value (requests without it share one group).
+    Header(HeaderName),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitAlgorithm {
+    /// Exactly `limit` requests in any `window`.
+    SlidingWindow,
+    /// Generic cell rate: a burst of `limit`, then one per `window / limit`.
+    Gcra,
+}
+
+/// A policy's settings, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PolicyRule {
+    RateLimit {
+        limit: u64,
+        window: Duration,
+        algorithm: LimitAlgorithm,
+        group_by: GroupBy,
+        fail_open: bool,
+    },
+    RequestSize {
+        max_bytes: Option<usize>,
+        max_chars: Option<usize>,
+        require_content_length: bool,
+    },
+    ModelAllowlist {
+        allowed: Vec<String>,
+    },
+    /// A kind the proxy does not enforce yet: it is reported, never applied.
+    NotEnforced,
+}
+
+#[derive(Debug, Clone)]
+pub struct CompiledPolicy {
+    pub id: Uuid,
+    pub kind: String,
+    pub mode: PolicyMode,
+    pub priority: i32,
+    pub rule: PolicyRule,
+}
+
+fn num(settings: &Value, key: &str) -> Option<u64> {
+    settings.get(key).and_then(Value::as_u64)
+}
+
+fn rule(policy: &Policy) -> PolicyRule {
+    let s = &policy.spec.settings;
+    match policy.spec.slug.as_str() {
+        "rate_limiter" => {
+            let group_by = match s.get("group_by").and_then(Value::as_str) {
+                Some("gateway") => GroupBy::Gateway,
+                Some("header") => s
+                    .get("group_by_header")
+                    .and_then(Value::as_str)
+                    .and_then(|h| HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()).ok())
+                    .map_or(GroupBy::Consumer, GroupBy::Header),
+                _ => GroupBy::Consumer,
+            };
+            PolicyRule::RateLimit {
+                limit: num(s, "limit").unwrap_or(1).max(1),
+                window: Duration::from_secs(num(s, "window").unwrap_or(60).max(1)),
+                algorithm: match s.get("algorithm").and_then(Value::as_str) {
+                    Some("gcra") => LimitAlgorithm::Gcra,
+                    _ => LimitAlgorithm::SlidingWindow,
+                },
+                group_by,
+                fail_open: s.get("fail_open").and_then(Value::as_bool).unwrap_or(true),
+            }
+        }
+        "request_size_limiter" => PolicyRule::RequestSize {
+            max_bytes: num(s, "max_bytes").and_then(|n| usize::try_from(n).ok()),
+            max_chars: num(s, "max_chars").and_then(|n| usize::try_from(n).ok()),
+            require_content_length: s
+                .get("require_content_length")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        },
+        "model_allowlist" => PolicyRule::ModelAllowlist {
+            allowed: s
+                .get("allowed")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|m| m.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        },
+        _ => PolicyRule::NotEnforced,
+    }
+}
+
+/// The chain of one consumer: global policies and `attached`, enabled, by priority.
+pub fn chain(
+    policies: &[Arc<CompiledPolicy>],
+    all: &[Policy],
+    attached: &[Uuid],
+) -> Vec<Arc<CompiledPolicy>> {
+    let mut out: Vec<Arc<CompiledPolicy>> = all
+        .iter()
+        .zip(policies)
+        .filter(|(p, _)| p.spec.enabled && (p.global || attached.contains(&p.id)))
+        .map(|(_, c)| c.clone())
+        .collect();
+    out.sort_by_key(|p| p.priority);
+    out
+}
+
+/// Compile every policy of a document, in document order.
+pub fn compile(all: &[Policy]) -> Vec<Arc<CompiledPolicy>> {
+    all.iter()
+        .map(|p| {
+            Arc::new(CompiledPolicy {
+                id: p.id,
+                kind: p.spec.slug.clone(),
+                mode: p.spec.mode,
+                priority: p.spec.priority,
+                rule: rule(p),
+            })
+        })
+        .collect()
+}

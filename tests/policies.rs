@@ -1,0 +1,204 @@
+//! Policies through the proxy: rate limits exact within a process and across proxy
+//! replicas sharing Redis, request size and model limits, observe mode.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::*;
+
+async fn policy(admin: &Admin, f: &Fixture, spec: Value, attach: bool) -> String {
+    let p = admin
+        .ok(
+            "POST",
+            &format!("/v1/gateways/{}/policies", f.gateway_id),
+            Some(spec),
+            201,
+        )
+        .await;
+    let pid = p["id"].as_str().unwrap().to_string();
+    if attach {
+        admin
+            .ok(
+                "POST",
+                &format!(
+                    "/v1/gateways/{}/consumers/{}/policies/{pid}",
+                    f.gateway_id, f.consumer_id
+                ),
+                None,
+                200,
+            )
+            .await;
+    }
+    pid
+}
+
+async fn messages(proxy: &Proxy, f: &Fixture, body: Value) -> reqwest::Response {
+    proxy
+        .http
+        .post(format!("{}/{}/v1/messages", proxy.base, f.consumer_slug))
+        .header("X-AG-Gateway-Slug", &f.gateway_slug)
+        .header("x-api-key", &f.key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_answer_429_with_headers_in_the_client_dialect() {
+    let s = embedded().await;
+    let m = mock("limits").await;
+    let f = setup(&s.admin, "limits", &m.base_url()).await;
+    s.proxy.wait_serving(&f).await;
+    policy(
+        &s.admin,
+        &f,
+        json!({"name": "three a minute", "slug": "rate_limiter",
+            "settings": {"limit": 3, "window": 60}}),
+        true,
+    )
+    .await;
+    // Wait for the policy to reach the proxy: the first limited answer.
+    let first = eventually(Duration::from_secs(10), "the limit to apply", || async {
+        let resp = s.proxy.chat(&f, simple_chat(false)).await;
+        resp.headers()
+            .get("x-ratelimit-limit")
+            .is_some()
+            .then_some(resp)
+    })
+    .await;
+    assert_eq!(first.headers()["x-ratelimit-remaining"], "2");
+    assert_eq!(s.proxy.chat(&f, simple_chat(false)).await.status(), 200);
+    assert_eq!(s.proxy.chat(&f, simple_chat(false)).await.status(), 200);
+    let limited = s.proxy.chat(&f, simple_chat(false)).await;
+    assert_eq!(limited.status(), 429);
+    let h = limited.headers().clone();
+    assert_eq!(h["x-ratelimit-limit"], "3");
+    assert_eq!(h["x-ratelimit-remaining"], "0");
+    assert!(h["retry-after"].to_str().unwrap().parse::<u64>().unwrap() > 0);
+    let v: Value = limited.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "rate_limited");
+    // An Anthropic client gets its own error shape.
+    let resp = messages(
+        &s.proxy,
+        &f,
+        json!({"model": "m", "max_tokens": 5,
+        "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 429);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (v["type"].as_str(), v["error"]["type"].as_str()),
+        (Some("error"), Some("rate_limit_error"))
+    );
+    s.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn size_and_model_policies_and_observe_mode() {
+    let s = embedded().await;
+    let m = mock("sizes").await;
+    let f = setup(&s.admin, "sizes", &m.base_url()).await;
+    s.proxy.wait_serving(&f).await;
+    let pid = policy(
+        &s.admin,
+        &f,
+        json!({"name": "small", "slug": "request_size_limiter", "settings": {"max_bytes": 300}}),
+        false,
+    )
+    .await;
+    // Global: applies to every consumer of the gateway.
+    s.admin
+        .ok(
+            "POST",
+            &format!("/v1/gateways/{}/policies/{pid}/global", f.gateway_id),
+            None,
+            200,
+        )
+        .await;
+    policy(
+        &s.admin,
+        &f,
+        json!({"name": "models", "slug": "model_allowlist", "mode": "observe",
+            "settings": {"allowed": ["gpt-4o"]}}),
+        true,
+    )
+    .await;
+    let big =
+        json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x".repeat(400)}]});
+    let resp = eventually(
+        Duration::from_secs(10),
+        "the size limit to apply",
+        || async {
+            let resp = s.proxy.chat(&f, big.clone()).await;
+            (resp.status() == 413).then_some(resp)
+        },
+    )
+    .await;
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "request_too_large");
+    // gpt-4o-mini is not on the allow-list, but the policy only observes.
+    assert_eq!(s.proxy.chat(&f, simple_chat(false)).await.status(), 200);
+    s.running.shutdown().await;
+}
+
+/// Two proxies on one Redis, hammered at once: exactly `limit` requests get through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rate_limits_are_exact_across_replicas() {
+    let r = Replicas::start().await;
+    let (a, proxies) = (&r.admin, &r.proxies);
+    let m = mock("replicas").await;
+    let f = setup(
+        a,
+        &format!("replicas-{}", std::process::id()),
+        &m.base_url(),
+    )
+    .await;
+    for p in proxies {
+        p.wait_serving(&f).await;
+    }
+    policy(
+        a,
+        &f,
+        json!({"name": "ten", "slug": "rate_limiter", "settings": {"limit": 10, "window": 300}}),
+        true,
+    )
+    .await;
+    for p in proxies {
+        eventually(
+            Duration::from_secs(10),
+            "the limit to reach both proxies",
+            || async {
+                let resp = p.chat(&f, simple_chat(false)).await;
+                resp.headers()
+                    .get("x-ratelimit-limit")
+                    .is_some()
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+    // Two requests were counted while waiting; 40 more race for the other 8.
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let p = proxies[i % 2].clone();
+            let f = f.clone();
+            tokio::spawn(async move { p.chat(&f, simple_chat(false)).await.status().as_u16() })
+        })
+        .collect();
+    let mut admitted = 0;
+    let mut limited = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            200 => admitted += 1,
+            429 => limited += 1,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!((admitted, limited), (8, 32));
+    r.shutdown().await;
+}
