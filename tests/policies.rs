@@ -202,3 +202,64 @@ async fn rate_limits_are_exact_across_replicas() {
     assert_eq!((admitted, limited), (8, 32));
     r.shutdown().await;
 }
+
+/// Token budgets: settled from the provider's usage, refused once spent, or answered
+/// by a smaller model when the policy says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_budgets_are_charged_from_usage() {
+    let s = embedded().await;
+    let m = mock("tokens").await;
+    let f = setup(&s.admin, "tokens", &m.base_url()).await;
+    s.proxy.wait_serving(&f).await;
+    let pid = policy(
+        &s.admin,
+        &f,
+        json!({"name": "budget", "slug": "token_rate_limiter",
+            "settings": {"window": 3600, "max_tokens": 50}}),
+        true,
+    )
+    .await;
+    // One simple chat costs about 28 tokens: the first passes, the second would
+    // overrun the budget with its own prompt.
+    let first = eventually(Duration::from_secs(10), "the budget to apply", || async {
+        let resp = s.proxy.chat(&f, simple_chat(false)).await;
+        resp.headers()
+            .get("x-ratelimit-limit-tokens")
+            .is_some()
+            .then_some(resp)
+    })
+    .await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["x-ratelimit-remaining-tokens"], "50");
+    let spent = eventually(
+        Duration::from_secs(5),
+        "the usage to be charged",
+        || async {
+            let resp = s.proxy.chat(&f, simple_chat(false)).await;
+            (resp.status() == 429).then_some(resp)
+        },
+    )
+    .await;
+    assert!(spent.headers().get("retry-after").is_some());
+    let v: Value = spent.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "token_limit_exceeded");
+
+    // With a downgrade model the request goes on, to the smaller model.
+    s.admin
+        .ok(
+            "PUT",
+            &format!("/v1/gateways/{}/policies/{pid}", f.gateway_id),
+            Some(json!({"settings": {"window": 3600, "max_tokens": 50, "downgrade_model": "gpt-4o-mini"}})),
+            200,
+        )
+        .await;
+    let resp = eventually(Duration::from_secs(10), "the downgrade", || async {
+        let mut body = simple_chat(false);
+        body["model"] = json!("gpt-4o");
+        let resp = s.proxy.chat(&f, body).await;
+        (resp.status() == 200).then_some(resp)
+    })
+    .await;
+    assert_eq!(resp.headers()["x-selected-model"], "gpt-4o-mini");
+    s.running.shutdown().await;
+}

@@ -71,6 +71,8 @@ pub enum ProxyError {
     LengthRequired,
     #[error("the rate limiter is unavailable")]
     LimiterUnavailable,
+    #[error("the token budget of this window is spent; retry in {retry_after} s")]
+    TokensExhausted { retry_after: u64 },
 }
 
 impl From<TranslateError> for ProxyError {
@@ -122,6 +124,7 @@ impl ProxyError {
             Self::LimiterUnavailable => {
                 (StatusCode::SERVICE_UNAVAILABLE, "rate_limiter_unavailable")
             }
+            Self::TokensExhausted { .. } => (StatusCode::TOO_MANY_REQUESTS, "token_limit_exceeded"),
         }
     }
 

@@ -30,7 +30,7 @@ use crate::balance::{Health, Semantic};
 use crate::body::{self, Peek};
 use crate::error::ProxyError;
 use crate::peer::{PeerTimeouts, Resolver};
-use crate::policy::{Policies, Seen, Verdict};
+use crate::policy::{Policies, Seen, Settle, Verdict};
 use crate::route::{self, Api, Endpoint};
 use crate::{forward, identity, listing, models, report};
 use sluice_shared::bus::RedisLimits;
@@ -107,6 +107,8 @@ pub struct RequestCtx {
     pub(crate) policy_outcomes: Vec<PolicyOutcome>,
     /// Headers every answer to this request carries (`X-RateLimit-*`).
     pub(crate) extra_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Token budgets to charge when the usage is known.
+    pub(crate) settle: Vec<Settle>,
     pub(crate) response_body: Option<String>,
     pub(crate) stream: bool,
     pub(crate) status: u16,
@@ -197,6 +199,7 @@ impl SluiceProxy {
         ctx.stream = peek.stream;
         ctx.requested_model = peek.model.clone();
 
+        let mut model_override = None;
         if !consumer.policies.is_empty() {
             let mut verdict = Verdict::default();
             let seen = Seen {
@@ -209,9 +212,15 @@ impl SluiceProxy {
             let result = self.policies.pre_request(&seen, &mut verdict).await;
             ctx.policy_outcomes = verdict.outcomes;
             ctx.extra_headers = verdict.headers;
+            ctx.settle = verdict.settle;
             result?;
+            model_override = verdict.model_override;
         }
-        let mut route = models::resolve(consumer, peek.model.as_deref().unwrap_or(""))?;
+        let requested = model_override
+            .as_deref()
+            .or(peek.model.as_deref())
+            .unwrap_or("");
+        let mut route = models::resolve(consumer, requested)?;
         if api == Api::CountTokens {
             // Only Anthropic counts tokens for a Messages request; when no candidate is
             // an Anthropic registry the count is estimated from the request's text.
@@ -368,6 +377,7 @@ impl ProxyHttp for SluiceProxy {
             request_body: None,
             policy_outcomes: Vec::new(),
             extra_headers: Vec::new(),
+            settle: Vec::new(),
             response_body: None,
             gateway: None,
             consumer: None,
@@ -429,6 +439,11 @@ impl ProxyHttp for SluiceProxy {
     /// Runs last for every request: one structured access-log line, never credentials.
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         METRICS.in_flight.dec();
+        if !ctx.settle.is_empty() {
+            self.policies
+                .settle(&ctx.settle, ctx.usage, ctx.provider, ctx.model.as_deref())
+                .await;
+        }
         report::report(ctx, session, &self.telemetry);
         info!(
             target: "sluice::access",

@@ -16,12 +16,40 @@ enum State {
 #[derive(Default)]
 pub struct LocalLimits {
     keys: Mutex<HashMap<String, State>>,
+    /// Token budgets: used so far and when the window ends.
+    budgets: Mutex<HashMap<String, (Instant, u64)>>,
 }
 
 /// Keys kept at most; past that, idle ones are forgotten (they would admit anyway).
 const MAX_KEYS: usize = 100_000;
 
 impl LocalLimits {
+    /// Used in `key`'s current window, and what is left of the window.
+    pub fn used(&self, key: &str) -> (u64, Duration) {
+        let now = Instant::now();
+        self.budgets
+            .lock()
+            .ok()
+            .and_then(|b| b.get(key).copied())
+            .filter(|(end, _)| *end > now)
+            .map_or((0, Duration::ZERO), |(end, used)| (used, end - now))
+    }
+
+    /// Add to `key`; a new window starts with the first addition after the last ended.
+    pub fn add(&self, key: &str, amount: u64, window: Duration) {
+        let now = Instant::now();
+        if let Ok(mut b) = self.budgets.lock() {
+            if b.len() > MAX_KEYS {
+                b.retain(|_, (end, _)| *end > now);
+            }
+            let entry = b.entry(key.to_string()).or_insert((now + window, 0));
+            if entry.0 <= now {
+                *entry = (now + window, 0);
+            }
+            entry.1 += amount;
+        }
+    }
+
     pub fn check(&self, key: &str, limit: u64, window: Duration, gcra: bool) -> Decision {
         let now = Instant::now();
         let Ok(mut keys) = self.keys.lock() else {

@@ -9,11 +9,15 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use sluice_shared::bus::{Decision, RedisLimits};
+use sluice_shared::catalog;
 use sluice_shared::model::PolicyMode;
 use sluice_shared::snapshot::CompiledConsumer;
-use sluice_shared::snapshot::policies::{CompiledPolicy, GroupBy, LimitAlgorithm, PolicyRule};
+use sluice_shared::snapshot::policies::{
+    CompiledPolicy, GroupBy, LimitAlgorithm, PolicyRule, TokenCount,
+};
 use sluice_telemetry::PolicyOutcome;
 use sluice_telemetry::metrics::METRICS;
+use sluice_translate::canonical::Usage;
 use tracing::warn;
 use uuid::Uuid;
 
@@ -35,6 +39,20 @@ pub struct Verdict {
     pub outcomes: Vec<PolicyOutcome>,
     /// Headers for the client's answer (`X-RateLimit-*`).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The model to use instead of the requested one (a token limit's downgrade).
+    pub model_override: Option<String>,
+    /// Token budgets to charge once the answer's usage is known.
+    pub settle: Vec<Settle>,
+}
+
+/// A token budget to charge after the answer.
+#[derive(Debug, Clone)]
+pub struct Settle {
+    key: String,
+    window: Duration,
+    cost: bool,
+    count: TokenCount,
+    include_cached: bool,
 }
 
 /// What a request shows the policies.
@@ -44,6 +62,20 @@ pub struct Seen<'a> {
     pub headers: &'a HeaderMap,
     pub body: &'a [u8],
     pub model: Option<&'a str>,
+}
+
+/// The group a request counts in.
+fn group_of(group_by: &GroupBy, seen: &Seen<'_>) -> String {
+    match group_by {
+        GroupBy::Consumer => seen.consumer.id.to_string(),
+        GroupBy::Gateway => seen.gateway_id.to_string(),
+        GroupBy::Header(h) => seen
+            .headers
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string(),
+    }
 }
 
 fn outcome(p: &CompiledPolicy, what: &str) -> PolicyOutcome {
@@ -79,6 +111,62 @@ impl Policies {
                 .await
                 .map_err(|e| e.to_string()),
             None => Ok(self.local.check(key, limit, window, gcra)),
+        }
+    }
+
+    /// Charge the token budgets the request passed, from the provider's usage.
+    pub async fn settle(
+        &self,
+        settle: &[Settle],
+        usage: Option<Usage>,
+        provider: Option<&str>,
+        model: Option<&str>,
+    ) {
+        let Some(u) = usage else { return };
+        for s in settle {
+            let input = if s.include_cached {
+                u.input_tokens
+            } else {
+                u.input_tokens.saturating_sub(u.cached_input_tokens)
+            };
+            let amount = if s.cost {
+                match (provider, model) {
+                    (Some(p), Some(m)) => catalog::find_model(p, m).map_or(0, |price| {
+                        (price.cost(u.input_tokens, u.cached_input_tokens, u.output_tokens)
+                            * 1_000_000.0)
+                            .round() as u64
+                    }),
+                    _ => 0,
+                }
+            } else {
+                match s.count {
+                    TokenCount::Input => input,
+                    TokenCount::Output => u.output_tokens,
+                    TokenCount::Total => input + u.output_tokens,
+                }
+            };
+            if amount == 0 {
+                continue;
+            }
+            match &self.redis {
+                Some(redis) => {
+                    if let Err(error) = redis.add(&s.key, amount, s.window).await {
+                        warn!(%error, key = %s.key, "token usage could not be charged");
+                    }
+                }
+                None => self.local.add(&s.key, amount, s.window),
+            }
+        }
+    }
+
+    async fn used(&self, key: &str) -> Result<(u64, Duration), String> {
+        match &self.redis {
+            Some(redis) => redis
+                .used(key)
+                .await
+                .map(|(used, ms)| (used, Duration::from_millis(ms)))
+                .map_err(|e| e.to_string()),
+            None => Ok(self.local.used(key)),
         }
     }
 
@@ -125,6 +213,82 @@ impl Policies {
                     (!allowed.iter().any(|m| m == model))
                         .then(|| ProxyError::ModelNotAllowed(model.to_string()))
                 }
+                PolicyRule::TokenLimit {
+                    window,
+                    budget,
+                    cost,
+                    count,
+                    include_cached,
+                    rules,
+                    downgrade_model,
+                    group_by,
+                    fail_open,
+                } => {
+                    let model = seen.model.unwrap_or("");
+                    let (scope, budget) = rules
+                        .iter()
+                        .find(|(m, _)| m == model)
+                        .map_or(("*", *budget), |(m, b)| (m.as_str(), *b));
+                    let key = format!("sluice:tl:{}:{}:{scope}", p.id, group_of(group_by, seen));
+                    match self.used(&key).await {
+                        Err(error) => {
+                            warn!(policy = %p.id, %error, fail_open, "token limiter unavailable");
+                            verdict.outcomes.push(outcome(p, "limiter_unavailable"));
+                            if *fail_open {
+                                continue;
+                            }
+                            Some(ProxyError::LimiterUnavailable)
+                        }
+                        Ok((used, left)) => {
+                            // The prompt's own size, roughly four bytes a token, counts
+                            // before the provider says what it really was.
+                            let estimate = if *cost || *count == TokenCount::Output {
+                                0
+                            } else {
+                                seen.body.len() as u64 / 4
+                            };
+                            verdict.headers.push((
+                                HeaderName::from_static(if *cost {
+                                    "x-ratelimit-limit-cost"
+                                } else {
+                                    "x-ratelimit-limit-tokens"
+                                }),
+                                HeaderValue::from(budget),
+                            ));
+                            verdict.headers.push((
+                                HeaderName::from_static(if *cost {
+                                    "x-ratelimit-remaining-cost"
+                                } else {
+                                    "x-ratelimit-remaining-tokens"
+                                }),
+                                HeaderValue::from(budget.saturating_sub(used)),
+                            ));
+                            verdict.settle.push(Settle {
+                                key: key.clone(),
+                                window: *window,
+                                cost: *cost,
+                                count: *count,
+                                include_cached: *include_cached,
+                            });
+                            if used.saturating_add(estimate) < budget
+                                || (used < budget && estimate == 0)
+                            {
+                                None
+                            } else if let Some(smaller) = downgrade_model
+                                .as_ref()
+                                .filter(|_| p.mode == PolicyMode::Enforce)
+                            {
+                                verdict.model_override = Some(smaller.clone());
+                                verdict.outcomes.push(outcome(p, "downgraded"));
+                                continue;
+                            } else {
+                                Some(ProxyError::TokensExhausted {
+                                    retry_after: left.as_secs_f64().ceil().max(1.0) as u64,
+                                })
+                            }
+                        }
+                    }
+                }
                 PolicyRule::RateLimit {
                     limit,
                     window,
@@ -132,17 +296,7 @@ impl Policies {
                     group_by,
                     fail_open,
                 } => {
-                    let group = match group_by {
-                        GroupBy::Consumer => seen.consumer.id.to_string(),
-                        GroupBy::Gateway => seen.gateway_id.to_string(),
-                        GroupBy::Header(h) => seen
-                            .headers
-                            .get(h)
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("")
-                            .to_string(),
-                    };
-                    let key = format!("sluice:rl:{}:{group}", p.id);
+                    let key = format!("sluice:rl:{}:{}", p.id, group_of(group_by, seen));
                     let gcra = *algorithm == LimitAlgorithm::Gcra;
                     let mut decision = self.count(&key, *limit, *window, gcra).await;
                     if p.mode == PolicyMode::Throttle
@@ -187,7 +341,9 @@ impl Policies {
                 }
                 Some(e) => {
                     verdict.outcomes.push(outcome(p, "reject"));
-                    if let ProxyError::RateLimited { retry_after } = &e {
+                    if let ProxyError::RateLimited { retry_after }
+                    | ProxyError::TokensExhausted { retry_after } = &e
+                    {
                         METRICS.rate_limited.inc();
                         verdict.headers.push(header("retry-after", *retry_after));
                     } else {

@@ -87,6 +87,33 @@ impl RedisLimits {
         Ok(Self { client })
     }
 
+    /// What `key` has used in its current window, and the milliseconds left of it.
+    pub async fn used(&self, key: &str) -> Result<(u64, u64), BusError> {
+        let (used, ttl): (Option<u64>, i64) = self
+            .client
+            .eval(
+                "return {tonumber(redis.call('GET', KEYS[1]) or '0'), redis.call('PTTL', KEYS[1])}",
+                vec![key.to_string()],
+                Vec::<String>::new(),
+            )
+            .await?;
+        Ok((used.unwrap_or(0), u64::try_from(ttl).unwrap_or(0)))
+    }
+
+    /// Add `amount` to `key`, whose window starts with its first addition.
+    pub async fn add(&self, key: &str, amount: u64, window: Duration) -> Result<(), BusError> {
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        let _: i64 = self
+            .client
+            .eval(
+                "local v = redis.call('INCRBY', KEYS[1], ARGV[1]) if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return v",
+                vec![key.to_string()],
+                vec![amount.to_string(), window_ms.to_string()],
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Count one request against `key`.
     pub async fn check(
         &self,

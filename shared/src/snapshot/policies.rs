@@ -20,6 +20,14 @@ pub enum GroupBy {
     Header(HeaderName),
 }
 
+/// Which tokens a token limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenCount {
+    Input,
+    Output,
+    Total,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LimitAlgorithm {
     /// Exactly `limit` requests in any `window`.
@@ -46,6 +54,21 @@ pub enum PolicyRule {
     ModelAllowlist {
         allowed: Vec<String>,
     },
+    /// Tokens or dollars per window: refused when the window's budget is spent (or
+    /// would be by this prompt), settled from the provider's usage afterwards.
+    TokenLimit {
+        window: Duration,
+        /// Tokens, or millionths of a dollar when `cost` is set.
+        budget: u64,
+        cost: bool,
+        count: TokenCount,
+        include_cached: bool,
+        /// Per-model budgets (model name → budget in the same unit).
+        rules: Vec<(String, u64)>,
+        downgrade_model: Option<String>,
+        group_by: GroupBy,
+        fail_open: bool,
+    },
     /// A kind the proxy does not enforce yet: it is reported, never applied.
     NotEnforced,
 }
@@ -63,19 +86,64 @@ fn num(settings: &Value, key: &str) -> Option<u64> {
     settings.get(key).and_then(Value::as_u64)
 }
 
+fn group_by(s: &Value) -> GroupBy {
+    match s.get("group_by").and_then(Value::as_str) {
+        Some("gateway") => GroupBy::Gateway,
+        Some("header") => s
+            .get("group_by_header")
+            .and_then(Value::as_str)
+            .and_then(|h| HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()).ok())
+            .map_or(GroupBy::Consumer, GroupBy::Header),
+        _ => GroupBy::Consumer,
+    }
+}
+
 fn rule(policy: &Policy) -> PolicyRule {
     let s = &policy.spec.settings;
     match policy.spec.slug.as_str() {
-        "rate_limiter" => {
-            let group_by = match s.get("group_by").and_then(Value::as_str) {
-                Some("gateway") => GroupBy::Gateway,
-                Some("header") => s
-                    .get("group_by_header")
-                    .and_then(Value::as_str)
-                    .and_then(|h| HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()).ok())
-                    .map_or(GroupBy::Consumer, GroupBy::Header),
-                _ => GroupBy::Consumer,
+        "token_rate_limiter" => {
+            let cost = s.get("max_cost_usd").is_some() && s.get("max_tokens").is_none();
+            let unit = |v: &Value| -> Option<u64> {
+                if cost {
+                    v.get("max_cost_usd")
+                        .and_then(Value::as_f64)
+                        .map(|d| (d * 1_000_000.0).round() as u64)
+                } else {
+                    v.get("max_tokens").and_then(Value::as_u64)
+                }
             };
+            PolicyRule::TokenLimit {
+                window: Duration::from_secs(num(s, "window").unwrap_or(60).max(1)),
+                budget: unit(s).unwrap_or(u64::MAX),
+                cost,
+                count: match s.get("count").and_then(Value::as_str) {
+                    Some("input") => TokenCount::Input,
+                    Some("output") => TokenCount::Output,
+                    _ => TokenCount::Total,
+                },
+                include_cached: s
+                    .get("include_cached")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true),
+                rules: s
+                    .get("rules")
+                    .and_then(Value::as_array)
+                    .map(|rs| {
+                        rs.iter()
+                            .filter_map(|r| Some((r.get("model")?.as_str()?.to_string(), unit(r)?)))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                downgrade_model: s
+                    .get("downgrade_model")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                group_by: group_by(s),
+                fail_open: s.get("fail_open").and_then(Value::as_bool).unwrap_or(true),
+            }
+        }
+        "rate_limiter" => {
+            let group_by = group_by(s);
             PolicyRule::RateLimit {
                 limit: num(s, "limit").unwrap_or(1).max(1),
                 window: Duration::from_secs(num(s, "window").unwrap_or(60).max(1)),
