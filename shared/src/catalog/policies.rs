@@ -14,6 +14,9 @@ pub struct PolicyKind {
     pub stages: &'static [&'static str],
     pub supports_throttle: bool,
     pub settings_schema: Value,
+    /// Whether the proxy applies this kind yet; the others are stored, validated and
+    /// reported as `not_enforced` in telemetry.
+    pub enforced: bool,
 }
 
 fn window() -> Value {
@@ -29,6 +32,7 @@ static KINDS: LazyLock<Vec<PolicyKind>> = LazyLock::new(|| {
     vec![
         PolicyKind {
             slug: "rate_limiter",
+            enforced: true,
             description: "Requests per window per consumer, gateway or header value; exact across replicas through Redis.",
             stages: pre,
             supports_throttle: true,
@@ -43,6 +47,7 @@ static KINDS: LazyLock<Vec<PolicyKind>> = LazyLock::new(|| {
         },
         PolicyKind {
             slug: "token_rate_limiter",
+            enforced: true,
             description: "Tokens or US dollars per window, per model rules, pre-checked on the prompt and settled from usage.",
             stages: &["pre_request", "post_response"],
             supports_throttle: false,
@@ -65,6 +70,7 @@ static KINDS: LazyLock<Vec<PolicyKind>> = LazyLock::new(|| {
         },
         PolicyKind {
             slug: "request_size_limiter",
+            enforced: true,
             description: "Largest request body in bytes and characters.",
             stages: pre,
             supports_throttle: false,
@@ -75,6 +81,7 @@ static KINDS: LazyLock<Vec<PolicyKind>> = LazyLock::new(|| {
         },
         PolicyKind {
             slug: "model_allowlist",
+            enforced: true,
             description: "Models a consumer may request.",
             stages: pre,
             supports_throttle: false,
@@ -83,6 +90,7 @@ static KINDS: LazyLock<Vec<PolicyKind>> = LazyLock::new(|| {
         },
         PolicyKind {
             slug: "tool_allowlist",
+            enforced: false,
             description: "Tools a request may define or call, allowed or denied by name (with * wildcards).",
             stages: pre,
             supports_throttle: false,
@@ -91,6 +99,7 @@ static KINDS: LazyLock<Vec<PolicyKind>> = LazyLock::new(|| {
         },
         PolicyKind {
             slug: "tool_injection",
+            enforced: false,
             description: "Tools the gateway adds to every request.",
             stages: pre,
             supports_throttle: false,
@@ -99,6 +108,7 @@ static KINDS: LazyLock<Vec<PolicyKind>> = LazyLock::new(|| {
         },
         PolicyKind {
             slug: "prompt_template",
+            enforced: false,
             description: "System prompts or named templates injected into requests, with variables from headers and JWT claims.",
             stages: pre,
             supports_throttle: false,
@@ -109,6 +119,7 @@ static KINDS: LazyLock<Vec<PolicyKind>> = LazyLock::new(|| {
         },
         PolicyKind {
             slug: "regex_replace",
+            enforced: false,
             description: "Masking of patterns and built-in PII detectors in requests and responses, streams included.",
             stages: &["pre_request", "pre_response"],
             supports_throttle: false,
@@ -123,6 +134,7 @@ static KINDS: LazyLock<Vec<PolicyKind>> = LazyLock::new(|| {
         },
         PolicyKind {
             slug: "cors",
+            enforced: false,
             description: "Cross-origin access; preflight answered by the proxy.",
             stages: pre,
             supports_throttle: false,
@@ -134,6 +146,7 @@ static KINDS: LazyLock<Vec<PolicyKind>> = LazyLock::new(|| {
         },
         PolicyKind {
             slug: "semantic_cache",
+            enforced: false,
             description: "Exact or embedding-similarity cache of answers, streams replayed as streams.",
             stages: &["pre_request", "post_response"],
             supports_throttle: false,
@@ -149,6 +162,7 @@ static KINDS: LazyLock<Vec<PolicyKind>> = LazyLock::new(|| {
         },
         PolicyKind {
             slug: "openai_moderation",
+            enforced: false,
             description: "An external moderation call that records its verdict without blocking other requests.",
             stages: &["pre_request", "post_response"],
             supports_throttle: false,
