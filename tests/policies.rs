@@ -263,3 +263,94 @@ async fn token_budgets_are_charged_from_usage() {
     assert_eq!(resp.headers()["x-selected-model"], "gpt-4o-mini");
     s.running.shutdown().await;
 }
+
+/// CORS: the proxy answers preflights for allowed origins and marks every answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_preflight_and_answers() {
+    let s = embedded().await;
+    let m = mock("cors").await;
+    let f = setup(&s.admin, "cors", &m.base_url()).await;
+    s.proxy.wait_serving(&f).await;
+    let pid = policy(
+        &s.admin,
+        &f,
+        json!({"name": "web app", "slug": "cors",
+            "settings": {"allowed_origins": ["https://app.example"], "max_age": 900}}),
+        false,
+    )
+    .await;
+    s.admin
+        .ok(
+            "POST",
+            &format!("/v1/gateways/{}/policies/{pid}/global", f.gateway_id),
+            None,
+            200,
+        )
+        .await;
+    let url = format!("{}/{}/v1/chat/completions", s.proxy.base, f.consumer_slug);
+    let preflight = |origin: &'static str| {
+        s.proxy
+            .http
+            .request(reqwest::Method::OPTIONS, &url)
+            .header("X-AG-Gateway-Slug", &f.gateway_slug)
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header(
+                "Access-Control-Request-Headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    let resp = eventually(
+        Duration::from_secs(10),
+        "the CORS policy to apply",
+        || async {
+            let resp = preflight("https://app.example").await.ok()?;
+            (resp.status() == 204).then_some(resp)
+        },
+    )
+    .await;
+    let h = resp.headers();
+    assert_eq!(h["access-control-allow-origin"], "https://app.example");
+    assert_eq!(h["access-control-max-age"], "900");
+    assert!(
+        h["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    assert!(
+        h["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("authorization")
+    );
+    assert_eq!(
+        preflight("https://evil.example").await.unwrap().status(),
+        403
+    );
+
+    let resp = s
+        .proxy
+        .http
+        .post(&url)
+        .header("X-AG-Gateway-Slug", &f.gateway_slug)
+        .header("Authorization", format!("Bearer {}", f.key))
+        .header("Origin", "https://app.example")
+        .json(&simple_chat(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    assert!(
+        resp.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .contains("x-ag-trace-id")
+    );
+    s.running.shutdown().await;
+}

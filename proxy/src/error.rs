@@ -73,6 +73,8 @@ pub enum ProxyError {
     LimiterUnavailable,
     #[error("the token budget of this window is spent; retry in {retry_after} s")]
     TokensExhausted { retry_after: u64 },
+    #[error("this origin may not call this gateway")]
+    CorsOriginNotAllowed,
 }
 
 impl From<TranslateError> for ProxyError {
@@ -125,6 +127,7 @@ impl ProxyError {
                 (StatusCode::SERVICE_UNAVAILABLE, "rate_limiter_unavailable")
             }
             Self::TokensExhausted { .. } => (StatusCode::TOO_MANY_REQUESTS, "token_limit_exceeded"),
+            Self::CorsOriginNotAllowed => (StatusCode::FORBIDDEN, "cors_origin_not_allowed"),
         }
     }
 

@@ -8,6 +8,7 @@
 
 mod balance;
 mod body;
+mod cors;
 mod error;
 mod exchange;
 mod forward;

@@ -32,7 +32,7 @@ use crate::error::ProxyError;
 use crate::peer::{PeerTimeouts, Resolver};
 use crate::policy::{Policies, Seen, Settle, Verdict};
 use crate::route::{self, Api, Endpoint};
-use crate::{forward, identity, listing, models, report};
+use crate::{cors, forward, identity, listing, models, report};
 use sluice_shared::bus::RedisLimits;
 
 /// Limits and timeouts of the request path.
@@ -161,7 +161,8 @@ impl SluiceProxy {
         };
         ctx.dialect = api.dialect();
         ctx.api = Some(api);
-        if session.req_header().method != api.method() {
+        let preflight = session.req_header().method == http::Method::OPTIONS;
+        if !preflight && session.req_header().method != api.method() {
             return Err(ProxyError::MethodNotAllowed);
         }
 
@@ -174,6 +175,32 @@ impl SluiceProxy {
             .and_then(|v| v.to_str().ok())
             .or_else(|| header.uri.host());
         let gateway = identity::gateway(&snapshot, &header.headers, host)?;
+        // Cross-origin: the gateway's rules answer a preflight here, before any key is
+        // asked for, and put their headers on every other answer.
+        let origin = header
+            .headers
+            .get(http::header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let allowed = match (&gateway.cors, &origin) {
+            (Some(cors), Some(origin)) => cors.allow(origin).map(|o| (cors, o)),
+            _ => None,
+        };
+        if let Some((cors, allow)) = &allowed {
+            ctx.extra_headers.extend(cors::answer_headers(cors, allow));
+        }
+        if preflight {
+            return match (&gateway.cors, allowed) {
+                (None, _) => Err(ProxyError::MethodNotAllowed),
+                (Some(_), None) => Err(ProxyError::CorsOriginNotAllowed),
+                (Some(cors), Some(_)) => {
+                    ctx.extra_headers.extend(cors::preflight_headers(cors));
+                    ctx.status = 204;
+                    write_empty(session, 204, &ctx.trace_id, &ctx.extra_headers).await;
+                    Ok(())
+                }
+            };
+        }
         ctx.gateway = Some(gateway.id);
         ctx.gateway_slug = Some(gateway.slug.clone());
         ctx.exporters.clone_from(&gateway.exporters);
@@ -186,7 +213,14 @@ impl SluiceProxy {
 
         if api == Api::Models {
             ctx.status = 200;
-            write_json(session, 200, listing::models(consumer), &ctx.trace_id).await;
+            write_json_with(
+                session,
+                200,
+                listing::models(consumer),
+                &ctx.trace_id,
+                &ctx.extra_headers,
+            )
+            .await;
             return Ok(());
         }
 
@@ -211,7 +245,7 @@ impl SluiceProxy {
             };
             let result = self.policies.pre_request(&seen, &mut verdict).await;
             ctx.policy_outcomes = verdict.outcomes;
-            ctx.extra_headers = verdict.headers;
+            ctx.extra_headers.extend(verdict.headers);
             ctx.settle = verdict.settle;
             result?;
             model_override = verdict.model_override;
@@ -316,6 +350,24 @@ async fn write_text(session: &mut Session, body: String, trace_id: &str) {
             .write_response_body(Some(Bytes::from(body)), true)
             .await;
     }
+}
+
+/// Write a response without a body.
+async fn write_empty(
+    session: &mut Session,
+    status: u16,
+    trace_id: &str,
+    extra: &[(HeaderName, HeaderValue)],
+) {
+    let Ok(mut resp) = ResponseHeader::build(status, Some(2 + extra.len())) else {
+        return;
+    };
+    let _ = resp.insert_header(TRACE_HEADER, header_value(trace_id));
+    let _ = resp.insert_header(http::header::CONTENT_LENGTH, "0");
+    for (name, value) in extra {
+        let _ = resp.insert_header(name.clone(), value.clone());
+    }
+    let _ = session.write_response_header(Box::new(resp), true).await;
 }
 
 /// Write a complete JSON response; a client that left meanwhile is not an error.

@@ -179,6 +179,8 @@ impl Policies {
     ) -> Result<(), ProxyError> {
         for p in &seen.consumer.policies {
             let rejection = match &p.rule {
+                // Applied per gateway, before authentication (see `cors`).
+                PolicyRule::Cors(_) => None,
                 PolicyRule::NotEnforced => {
                     verdict.outcomes.push(outcome(p, "not_enforced"));
                     continue;

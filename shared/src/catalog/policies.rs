@@ -134,7 +134,7 @@ static KINDS: LazyLock<Vec<PolicyKind>> = LazyLock::new(|| {
         },
         PolicyKind {
             slug: "cors",
-            enforced: false,
+            enforced: true,
             description: "Cross-origin access; preflight answered by the proxy.",
             stages: pre,
             supports_throttle: false,

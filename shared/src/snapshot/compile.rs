@@ -119,6 +119,8 @@ pub struct CompiledGateway {
     pub kafka_topic: Option<String>,
     /// Body capture into telemetry: the cap in bytes, when the gateway turned it on.
     pub capture_bodies: Option<usize>,
+    /// Cross-origin rules, from the gateway's global `cors` policy.
+    pub cors: Option<policies::Cors>,
     consumers: HashMap<String, Arc<CompiledConsumer>>,
     keys: HashMap<KeyDigest, Uuid>,
 }
@@ -312,6 +314,14 @@ impl CompiledGateway {
                     .as_str()
                     .map(str::to_string)
             }),
+            cors: compiled_policies
+                .iter()
+                .zip(&doc.policies)
+                .filter(|(_, p)| p.global && p.spec.enabled)
+                .find_map(|(c, _)| match &c.rule {
+                    policies::PolicyRule::Cors(cors) => Some(cors.clone()),
+                    _ => None,
+                }),
             capture_bodies: doc
                 .gateway
                 .spec

@@ -69,8 +69,40 @@ pub enum PolicyRule {
         group_by: GroupBy,
         fail_open: bool,
     },
+    /// Cross-origin access: applied per gateway, from its global `cors` policies.
+    Cors(Cors),
     /// A kind the proxy does not enforce yet: it is reported, never applied.
     NotEnforced,
+}
+
+/// A gateway's CORS rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cors {
+    /// Origins allowed (`*` for any).
+    pub origins: Vec<String>,
+    pub methods: String,
+    pub headers: String,
+    pub expose: String,
+    pub credentials: bool,
+    pub max_age: u64,
+}
+
+impl Cors {
+    /// The `Access-Control-Allow-Origin` value for a request's `Origin`, if allowed.
+    /// With credentials the origin is echoed, as browsers refuse `*` then.
+    pub fn allow(&self, origin: &str) -> Option<String> {
+        if self.origins.iter().any(|o| o == origin) {
+            Some(origin.to_string())
+        } else if self.origins.iter().any(|o| o == "*") {
+            Some(if self.credentials {
+                origin.to_string()
+            } else {
+                "*".to_string()
+            })
+        } else {
+            None
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -163,6 +195,45 @@ fn rule(policy: &Policy) -> PolicyRule {
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
         },
+        "cors" => {
+            let list = |key: &str, default: &str| {
+                s.get(key)
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| default.to_string())
+            };
+            PolicyRule::Cors(Cors {
+                origins: s
+                    .get("allowed_origins")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|o| o.as_str().map(|o| o.trim_end_matches('/').to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                methods: list("allowed_methods", "GET, POST, OPTIONS"),
+                headers: list(
+                    "allowed_headers",
+                    "authorization, content-type, x-api-key, x-ag-api-key, x-ag-gateway-slug, anthropic-version",
+                ),
+                expose: list(
+                    "expose_headers",
+                    "x-ag-trace-id, x-selected-provider, x-selected-model, x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset, retry-after",
+                ),
+                credentials: s
+                    .get("allow_credentials")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+                max_age: num(s, "max_age").unwrap_or(600),
+            })
+        }
         "model_allowlist" => PolicyRule::ModelAllowlist {
             allowed: s
                 .get("allowed")
