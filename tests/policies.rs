@@ -143,6 +143,35 @@ async fn size_and_model_policies_and_observe_mode() {
     assert_eq!(v["error"]["code"], "request_too_large");
     // gpt-4o-mini is not on the allow-list, but the policy only observes.
     assert_eq!(s.proxy.chat(&f, simple_chat(false)).await.status(), 200);
+
+    // Tools: `admin_*` are denied, whatever the dialect the tool is defined in.
+    policy(
+        &s.admin,
+        &f,
+        json!({"name": "tools", "slug": "tool_allowlist", "settings": {"deny": ["admin_*"]}}),
+        true,
+    )
+    .await;
+    let tool = |name: &str| {
+        let mut body = simple_chat(false);
+        body["tools"] = json!([{"type": "function", "function": {"name": name,
+            "parameters": {"type": "object", "properties": {}}}}]);
+        body
+    };
+    let resp = eventually(
+        Duration::from_secs(10),
+        "the tool policy to apply",
+        || async {
+            let resp = s.proxy.chat(&f, tool("admin_delete")).await;
+            (resp.status() == 403).then_some(resp)
+        },
+    )
+    .await;
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"]["code"],
+        "tool_not_allowed"
+    );
+    assert_eq!(s.proxy.chat(&f, tool("get_weather")).await.status(), 200);
     s.running.shutdown().await;
 }
 

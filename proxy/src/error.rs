@@ -75,6 +75,8 @@ pub enum ProxyError {
     TokensExhausted { retry_after: u64 },
     #[error("this origin may not call this gateway")]
     CorsOriginNotAllowed,
+    #[error("tool {0:?} is not allowed for this consumer")]
+    ToolNotAllowed(String),
 }
 
 impl From<TranslateError> for ProxyError {
@@ -128,6 +130,7 @@ impl ProxyError {
             }
             Self::TokensExhausted { .. } => (StatusCode::TOO_MANY_REQUESTS, "token_limit_exceeded"),
             Self::CorsOriginNotAllowed => (StatusCode::FORBIDDEN, "cors_origin_not_allowed"),
+            Self::ToolNotAllowed(_) => (StatusCode::FORBIDDEN, "tool_not_allowed"),
         }
     }
 

@@ -242,6 +242,7 @@ impl SluiceProxy {
                 headers: &session.req_header().headers,
                 body: &body,
                 model: peek.model.as_deref(),
+                dialect: ctx.dialect,
             };
             let result = self.policies.pre_request(&seen, &mut verdict).await;
             ctx.policy_outcomes = verdict.outcomes;

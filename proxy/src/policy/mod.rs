@@ -13,7 +13,7 @@ use sluice_shared::catalog;
 use sluice_shared::model::PolicyMode;
 use sluice_shared::snapshot::CompiledConsumer;
 use sluice_shared::snapshot::policies::{
-    CompiledPolicy, GroupBy, LimitAlgorithm, PolicyRule, TokenCount,
+    CompiledPolicy, GroupBy, LimitAlgorithm, PolicyRule, TokenCount, wildcard,
 };
 use sluice_telemetry::PolicyOutcome;
 use sluice_telemetry::metrics::METRICS;
@@ -62,6 +62,8 @@ pub struct Seen<'a> {
     pub headers: &'a HeaderMap,
     pub body: &'a [u8],
     pub model: Option<&'a str>,
+    /// The client's dialect, to read tools from the body.
+    pub dialect: sluice_translate::Dialect,
 }
 
 /// The group a request counts in.
@@ -179,6 +181,18 @@ impl Policies {
     ) -> Result<(), ProxyError> {
         for p in &seen.consumer.policies {
             let rejection = match &p.rule {
+                PolicyRule::ToolAllowlist { allow, deny } => {
+                    let tools = sluice_translate::parse_request(seen.dialect, seen.body)
+                        .map(|r| r.tools.into_iter().map(|t| t.name).collect::<Vec<_>>())
+                        .unwrap_or_default();
+                    tools
+                        .iter()
+                        .find(|t| {
+                            deny.iter().any(|d| wildcard(d, t))
+                                || (!allow.is_empty() && !allow.iter().any(|a| wildcard(a, t)))
+                        })
+                        .map(|t| ProxyError::ToolNotAllowed(t.clone()))
+                }
                 // Applied per gateway, before authentication (see `cors`).
                 PolicyRule::Cors(_) => None,
                 PolicyRule::NotEnforced => {

@@ -90,7 +90,7 @@ static KINDS: LazyLock<Vec<PolicyKind>> = LazyLock::new(|| {
         },
         PolicyKind {
             slug: "tool_allowlist",
-            enforced: false,
+            enforced: true,
             description: "Tools a request may define or call, allowed or denied by name (with * wildcards).",
             stages: pre,
             supports_throttle: false,

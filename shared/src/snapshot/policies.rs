@@ -69,6 +69,12 @@ pub enum PolicyRule {
         group_by: GroupBy,
         fail_open: bool,
     },
+    /// Tools a request may define: names matched with `*` wildcards; a tool matching
+    /// `deny`, or missing from a non-empty `allow`, refuses the request.
+    ToolAllowlist {
+        allow: Vec<String>,
+        deny: Vec<String>,
+    },
     /// Cross-origin access: applied per gateway, from its global `cors` policies.
     Cors(Cors),
     /// A kind the proxy does not enforce yet: it is reported, never applied.
@@ -234,6 +240,22 @@ fn rule(policy: &Policy) -> PolicyRule {
                 max_age: num(s, "max_age").unwrap_or(600),
             })
         }
+        "tool_allowlist" => {
+            let names = |key: &str| -> Vec<String> {
+                s.get(key)
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            PolicyRule::ToolAllowlist {
+                allow: names("allow"),
+                deny: names("deny"),
+            }
+        }
         "model_allowlist" => PolicyRule::ModelAllowlist {
             allowed: s
                 .get("allowed")
@@ -278,4 +300,42 @@ pub fn compile(all: &[Policy]) -> Vec<Arc<CompiledPolicy>> {
             })
         })
         .collect()
+}
+
+/// Whether `name` matches a pattern with `*` wildcards.
+pub fn wildcard(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let Some(first) = parts.next() else {
+        return false;
+    };
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.ends_with(last) && rest.len() >= last.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wildcard;
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard("get_*", "get_weather"));
+        assert!(wildcard("*", "anything"));
+        assert!(wildcard("a*c*e", "abcde"));
+        assert!(wildcard("exact", "exact"));
+        assert!(!wildcard("exact", "exactly"));
+        assert!(!wildcard("get_*", "set_weather"));
+        assert!(!wildcard("*_admin", "admin"));
+    }
 }
