@@ -136,13 +136,49 @@ async fn gateway_on(
         auth_id: aid,
         key,
     };
-    // Wait for the config to reach the proxy (some of these consumers never succeed).
+    // Wait for the config to reach the proxy (some of these consumers never succeed),
+    // and for the first active check of every registry that has one: until then a
+    // registry is not in rotation.
     eventually(
         Duration::from_secs(10),
         "the consumer to reach the proxy",
         || async {
             let status = proxy.chat(&f, simple_chat(false)).await.status().as_u16();
             (status != 404 && status != 401).then_some(())
+        },
+    )
+    .await;
+    let probed: Vec<&String> = registries
+        .iter()
+        .filter(|(name, ..)| {
+            extra
+                .get(name)
+                .and_then(|e| e.get("health_checks"))
+                .is_none_or(|hc| !hc.is_null() && hc["active"] != false)
+        })
+        .map(|(name, ..)| &ids[*name])
+        .collect();
+    eventually(
+        Duration::from_secs(10),
+        "the first health checks",
+        || async {
+            let v: Value = proxy
+                .http
+                .get(format!("{}/healthz/upstreams", proxy.base))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let seen = v["upstreams"].as_array()?;
+            probed
+                .iter()
+                .all(|id| {
+                    seen.iter()
+                        .any(|u| u["registry_id"] == id.as_str() && u["probed"] == true)
+                })
+                .then_some(())
         },
     )
     .await;

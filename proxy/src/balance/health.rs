@@ -27,6 +27,8 @@ pub struct Backend {
     /// Requests sent to it while every candidate was ejected.
     forced: AtomicU64,
     ejections: AtomicU64,
+    /// An active check has run at least once.
+    probed: std::sync::atomic::AtomicBool,
 }
 
 impl Backend {
@@ -40,6 +42,7 @@ impl Backend {
             last_failure: AtomicU64::new(0),
             forced: AtomicU64::new(0),
             ejections: AtomicU64::new(0),
+            probed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -55,6 +58,16 @@ impl Backend {
 
     pub fn last_failure(&self) -> u64 {
         self.last_failure.load(Ordering::Relaxed)
+    }
+
+    /// Whether an active check has run; a registry that has one configured serves
+    /// only once it has (unless nothing else can).
+    pub fn probed(&self) -> bool {
+        self.probed.load(Ordering::Relaxed)
+    }
+
+    pub fn mark_probed(&self) {
+        self.probed.store(true, Ordering::Relaxed);
     }
 
     pub fn count_forced(&self) {
@@ -98,6 +111,8 @@ impl Default for Health {
 pub struct HealthView {
     pub registry_id: Uuid,
     pub healthy: bool,
+    /// An active check has run (registries with active checks serve only then).
+    pub probed: bool,
     pub in_flight: u32,
     pub latency_ewma_ms: f64,
     pub consecutive_failures: u32,
@@ -234,6 +249,7 @@ impl Health {
             .map(|(id, b)| HealthView {
                 registry_id: *id,
                 healthy: !self.is_ejected(b),
+                probed: b.probed(),
                 in_flight: b.in_flight(),
                 latency_ewma_ms: b.ewma_us.load(Ordering::Relaxed) as f64 / 1000.0,
                 consecutive_failures: b.failures.load(Ordering::Relaxed),

@@ -83,10 +83,18 @@ pub fn pick<'c>(
     if candidates.is_empty() {
         return None;
     }
+    // In rotation: not ejected, and, for a registry with active checks, probed once
+    // (a new registry is checked before it serves).
     let healthy: Vec<&WeightedUpstream> = candidates
         .iter()
         .copied()
-        .filter(|u| registry_id(u).is_none_or(|id| !health.is_ejected(&health.backend(id))))
+        .filter(|u| match &u.target {
+            Ok(t) => {
+                let b = health.backend(t.registry_id);
+                !health.is_ejected(&b) && (t.health.active.is_none() || b.probed())
+            }
+            Err(_) => true,
+        })
         .collect();
     if healthy.is_empty() {
         let least_recent = candidates

@@ -32,10 +32,16 @@ fn targets(snapshots: &SnapshotHandle) -> HashMap<Uuid, Arc<UpstreamTarget>> {
         for consumer in gateway.consumers() {
             let pools = consumer.pools.values().flatten();
             let chain = consumer.fallback.iter().flat_map(|f| f.chain.iter());
-            for u in consumer.upstreams.iter().chain(pools).chain(chain) {
-                if let Ok(t) = &u.target
-                    && t.health.active.is_some()
-                {
+            let embedding = consumer.lb.embedding.iter().map(|(t, _)| t);
+            let targets = consumer
+                .upstreams
+                .iter()
+                .chain(pools)
+                .chain(chain)
+                .filter_map(|u| u.target.as_ref().ok())
+                .chain(embedding);
+            for t in targets {
+                if t.health.active.is_some() {
                     out.entry(t.registry_id).or_insert_with(|| t.clone());
                 }
             }
@@ -89,6 +95,7 @@ impl BackgroundService for Prober {
                 due.insert(id, now + check.interval);
                 let alive = probe(&client, &target, check).await;
                 let backend = self.health.backend(id);
+                backend.mark_probed();
                 let was_ejected = self.health.is_ejected(&backend);
                 if alive {
                     self.health.recovered(&backend);
