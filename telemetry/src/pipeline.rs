@@ -2,11 +2,11 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::event::TelemetryEvent;
@@ -67,60 +67,71 @@ impl TelemetryStats {
 }
 
 /// The request side of the pipeline; cheap to clone.
+///
+/// Events go into a bounded buffer that the sink task empties on a short tick. A
+/// channel would wake that task (on another thread) for every request, and those
+/// wake-ups cost more than the event itself; the buffer costs one uncontended lock.
 #[derive(Debug, Clone)]
 pub struct Telemetry {
-    tx: Option<mpsc::Sender<TelemetryEvent>>,
+    buffer: Option<Arc<Mutex<Vec<TelemetryEvent>>>>,
     stats: Arc<TelemetryStats>,
     capacity: usize,
 }
+
+/// How often the sink task empties the buffer.
+const TICK: Duration = Duration::from_millis(25);
 
 impl Telemetry {
     /// No telemetry: events are discarded without being counted as drops.
     pub fn off() -> Self {
         Self {
-            tx: None,
+            buffer: None,
             stats: Arc::default(),
             capacity: 0,
         }
     }
 
-    /// Start the pipeline; its task ends, after draining the queue, when `stopped`.
+    /// Start the pipeline; its task ends, after draining the buffer, when `stopped`.
     pub fn start(config: TelemetryConfig, stopped: watch::Receiver<bool>) -> Self {
         let stats = Arc::new(TelemetryStats::default());
-        let (tx, rx) = mpsc::channel(config.queue.max(1));
         let capacity = config.queue.max(1);
-        tokio::spawn(drain(config, rx, stats.clone(), stopped));
+        let buffer = Arc::new(Mutex::new(Vec::with_capacity(capacity.min(4096))));
+        tokio::spawn(drain(config, buffer.clone(), stats.clone(), stopped));
         Self {
-            tx: Some(tx),
+            buffer: Some(buffer),
             stats,
             capacity,
         }
     }
 
-    /// Queue an event without waiting; a full queue drops it and counts the drop.
+    /// Queue an event without waiting; a full buffer drops it and counts the drop.
     pub fn emit(&self, event: TelemetryEvent) {
-        let Some(tx) = &self.tx else { return };
-        match tx.try_send(event) {
-            Ok(()) => {
-                self.stats.queued.fetch_add(1, Ordering::Relaxed);
+        let Some(buffer) = &self.buffer else { return };
+        let queued = match buffer.lock() {
+            Ok(mut b) if b.len() < self.capacity => {
+                b.push(event);
+                true
             }
-            Err(_) => {
-                self.stats
-                    .dropped_queue_full
-                    .fetch_add(1, Ordering::Relaxed);
-            }
-        }
+            _ => false,
+        };
+        let counter = if queued {
+            &self.stats.queued
+        } else {
+            &self.stats.dropped_queue_full
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn stats(&self) -> &TelemetryStats {
         &self.stats
     }
 
-    /// Events waiting on the queue.
+    /// Events waiting for the sink task.
     pub fn depth(&self) -> usize {
-        self.tx
+        self.buffer
             .as_ref()
-            .map_or(0, |tx| self.capacity.saturating_sub(tx.capacity()))
+            .and_then(|b| b.lock().ok().map(|b| b.len()))
+            .unwrap_or(0)
     }
 }
 
@@ -233,37 +244,30 @@ impl Sinks {
 
 async fn drain(
     config: TelemetryConfig,
-    mut rx: mpsc::Receiver<TelemetryEvent>,
+    buffer: Arc<Mutex<Vec<TelemetryEvent>>>,
     stats: Arc<TelemetryStats>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut sinks = Sinks::open(config, stats);
-    let mut batch = Vec::with_capacity(256);
+    let mut tick = tokio::time::interval(TICK);
+    let mut batch = Vec::new();
     loop {
-        tokio::select! {
-            n = rx.recv_many(&mut batch, 256) => {
-                if n == 0 {
-                    break;
-                }
-            }
-            _ = stopped.changed() => {
-                // Drain what is already queued, then stop.
-                while let Ok(e) = rx.try_recv() {
-                    batch.push(e);
-                }
-                for e in batch.drain(..) {
-                    sinks.write(&e);
-                }
-                sinks.flush();
-                if let Some(k) = &sinks.kafka {
-                    k.flush(Duration::from_secs(2));
-                }
-                return;
-            }
+        let stopping = tokio::select! {
+            _ = tick.tick() => false,
+            _ = stopped.changed() => true,
+        };
+        if let Ok(mut b) = buffer.lock() {
+            std::mem::swap(&mut *b, &mut batch);
         }
         for e in batch.drain(..) {
             sinks.write(&e);
         }
         sinks.flush();
+        if stopping {
+            if let Some(k) = &sinks.kafka {
+                k.flush(Duration::from_secs(2));
+            }
+            return;
+        }
     }
 }
