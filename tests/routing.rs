@@ -162,16 +162,7 @@ async fn gateway_on(
         Duration::from_secs(10),
         "the first health checks",
         || async {
-            let v: Value = proxy
-                .http
-                .get(format!("{}/healthz/upstreams", proxy.base))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            let seen = v["upstreams"].as_array()?;
+            let seen = upstream_health(proxy).await?;
             probed
                 .iter()
                 .all(|id| {
@@ -287,18 +278,18 @@ async fn least_connections_prefers_the_idle_backend() {
     s.running.shutdown().await;
 }
 
-async fn upstream_health(s: &Embedded) -> Vec<Value> {
-    let v: Value = s
-        .proxy
+/// A proxy's view of every registry's health (`GET /healthz/upstreams`).
+async fn upstream_health(proxy: &Proxy) -> Option<Vec<Value>> {
+    let v: Value = proxy
         .http
-        .get(format!("{}/healthz/upstreams", s.proxy.base))
+        .get(format!("{}/healthz/upstreams", proxy.base))
         .send()
         .await
-        .unwrap()
+        .ok()?
         .json()
         .await
-        .unwrap();
-    v["upstreams"].as_array().cloned().unwrap_or_default()
+        .ok()?;
+    v["upstreams"].as_array().cloned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -329,7 +320,7 @@ async fn a_dead_backend_is_ejected_without_client_errors_and_returns_after_recov
     // Ejected (passively by traffic, and by the active checks): no more attempts on it.
     let resp = s.proxy.chat(&f, simple_chat(false)).await;
     assert_eq!(resp.headers()["x-ag-attempts"], "1");
-    let health = upstream_health(&s).await;
+    let health = upstream_health(&s.proxy).await.unwrap();
     let b_health = health
         .iter()
         .find(|h| h["registry_id"] == ids["b"])
@@ -579,17 +570,8 @@ async fn proxies_share_passive_health_through_redis() {
         Duration::from_secs(10),
         "proxy two to learn the registry is down",
         || async {
-            let v: Value = p2
-                .http
-                .get(format!("{}/healthz/upstreams", p2.base))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            v["upstreams"]
-                .as_array()?
+            upstream_health(p2)
+                .await?
                 .iter()
                 .any(|u| u["registry_id"] == ids["dead"] && u["healthy"] == false)
                 .then_some(())

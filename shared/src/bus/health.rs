@@ -53,18 +53,11 @@ impl std::fmt::Debug for RedisHealth {
     }
 }
 
+/// Commands fail after this long rather than wait for a reconnect.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
 fn builder(config: &Config) -> Builder {
-    let timeout = Duration::from_secs(2);
-    let mut builder = Builder::from_config(config.clone());
-    builder
-        .with_connection_config(|c| {
-            c.connection_timeout = timeout;
-            c.internal_command_timeout = timeout;
-            c.max_command_attempts = 1;
-        })
-        .with_performance_config(|p| p.default_command_timeout = timeout)
-        .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2));
-    builder
+    super::redis::builder(config, TIMEOUT)
 }
 
 impl RedisHealth {

@@ -48,7 +48,7 @@ impl std::fmt::Debug for RedisBus {
     }
 }
 
-fn builder(config: &Config, timeout: Duration) -> Builder {
+pub(super) fn builder(config: &Config, timeout: Duration) -> Builder {
     let mut builder = Builder::from_config(config.clone());
     builder
         .with_connection_config(|c| {
