@@ -9,32 +9,6 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::*;
 
-async fn policy(admin: &Admin, f: &Fixture, spec: Value, attach: bool) -> String {
-    let p = admin
-        .ok(
-            "POST",
-            &format!("/v1/gateways/{}/policies", f.gateway_id),
-            Some(spec),
-            201,
-        )
-        .await;
-    let pid = p["id"].as_str().unwrap().to_string();
-    if attach {
-        admin
-            .ok(
-                "POST",
-                &format!(
-                    "/v1/gateways/{}/consumers/{}/policies/{pid}",
-                    f.gateway_id, f.consumer_id
-                ),
-                None,
-                200,
-            )
-            .await;
-    }
-    pid
-}
-
 async fn messages(proxy: &Proxy, f: &Fixture, body: Value) -> reqwest::Response {
     proxy
         .http
@@ -181,15 +155,7 @@ async fn rate_limits_are_exact_across_replicas() {
     let r = Replicas::start().await;
     let (a, proxies) = (&r.admin, &r.proxies);
     let m = mock("replicas").await;
-    let f = setup(
-        a,
-        &format!("replicas-{}", std::process::id()),
-        &m.base_url(),
-    )
-    .await;
-    for p in proxies {
-        p.wait_serving(&f).await;
-    }
+    let f = r.fixture("replicas", &m.base_url()).await;
     policy(
         a,
         &f,

@@ -189,17 +189,24 @@ fn bag_of_words(text: &str) -> Vec<f64> {
     v
 }
 
+/// The `input` of an embeddings or moderation request: one text or a list.
+fn inputs(v: &Value) -> Option<Vec<String>> {
+    match v.get("input")? {
+        Value::String(s) => Some(vec![s.clone()]),
+        Value::Array(items) => Some(
+            items
+                .iter()
+                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
 /// `POST /v1/embeddings`: one deterministic vector per input (see [`bag_of_words`]).
 pub fn embeddings(body: &[u8]) -> Option<Bytes> {
     let v: Value = serde_json::from_slice(body).ok()?;
-    let inputs: Vec<String> = match v.get("input")? {
-        Value::String(s) => vec![s.clone()],
-        Value::Array(items) => items
-            .iter()
-            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
-            .collect(),
-        _ => return None,
-    };
+    let inputs = inputs(&v)?;
     let data: Vec<Value> = inputs
         .iter()
         .enumerate()
@@ -212,6 +219,40 @@ pub fn embeddings(body: &[u8]) -> Option<Bytes> {
         json!({"object": "list", "data": data, "model": v.get("model").cloned().unwrap_or(Value::Null),
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
         .to_string(),
+    ))
+}
+
+/// Words the mock's moderation flags, by category.
+const FLAGGED: &[(&str, &str)] = &[("kill", "violence"), ("bomb", "violence"), ("hate", "hate")];
+
+/// `POST /v1/moderations`, in OpenAI's shape: an input is flagged when it contains one
+/// of a few fixed words, so tests can tell the verdicts apart.
+pub fn moderation(body: &[u8]) -> Option<Bytes> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let inputs = inputs(&v)?;
+    let results: Vec<Value> = inputs
+        .iter()
+        .map(|text| {
+            let lower = text.to_lowercase();
+            let mut categories = serde_json::Map::new();
+            let mut scores = serde_json::Map::new();
+            for (_, category) in FLAGGED {
+                categories.insert((*category).to_string(), json!(false));
+                scores.insert((*category).to_string(), json!(0.0001));
+            }
+            for (word, category) in FLAGGED {
+                if lower.contains(word) {
+                    categories.insert((*category).to_string(), json!(true));
+                    scores.insert((*category).to_string(), json!(0.97));
+                }
+            }
+            let flagged = categories.values().any(|c| c == &json!(true));
+            json!({"flagged": flagged, "categories": categories, "category_scores": scores})
+        })
+        .collect();
+    Some(Bytes::from(
+        json!({"id": "modr-mock", "model": "omni-moderation-latest", "results": results})
+            .to_string(),
     ))
 }
 

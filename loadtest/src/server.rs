@@ -28,6 +28,7 @@ enum Api {
     CountTokens,
     Responses,
     Embeddings,
+    Moderations,
 }
 
 type Body = BoxBody<Bytes, Infallible>;
@@ -240,6 +241,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         (http::Method::POST, "/messages/count_tokens") => Api::CountTokens,
         (http::Method::POST, "/responses") => Api::Responses,
         (http::Method::POST, "/embeddings") => Api::Embeddings,
+        (http::Method::POST, "/moderations") => Api::Moderations,
         _ => {
             return Ok(full(
                 StatusCode::NOT_FOUND,
@@ -309,6 +311,12 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
                 None => error(StatusCode::BAD_REQUEST, "body is not an embeddings request"),
             };
         }
+        Api::Moderations => {
+            return match openai::moderation(&body) {
+                Some(b) => Ok(full(StatusCode::OK, &config.name, json, b)),
+                None => error(StatusCode::BAD_REQUEST, "body is not a moderation request"),
+            };
+        }
         Api::Chat => match openai::parse(&body) {
             Some(ask) => (
                 ask,
@@ -349,7 +357,19 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             None => return error(StatusCode::BAD_REQUEST, "body is not a responses request"),
         },
     };
-    let plan = ask.plan(chunks, &call_prefix);
+    let mut plan = ask.plan(chunks, &call_prefix);
+    // `x-mock-reply: <text>` answers with that text, in pieces of three characters, so
+    // a test can see how the gateway handles text split across stream chunks.
+    if let Some(reply) = parts
+        .headers
+        .get("x-mock-reply")
+        .and_then(|v| v.to_str().ok())
+        && plan.calls.is_empty()
+    {
+        let chars: Vec<char> = reply.chars().collect();
+        plan.pieces = chars.chunks(3).map(|c| c.iter().collect()).collect();
+        plan.completion_tokens = plan.pieces.len() as u64;
+    }
     if let Ok(mut reported) = shared.reported.lock() {
         reported.push(ReportedUsage {
             prompt_tokens: plan.prompt_tokens,

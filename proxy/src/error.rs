@@ -77,6 +77,12 @@ pub enum ProxyError {
     CorsOriginNotAllowed,
     #[error("tool {0:?} is not allowed for this consumer")]
     ToolNotAllowed(String),
+    #[error("the request contains data a policy does not let through")]
+    SensitiveData,
+    #[error("the content was flagged by moderation ({0})")]
+    ContentFlagged(String),
+    #[error("the moderation service is unavailable")]
+    ModerationUnavailable,
 }
 
 impl From<TranslateError> for ProxyError {
@@ -131,6 +137,11 @@ impl ProxyError {
             Self::TokensExhausted { .. } => (StatusCode::TOO_MANY_REQUESTS, "token_limit_exceeded"),
             Self::CorsOriginNotAllowed => (StatusCode::FORBIDDEN, "cors_origin_not_allowed"),
             Self::ToolNotAllowed(_) => (StatusCode::FORBIDDEN, "tool_not_allowed"),
+            Self::SensitiveData => (StatusCode::BAD_REQUEST, "sensitive_data_blocked"),
+            Self::ContentFlagged(_) => (StatusCode::BAD_REQUEST, "content_flagged"),
+            Self::ModerationUnavailable => {
+                (StatusCode::SERVICE_UNAVAILABLE, "moderation_unavailable")
+            }
         }
     }
 

@@ -27,6 +27,7 @@ use tracing::{debug, warn};
 use crate::error::ProxyError;
 use crate::headers;
 use crate::peer::idle_timeout;
+use crate::policy::respond::Filter;
 
 /// The most of a provider's answer buffered when it must be read whole (a complete
 /// answer to translate, an error body).
@@ -348,7 +349,9 @@ pub async fn send_request(
     })
 }
 
-/// Answer the client from an upstream's response.
+/// Answer the client from an upstream's response; `filter` is the response stage of
+/// a translated answer.
+#[allow(clippy::too_many_arguments)]
 pub async fn answer(
     connector: &Connector,
     peer: &HttpPeer,
@@ -357,6 +360,7 @@ pub async fn answer(
     answer: Answer,
     timing: Timing,
     session: &mut Session,
+    mut filter: Option<&mut Filter>,
 ) -> Result<Relayed, AnswerError> {
     let Sent {
         mut up,
@@ -452,22 +456,17 @@ pub async fn answer(
                     relayed.broken = true;
                     return Ok(relayed);
                 }
-                translate_stream(
-                    &mut up,
-                    session,
-                    &mut relayed,
-                    started,
-                    from,
-                    client,
-                    include_usage,
-                )
-                .await
+                let dialects = (from, client, include_usage);
+                translate_stream(&mut up, session, &mut relayed, started, dialects, filter).await
             } else {
                 let body = read_all(&mut up).await?;
                 relayed.ttfb = Some(started.elapsed());
                 relayed.bytes = body.len();
-                let answer =
+                let mut answer =
                     sluice_translate::parse_response(from, &body).map_err(ProxyError::from)?;
+                if let Some(f) = filter.as_mut() {
+                    f.response(&mut answer);
+                }
                 relayed.usage = answer.usage;
                 let (resp, bytes) = if stream {
                     // The provider answered a stream request whole; the client still
@@ -671,9 +670,8 @@ async fn translate_stream(
     session: &mut Session,
     relayed: &mut Relayed,
     started: Instant,
-    from: Dialect,
-    client: Dialect,
-    include_usage: bool,
+    (from, client, include_usage): (Dialect, Dialect, bool),
+    mut filter: Option<&mut Filter>,
 ) -> Done {
     let mut parser = SseParser::new(MAX_EVENT);
     let mut decoder = Decoder::new(from);
@@ -712,6 +710,9 @@ async fn translate_stream(
             events.push(Event::Error(info));
         }
         let failed = events.iter().any(|e| matches!(e, Event::Error(_)));
+        if let Some(f) = filter.as_mut() {
+            f.events(&mut events);
+        }
         for e in events.drain(..) {
             if let Event::Usage(u) = &e {
                 relayed.usage = Some(*u);

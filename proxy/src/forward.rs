@@ -24,6 +24,7 @@ use crate::error::ProxyError;
 use crate::exchange::{self, Answer, AnswerError, Outbound, Timing};
 use crate::models::Route;
 use crate::plan;
+use crate::policy::ResponseStage;
 use crate::route::Api;
 use crate::service::{RequestCtx, SluiceProxy, TRACE_HEADER, header_value};
 
@@ -75,6 +76,8 @@ pub struct Request<'a> {
     pub body: Bytes,
     pub peek: &'a Peek,
     pub client_headers: &'a HeaderMap,
+    /// What the answer goes through (masking, caching).
+    pub stage: &'a ResponseStage,
 }
 
 impl SluiceProxy {
@@ -234,7 +237,15 @@ impl SluiceProxy {
         ctx.registry = Some(target.registry_id);
         ctx.model = Some(model.to_string());
         ctx.provider = Some(target.provider.as_str());
-        let plan = match plan::plan(req.api, target, req.body.clone(), req.peek, model) {
+        let canonical = req.stage.is_active();
+        let plan = match plan::plan(
+            req.api,
+            target,
+            req.body.clone(),
+            req.peek,
+            model,
+            canonical,
+        ) {
             Ok(plan) => plan,
             // A provider family the proxy cannot call yet: another registry may do.
             Err(e @ ProxyError::ProviderUnsupported(_)) => {
@@ -333,6 +344,7 @@ impl SluiceProxy {
             ),
         ];
         response_headers.extend(ctx.extra_headers.iter().cloned());
+        let mut filter = canonical.then(|| req.stage.filter());
         match exchange::answer(
             &self.connector,
             &peer,
@@ -341,10 +353,18 @@ impl SluiceProxy {
             plan.answer,
             timing,
             session,
+            filter.as_mut(),
         )
         .await
         {
             Ok(relayed) => {
+                if relayed.status == 200
+                    && !relayed.broken
+                    && let Some(ticket) = &req.stage.store
+                    && let Some(answer) = filter.and_then(crate::policy::respond::Filter::recorded)
+                {
+                    self.policies.cache.store(ticket.clone(), answer).await;
+                }
                 ctx.status = relayed.status;
                 ctx.upstream_bytes = relayed.bytes;
                 ctx.ttfb = relayed.ttfb;

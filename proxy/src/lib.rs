@@ -8,6 +8,7 @@
 
 mod balance;
 mod body;
+mod cache;
 mod cors;
 mod error;
 mod exchange;

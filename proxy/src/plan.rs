@@ -54,13 +54,16 @@ fn edit(body: &[u8], key: &str, value: &serde_json::Value) -> Result<Vec<u8>, Pr
 }
 
 /// Plan a chat-like call (`chat/completions`, `messages`, `responses`) or an
-/// embeddings / token-count call, which only ever pass through.
+/// embeddings / token-count call, which only ever pass through. `canonical` makes a
+/// chat answer go through the canonical model even in one dialect, for the response
+/// stage's policies.
 pub fn plan(
     api: Api,
     target: &UpstreamTarget,
     body: Bytes,
     peek: &Peek,
     model: &str,
+    canonical: bool,
 ) -> Result<Plan, ProxyError> {
     let upstream = upstream_dialect(target)?;
     let client = api.dialect();
@@ -93,7 +96,7 @@ pub fn plan(
         Api::ChatCompletions | Api::Messages | Api::Responses => {}
     }
 
-    if client == upstream {
+    if client == upstream && !canonical {
         let mut body = body.to_vec();
         if model_changed {
             body = edit(&body, "model", &json!(model))?;

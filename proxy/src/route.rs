@@ -31,6 +31,14 @@ impl Api {
         }
     }
 
+    /// Whether this is a chat request, which body-aware policies look into.
+    pub fn is_chat(self) -> bool {
+        matches!(
+            self,
+            Self::ChatCompletions | Self::Messages | Self::Responses
+        )
+    }
+
     pub fn method(self) -> http::Method {
         match self {
             Self::Models => http::Method::GET,

@@ -30,7 +30,7 @@ use crate::balance::{Health, Semantic};
 use crate::body::{self, Peek};
 use crate::error::ProxyError;
 use crate::peer::{PeerTimeouts, Resolver};
-use crate::policy::{Policies, Seen, Settle, Verdict};
+use crate::policy::{Pending, Policies, ResponseStage, Seen, Settle, Verdict};
 use crate::route::{self, Api, Endpoint};
 use crate::{cors, forward, identity, listing, models, report};
 use sluice_shared::bus::RedisLimits;
@@ -109,6 +109,8 @@ pub struct RequestCtx {
     pub(crate) extra_headers: Vec<(HeaderName, HeaderValue)>,
     /// Token budgets to charge when the usage is known.
     pub(crate) settle: Vec<Settle>,
+    /// Policy outcomes still being decided beside the request.
+    pub(crate) pending: Vec<Pending>,
     pub(crate) response_body: Option<String>,
     pub(crate) stream: bool,
     pub(crate) status: u16,
@@ -233,23 +235,35 @@ impl SluiceProxy {
         ctx.stream = peek.stream;
         ctx.requested_model = peek.model.clone();
 
+        let mut body = body;
         let mut model_override = None;
+        let mut stage = ResponseStage::default();
         if !consumer.policies.is_empty() {
             let mut verdict = Verdict::default();
-            let seen = Seen {
+            let mut seen = Seen {
                 gateway_id: gateway.id,
+                gateway_slug: &gateway.slug,
                 consumer,
                 headers: &session.req_header().headers,
-                body: &body,
+                body: body.clone(),
                 model: peek.model.as_deref(),
                 dialect: ctx.dialect,
+                chat: api.is_chat(),
             };
-            let result = self.policies.pre_request(&seen, &mut verdict).await;
+            let result = self.policies.pre_request(&mut seen, &mut verdict).await;
             ctx.policy_outcomes = verdict.outcomes;
+            ctx.pending = verdict.pending;
             ctx.extra_headers.extend(verdict.headers);
             ctx.settle = verdict.settle;
             result?;
+            if let Some(rewritten) = verdict.body {
+                body = rewritten;
+            }
+            if let Some(hit) = verdict.cached {
+                return self.answer_cached(session, ctx, &hit, &peek).await;
+            }
             model_override = verdict.model_override;
+            stage = verdict.respond;
         }
         let requested = model_override
             .as_deref()
@@ -282,8 +296,50 @@ impl SluiceProxy {
             body,
             peek: &peek,
             client_headers: &client_headers,
+            stage: &stage,
         };
         self.forward(session, ctx, request, route).await
+    }
+
+    /// Answer from the cache, in the client's dialect and shape (a stream when it
+    /// asked for one).
+    async fn answer_cached(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        hit: &crate::cache::Hit,
+        peek: &Peek,
+    ) -> Result<(), ProxyError> {
+        let client = ctx.dialect;
+        let answer = (*hit.answer).clone();
+        let (content_type, body) = if peek.stream {
+            let mut enc = sluice_translate::Encoder::new(
+                client,
+                sluice_translate::EncoderOptions {
+                    include_usage: peek.include_usage(),
+                },
+            );
+            let mut buf = bytes::BytesMut::new();
+            for e in answer.into_events() {
+                enc.encode(&e, &mut buf);
+            }
+            enc.finish(&mut buf);
+            ("text/event-stream", buf.freeze())
+        } else {
+            (
+                "application/json",
+                Bytes::from(sluice_translate::render_response(client, &answer)),
+            )
+        };
+        ctx.status = 200;
+        let reply = Reply {
+            status: 200,
+            content_type,
+            trace_id: &ctx.trace_id,
+            extra: &ctx.extra_headers,
+        };
+        write_body(session, reply, body).await;
+        Ok(())
     }
 
     async fn answer_status(
@@ -384,12 +440,31 @@ async fn write_json_with(
     trace_id: &str,
     extra: &[(HeaderName, HeaderValue)],
 ) {
-    let Ok(mut resp) = ResponseHeader::build(status, Some(3 + extra.len())) else {
+    let reply = Reply {
+        status,
+        content_type: "application/json",
+        trace_id,
+        extra,
+    };
+    write_body(session, reply, body).await;
+}
+
+/// The head of a response the proxy writes itself.
+struct Reply<'a> {
+    status: u16,
+    content_type: &'a str,
+    trace_id: &'a str,
+    extra: &'a [(HeaderName, HeaderValue)],
+}
+
+/// Write a complete response; a client that left meanwhile is not an error.
+async fn write_body(session: &mut Session, reply: Reply<'_>, body: Bytes) {
+    let Ok(mut resp) = ResponseHeader::build(reply.status, Some(3 + reply.extra.len())) else {
         return;
     };
-    let _ = resp.insert_header(http::header::CONTENT_TYPE, "application/json");
-    let _ = resp.insert_header(TRACE_HEADER, header_value(trace_id));
-    for (name, value) in extra {
+    let _ = resp.insert_header(http::header::CONTENT_TYPE, reply.content_type);
+    let _ = resp.insert_header(TRACE_HEADER, header_value(reply.trace_id));
+    for (name, value) in reply.extra {
         let _ = resp.insert_header(name.clone(), value.clone());
     }
     let _ = resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string());
@@ -431,6 +506,7 @@ impl ProxyHttp for SluiceProxy {
             policy_outcomes: Vec::new(),
             extra_headers: Vec::new(),
             settle: Vec::new(),
+            pending: Vec::new(),
             response_body: None,
             gateway: None,
             consumer: None,
@@ -492,6 +568,14 @@ impl ProxyHttp for SluiceProxy {
     /// Runs last for every request: one structured access-log line, never credentials.
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         METRICS.in_flight.dec();
+        for p in std::mem::take(&mut ctx.pending) {
+            let what = p.outcome.await.unwrap_or_else(|_| "failed".to_string());
+            ctx.policy_outcomes.push(PolicyOutcome {
+                policy_id: p.policy_id,
+                kind: p.kind,
+                outcome: what,
+            });
+        }
         if !ctx.settle.is_empty() {
             self.policies
                 .settle(&ctx.settle, ctx.usage, ctx.provider, ctx.model.as_deref())

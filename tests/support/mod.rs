@@ -255,6 +255,26 @@ impl Proxy {
             .expect("proxy request")
     }
 
+    /// POST `body` to one of the consumer's APIs (`chat/completions`, `messages`, …)
+    /// with extra headers.
+    pub async fn post(
+        &self,
+        f: &Fixture,
+        api: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let mut req = self
+            .http
+            .post(format!("{}/{}/v1/{api}", self.base, f.consumer_slug))
+            .header("X-AG-Gateway-Slug", &f.gateway_slug)
+            .header("X-AG-API-Key", &f.key);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.json(body).send().await.expect("proxy request")
+    }
+
     /// Wait up to `limit` until the fixture's requests are answered by the mock `name`.
     pub async fn wait_served_by(&self, f: &Fixture, name: &str, limit: Duration) {
         eventually(
@@ -536,9 +556,51 @@ impl Replicas {
         }
     }
 
+    /// A fixture on `base_url`, named `name` plus this process's id, served by both
+    /// proxies.
+    pub async fn fixture(&self, name: &str, base_url: &str) -> Fixture {
+        let f = setup(
+            &self.admin,
+            &format!("{name}-{}", std::process::id()),
+            base_url,
+        )
+        .await;
+        for p in &self.proxies {
+            p.wait_serving(&f).await;
+        }
+        f
+    }
+
     pub async fn shutdown(mut self) {
         for r in self.running.drain(..) {
             r.shutdown().await;
         }
     }
+}
+
+/// Create a policy; `attach` links it to the fixture's consumer. Returns its id.
+pub async fn policy(admin: &Admin, f: &Fixture, spec: Value, attach: bool) -> String {
+    let p = admin
+        .ok(
+            "POST",
+            &format!("/v1/gateways/{}/policies", f.gateway_id),
+            Some(spec),
+            201,
+        )
+        .await;
+    let pid = p["id"].as_str().unwrap().to_string();
+    if attach {
+        admin
+            .ok(
+                "POST",
+                &format!(
+                    "/v1/gateways/{}/consumers/{}/policies/{pid}",
+                    f.gateway_id, f.consumer_id
+                ),
+                None,
+                200,
+            )
+            .await;
+    }
+    pid
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 /// Who said a message. System prompts are not messages: they are hoisted into
 /// [`Request::system`], because Anthropic and Responses carry them apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     User,
     Assistant,
@@ -20,7 +20,7 @@ pub enum Role {
 }
 
 /// An image, by URL or inline.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
 pub enum Image {
     Url(String),
     Base64 { media_type: String, data: String },
@@ -51,7 +51,7 @@ impl Image {
 }
 
 /// One piece of a message.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
 pub enum Part {
     Text(String),
     Image(Image),
@@ -67,14 +67,14 @@ pub enum Part {
     Reasoning(String),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
 pub struct ToolCall {
     pub id: String,
     pub name: String,
     pub arguments: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
 pub struct Message {
     pub role: Role,
     pub content: Vec<Part>,
@@ -95,7 +95,7 @@ impl Message {
 }
 
 /// A function the model may call.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
 pub struct Tool {
     pub name: String,
     pub description: Option<String>,
@@ -104,7 +104,7 @@ pub struct Tool {
     pub strict: Option<bool>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
 pub enum ToolChoice {
     Auto,
     None,
@@ -114,7 +114,7 @@ pub enum ToolChoice {
     Tool(String),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
 pub enum ResponseFormat {
     Text,
     JsonObject,
@@ -126,7 +126,7 @@ pub enum ResponseFormat {
 }
 
 /// A chat request in no dialect.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Default)]
 pub struct Request {
     pub model: String,
     pub system: Vec<String>,
@@ -145,7 +145,7 @@ pub struct Request {
 }
 
 /// Why generation stopped.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub enum FinishReason {
     Stop,
     Length,
@@ -156,7 +156,7 @@ pub enum FinishReason {
 }
 
 /// Token usage; see the module doc for the convention.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -172,7 +172,7 @@ impl Usage {
 }
 
 /// A complete (non-streamed) answer.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
 pub struct Response {
     pub id: String,
     pub model: String,
@@ -185,7 +185,7 @@ pub struct Response {
 
 /// One event of a streamed answer. Tool calls are numbered from 0 in the order they
 /// start; their arguments arrive as JSON text fragments.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
 pub enum Event {
     Start {
         id: String,
@@ -210,7 +210,7 @@ pub enum Event {
 }
 
 /// What kind of failure an error is; each dialect has its own names for these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     InvalidRequest,
     Authentication,
@@ -241,7 +241,7 @@ impl ErrorKind {
 }
 
 /// An error, in no dialect.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
 pub struct ErrorInfo {
     pub kind: ErrorKind,
     pub message: String,

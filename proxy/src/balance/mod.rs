@@ -16,12 +16,12 @@ mod share;
 pub use health::{Health, HealthView};
 pub use pick::pick;
 pub use probe::Prober;
-pub use semantic::{Semantic, prompt_of};
+pub use semantic::{Semantic, embed, prompt_of};
 pub use share::share;
 
 /// A side request to a registry (probe, embeddings) with the provider's headers and
 /// the registry's credential.
-fn authorized(
+pub(crate) fn authorized(
     mut req: reqwest::RequestBuilder,
     target: &sluice_shared::snapshot::UpstreamTarget,
 ) -> reqwest::RequestBuilder {

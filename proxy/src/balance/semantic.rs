@@ -44,7 +44,7 @@ fn cosine(a: &[f64], b: &[f64]) -> f64 {
     if n == 0.0 { 0.0 } else { dot / n }
 }
 
-async fn embed(
+pub async fn embed(
     client: &reqwest::Client,
     target: &UpstreamTarget,
     model: &str,

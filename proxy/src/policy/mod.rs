@@ -2,47 +2,76 @@
 //! request goes upstream. `enforce` applies a policy's verdict, `observe` only records
 //! what would have happened, `throttle` waits (up to a bound) instead of rejecting.
 //! Every policy's outcome goes into the request's telemetry event.
+//!
+//! Adjacent policies marked `parallel` run concurrently (their checks are independent
+//! round trips: Redis counters, a moderation call); a policy that rewrites the body
+//! is never part of such a group, so two rewrites never race. Outcomes are applied
+//! in priority order whichever finished first.
 
+mod limits;
 mod local;
+mod moderation;
+pub mod respond;
+mod transform;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use sluice_shared::bus::{Decision, RedisLimits};
 use sluice_shared::catalog;
 use sluice_shared::model::PolicyMode;
 use sluice_shared::snapshot::CompiledConsumer;
-use sluice_shared::snapshot::policies::{
-    CompiledPolicy, GroupBy, LimitAlgorithm, PolicyRule, TokenCount, wildcard,
-};
+use sluice_shared::snapshot::policies::{CompiledPolicy, PolicyRule, TokenCount, wildcard};
 use sluice_telemetry::PolicyOutcome;
 use sluice_telemetry::metrics::METRICS;
+use sluice_translate::Dialect;
 use sluice_translate::canonical::Usage;
+use tokio::task::JoinHandle;
 use tracing::warn;
 use uuid::Uuid;
 
+use crate::cache::{AnswerCache, Hit};
 use crate::error::ProxyError;
+use limits::{RateLimit, TokenLimit};
 use local::LocalLimits;
+pub use respond::ResponseStage;
 
-/// The longest a throttled request waits for its turn.
-const MAX_THROTTLE: Duration = Duration::from_secs(30);
-
-/// Where rate-limit counters live: this process, or Redis for every replica.
+/// Where rate-limit counters live (this process, or Redis for every replica), the
+/// answer cache, and the client for policies that call out.
 pub struct Policies {
     local: LocalLimits,
     redis: Option<RedisLimits>,
+    pub cache: AnswerCache,
+    http: reqwest::Client,
+}
+
+/// An outcome still being decided (an observe-mode call running beside the request).
+#[derive(Debug)]
+pub struct Pending {
+    pub policy_id: Uuid,
+    pub kind: String,
+    pub outcome: JoinHandle<String>,
 }
 
 /// What the chain decided and what the answer must carry.
 #[derive(Default)]
 pub struct Verdict {
     pub outcomes: Vec<PolicyOutcome>,
-    /// Headers for the client's answer (`X-RateLimit-*`).
+    /// Headers for the client's answer (`X-RateLimit-*`, `X-Cache-Status`).
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// The model to use instead of the requested one (a token limit's downgrade).
     pub model_override: Option<String>,
     /// Token budgets to charge once the answer's usage is known.
     pub settle: Vec<Settle>,
+    /// The request body, when a policy rewrote it.
+    pub body: Option<Bytes>,
+    /// What the answer goes through.
+    pub respond: ResponseStage,
+    /// A cached answer to give instead of calling upstream.
+    pub cached: Option<Hit>,
+    pub pending: Vec<Pending>,
 }
 
 /// A token budget to charge after the answer.
@@ -58,26 +87,29 @@ pub struct Settle {
 /// What a request shows the policies.
 pub struct Seen<'a> {
     pub gateway_id: Uuid,
+    pub gateway_slug: &'a str,
     pub consumer: &'a CompiledConsumer,
     pub headers: &'a HeaderMap,
-    pub body: &'a [u8],
+    /// The body as the chain has made it so far.
+    pub body: Bytes,
     pub model: Option<&'a str>,
-    /// The client's dialect, to read tools from the body.
-    pub dialect: sluice_translate::Dialect,
+    /// The client's dialect, to read and rewrite the body.
+    pub dialect: Dialect,
+    /// Whether this is a chat request (completions, messages, responses), the only
+    /// kind the body-aware policies look into.
+    pub chat: bool,
 }
 
-/// The group a request counts in.
-fn group_of(group_by: &GroupBy, seen: &Seen<'_>) -> String {
-    match group_by {
-        GroupBy::Consumer => seen.consumer.id.to_string(),
-        GroupBy::Gateway => seen.gateway_id.to_string(),
-        GroupBy::Header(h) => seen
-            .headers
-            .get(h)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string(),
-    }
+/// What one policy decided.
+enum Step {
+    Pass,
+    Reject(ProxyError),
+    /// The body, rewritten.
+    Rewrite(Bytes),
+    /// Answer from the cache.
+    Respond(Hit),
+    /// Use this (smaller) model instead.
+    Downgrade(String),
 }
 
 fn outcome(p: &CompiledPolicy, what: &str) -> PolicyOutcome {
@@ -92,11 +124,376 @@ fn header(name: &'static str, value: u64) -> (HeaderName, HeaderValue) {
     (HeaderName::from_static(name), HeaderValue::from(value))
 }
 
+/// A template variable: `header.<name>`, `consumer.name|slug`, `gateway.slug`.
+fn variable(seen: &Seen<'_>, name: &str) -> Option<String> {
+    if let Some(h) = name.strip_prefix("header.") {
+        return seen
+            .headers
+            .get(h.to_ascii_lowercase())
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+    }
+    match name {
+        "consumer.name" => Some(seen.consumer.name.clone()),
+        "consumer.slug" => Some(seen.consumer.slug.clone()),
+        "gateway.slug" => Some(seen.gateway_slug.to_string()),
+        _ => None,
+    }
+}
+
 impl Policies {
     pub fn new(redis: Option<RedisLimits>) -> Self {
         Self {
             local: LocalLimits::default(),
+            cache: AnswerCache::new(redis.as_ref().map(RedisLimits::cache)),
             redis,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Run the chain; `Err` is the rejection the client gets, `verdict` what the
+    /// request carries on either way.
+    pub async fn pre_request(
+        &self,
+        seen: &mut Seen<'_>,
+        verdict: &mut Verdict,
+    ) -> Result<(), ProxyError> {
+        let chain = &seen.consumer.policies;
+        let mut i = 0;
+        while i < chain.len() {
+            let groupable = |p: &CompiledPolicy| p.parallel && !p.rewrites_request();
+            let mut end = i + 1;
+            if groupable(&chain[i]) {
+                while end < chain.len() && groupable(&chain[end]) {
+                    end += 1;
+                }
+            }
+            let group = &chain[i..end];
+            let results: Vec<(Step, Verdict)> = if group.len() > 1 {
+                let seen_now: &Seen<'_> = seen;
+                futures::future::join_all(group.iter().map(|p| async move {
+                    let mut out = Verdict::default();
+                    let step = self.check(p, seen_now, &mut out).await;
+                    (step, out)
+                }))
+                .await
+            } else {
+                let mut out = Verdict::default();
+                let step = self.check(&group[0], seen, &mut out).await;
+                vec![(step, out)]
+            };
+            for (p, (step, out)) in group.iter().zip(results) {
+                self.apply(p, step, out, seen, verdict)?;
+                if verdict.cached.is_some() {
+                    return Ok(());
+                }
+            }
+            i = end;
+        }
+        Ok(())
+    }
+
+    /// Fold one policy's decision into the request's verdict.
+    fn apply(
+        &self,
+        p: &CompiledPolicy,
+        step: Step,
+        mut out: Verdict,
+        seen: &mut Seen<'_>,
+        verdict: &mut Verdict,
+    ) -> Result<(), ProxyError> {
+        let observe = p.mode == PolicyMode::Observe;
+        let said = !out.outcomes.is_empty();
+        if out.headers.iter().any(|(n, _)| n == "x-ratelimit-limit") {
+            // The last request limit in the chain speaks for the request.
+            verdict
+                .headers
+                .retain(|(n, _)| !n.as_str().starts_with("x-ratelimit-"));
+        }
+        verdict.outcomes.append(&mut out.outcomes);
+        verdict.headers.append(&mut out.headers);
+        verdict.settle.append(&mut out.settle);
+        verdict.pending.append(&mut out.pending);
+        if !observe {
+            verdict.respond.masks.append(&mut out.respond.masks);
+            if out.respond.store.is_some() {
+                verdict.respond.store = out.respond.store;
+            }
+        }
+        let push = |v: &mut Verdict, what: &str| {
+            if !said {
+                v.outcomes.push(outcome(p, what));
+            }
+        };
+        match step {
+            Step::Pass => push(verdict, "continue"),
+            Step::Rewrite(_) if observe => push(verdict, "would_rewrite"),
+            Step::Rewrite(body) => {
+                push(verdict, "modified");
+                seen.body = body.clone();
+                verdict.body = Some(body);
+            }
+            Step::Respond(_) if observe => push(verdict, "would_respond"),
+            Step::Respond(hit) => {
+                push(verdict, "respond");
+                verdict.cached = Some(hit);
+            }
+            Step::Downgrade(_) if observe => push(verdict, "would_downgrade"),
+            Step::Downgrade(model) => {
+                push(verdict, "downgraded");
+                verdict.model_override = Some(model);
+            }
+            Step::Reject(_) if observe => push(verdict, "would_reject"),
+            Step::Reject(e) => {
+                verdict.outcomes.push(outcome(p, "reject"));
+                if let ProxyError::RateLimited { retry_after }
+                | ProxyError::TokensExhausted { retry_after } = &e
+                {
+                    METRICS.rate_limited.inc();
+                    verdict.headers.push(header("retry-after", *retry_after));
+                } else {
+                    METRICS.policy_rejections.inc();
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Decide one policy; what the answer carries goes into `out`.
+    async fn check(&self, p: &CompiledPolicy, seen: &Seen<'_>, out: &mut Verdict) -> Step {
+        let reject = |e: ProxyError| Step::Reject(e);
+        match &p.rule {
+            PolicyRule::ToolAllowlist { allow, deny } => {
+                let tools = sluice_translate::parse_request(seen.dialect, &seen.body)
+                    .map(|r| r.tools.into_iter().map(|t| t.name).collect::<Vec<_>>())
+                    .unwrap_or_default();
+                tools
+                    .iter()
+                    .find(|t| {
+                        deny.iter().any(|d| wildcard(d, t))
+                            || (!allow.is_empty() && !allow.iter().any(|a| wildcard(a, t)))
+                    })
+                    .map_or(Step::Pass, |t| {
+                        reject(ProxyError::ToolNotAllowed(t.clone()))
+                    })
+            }
+            // Applied per gateway, before authentication (see `cors`).
+            PolicyRule::Cors(_) => Step::Pass,
+            PolicyRule::NotEnforced => {
+                out.outcomes.push(outcome(p, "not_enforced"));
+                Step::Pass
+            }
+            PolicyRule::RequestSize {
+                max_bytes,
+                max_chars,
+                require_content_length,
+            } => {
+                if *require_content_length
+                    && !seen.headers.contains_key(http::header::CONTENT_LENGTH)
+                {
+                    reject(ProxyError::LengthRequired)
+                } else if let Some(m) = max_bytes.filter(|m| seen.body.len() > *m) {
+                    reject(ProxyError::PolicyTooLarge(format!("{m} bytes")))
+                } else if let Some(m) =
+                    max_chars.filter(|m| String::from_utf8_lossy(&seen.body).chars().count() > *m)
+                {
+                    reject(ProxyError::PolicyTooLarge(format!("{m} characters")))
+                } else {
+                    Step::Pass
+                }
+            }
+            PolicyRule::ModelAllowlist { allowed } => {
+                let model = seen.model.unwrap_or("");
+                if allowed.iter().any(|m| m == model) {
+                    Step::Pass
+                } else {
+                    reject(ProxyError::ModelNotAllowed(model.to_string()))
+                }
+            }
+            PolicyRule::TokenLimit {
+                window,
+                budget,
+                cost,
+                count,
+                include_cached,
+                rules,
+                downgrade_model,
+                group_by,
+                fail_open,
+            } => {
+                let t = TokenLimit {
+                    window: *window,
+                    budget: *budget,
+                    cost: *cost,
+                    count: *count,
+                    include_cached: *include_cached,
+                    rules,
+                    downgrade_model: downgrade_model.as_ref(),
+                    group_by,
+                    fail_open: *fail_open,
+                };
+                self.token_limit(p, t, seen, out).await
+            }
+            PolicyRule::RateLimit {
+                limit,
+                window,
+                algorithm,
+                group_by,
+                fail_open,
+            } => {
+                let r = RateLimit {
+                    limit: *limit,
+                    window: *window,
+                    algorithm: *algorithm,
+                    group_by,
+                    fail_open: *fail_open,
+                };
+                self.rate_limit(p, r, seen, out).await
+            }
+            PolicyRule::ToolInjection { tools } if seen.chat => {
+                match transform::inject_tools(seen.dialect, &seen.body, tools) {
+                    Ok(body) => Step::Rewrite(body),
+                    Err(e) => reject(e),
+                }
+            }
+            PolicyRule::PromptTemplate(t) if seen.chat => {
+                let chosen = seen
+                    .headers
+                    .get(&t.template_header)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|name| t.templates.get(name));
+                let Some(text) = chosen.or(t.system.as_ref()) else {
+                    return Step::Pass;
+                };
+                let text = transform::render(text, |name| variable(seen, name));
+                match transform::inject_prompt(seen.dialect, &seen.body, &text, t.position) {
+                    Ok(body) => Step::Rewrite(body),
+                    Err(e) => reject(e),
+                }
+            }
+            PolicyRule::Mask {
+                masker,
+                request,
+                response,
+                block,
+            } if seen.chat => {
+                if *response {
+                    out.respond.masks.push(masker.clone());
+                }
+                if !*request {
+                    Step::Pass
+                } else if *block {
+                    if masker.detects(&transform::request_text(&seen.body)) {
+                        reject(ProxyError::SensitiveData)
+                    } else {
+                        Step::Pass
+                    }
+                } else {
+                    match transform::mask_request(&seen.body, masker) {
+                        Ok(Some(body)) => Step::Rewrite(body),
+                        Ok(None) => Step::Pass,
+                        Err(e) => reject(e),
+                    }
+                }
+            }
+            PolicyRule::Cache(rule) if seen.chat => self.cached(p, rule, seen, out).await,
+            PolicyRule::Moderation(rule) if seen.chat => {
+                let text = transform::request_text(&seen.body);
+                if p.mode == PolicyMode::Observe {
+                    let (http, rule) = (self.http.clone(), Arc::clone(rule));
+                    out.pending.push(Pending {
+                        policy_id: p.id,
+                        kind: p.kind.clone(),
+                        outcome: tokio::spawn(async move {
+                            match moderation::moderate(&http, &rule, &text).await {
+                                Ok(Some(_)) => "would_reject".to_string(),
+                                Ok(None) => "continue".to_string(),
+                                Err(_) => "moderation_unavailable".to_string(),
+                            }
+                        }),
+                    });
+                    out.outcomes.push(outcome(p, "pending"));
+                    return Step::Pass;
+                }
+                match moderation::moderate(&self.http, rule, &text).await {
+                    Ok(None) => Step::Pass,
+                    Ok(Some(categories)) => reject(ProxyError::ContentFlagged(categories)),
+                    Err(error) => {
+                        warn!(policy = %p.id, %error, rule.fail_open, "moderation unavailable");
+                        out.outcomes.push(outcome(p, "moderation_unavailable"));
+                        if rule.fail_open {
+                            Step::Pass
+                        } else {
+                            reject(ProxyError::ModerationUnavailable)
+                        }
+                    }
+                }
+            }
+            // Body-aware kinds on requests that are not chats (embeddings, counts).
+            PolicyRule::ToolInjection { .. }
+            | PolicyRule::PromptTemplate(_)
+            | PolicyRule::Mask { .. }
+            | PolicyRule::Cache(_)
+            | PolicyRule::Moderation(_) => {
+                out.outcomes.push(outcome(p, "skipped"));
+                Step::Pass
+            }
+        }
+    }
+
+    /// `semantic_cache`: a hit answers the request; a miss leaves a ticket to store
+    /// the answer under.
+    async fn cached(
+        &self,
+        p: &CompiledPolicy,
+        rule: &sluice_shared::snapshot::policies::CacheRule,
+        seen: &Seen<'_>,
+        out: &mut Verdict,
+    ) -> Step {
+        let status = |s: crate::cache::Status| {
+            (
+                HeaderName::from_static("x-cache-status"),
+                HeaderValue::from_static(s.as_str()),
+            )
+        };
+        let bypass = seen.headers.contains_key(&rule.bypass_header)
+            || seen
+                .headers
+                .get(http::header::CACHE_CONTROL)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("no-cache") || v.contains("no-store"));
+        let parsed = sluice_translate::parse_request(seen.dialect, &seen.body);
+        let (false, Ok(req)) = (bypass, parsed) else {
+            out.headers.push(status(crate::cache::Status::Bypass));
+            out.outcomes.push(outcome(p, "bypass"));
+            return Step::Pass;
+        };
+        let mut req = req;
+        if let Some(model) = seen.model {
+            req.model = model.to_string();
+        }
+        match self.cache.lookup(rule, p.id, seen.consumer.id, &req).await {
+            Ok(hit) => {
+                out.headers.push(status(crate::cache::Status::Hit));
+                if let Some(sim) = hit.similarity {
+                    out.headers.push((
+                        HeaderName::from_static("x-cache-similarity"),
+                        crate::service::header_value(&format!("{sim:.4}")),
+                    ));
+                }
+                Step::Respond(hit)
+            }
+            Err(ticket) => {
+                let s = if ticket.is_some() {
+                    crate::cache::Status::Miss
+                } else {
+                    crate::cache::Status::Bypass
+                };
+                out.headers.push(status(s));
+                out.respond.store = ticket;
+                Step::Pass
+            }
         }
     }
 
@@ -170,205 +567,5 @@ impl Policies {
                 .map_err(|e| e.to_string()),
             None => Ok(self.local.used(key)),
         }
-    }
-
-    /// Run the chain; `Err` is the rejection the client gets, `verdict` what the
-    /// request carries on either way.
-    pub async fn pre_request(
-        &self,
-        seen: &Seen<'_>,
-        verdict: &mut Verdict,
-    ) -> Result<(), ProxyError> {
-        for p in &seen.consumer.policies {
-            let rejection = match &p.rule {
-                PolicyRule::ToolAllowlist { allow, deny } => {
-                    let tools = sluice_translate::parse_request(seen.dialect, seen.body)
-                        .map(|r| r.tools.into_iter().map(|t| t.name).collect::<Vec<_>>())
-                        .unwrap_or_default();
-                    tools
-                        .iter()
-                        .find(|t| {
-                            deny.iter().any(|d| wildcard(d, t))
-                                || (!allow.is_empty() && !allow.iter().any(|a| wildcard(a, t)))
-                        })
-                        .map(|t| ProxyError::ToolNotAllowed(t.clone()))
-                }
-                // Applied per gateway, before authentication (see `cors`).
-                PolicyRule::Cors(_) => None,
-                PolicyRule::NotEnforced => {
-                    verdict.outcomes.push(outcome(p, "not_enforced"));
-                    continue;
-                }
-                PolicyRule::RequestSize {
-                    max_bytes,
-                    max_chars,
-                    require_content_length,
-                } => {
-                    if *require_content_length
-                        && !seen.headers.contains_key(http::header::CONTENT_LENGTH)
-                    {
-                        Some(ProxyError::LengthRequired)
-                    } else if max_bytes.is_some_and(|m| seen.body.len() > m) {
-                        Some(ProxyError::PolicyTooLarge(format!(
-                            "{} bytes",
-                            max_bytes.unwrap_or(0)
-                        )))
-                    } else if max_chars
-                        .is_some_and(|m| String::from_utf8_lossy(seen.body).chars().count() > m)
-                    {
-                        Some(ProxyError::PolicyTooLarge(format!(
-                            "{} characters",
-                            max_chars.unwrap_or(0)
-                        )))
-                    } else {
-                        None
-                    }
-                }
-                PolicyRule::ModelAllowlist { allowed } => {
-                    let model = seen.model.unwrap_or("");
-                    (!allowed.iter().any(|m| m == model))
-                        .then(|| ProxyError::ModelNotAllowed(model.to_string()))
-                }
-                PolicyRule::TokenLimit {
-                    window,
-                    budget,
-                    cost,
-                    count,
-                    include_cached,
-                    rules,
-                    downgrade_model,
-                    group_by,
-                    fail_open,
-                } => {
-                    let model = seen.model.unwrap_or("");
-                    let (scope, budget) = rules
-                        .iter()
-                        .find(|(m, _)| m == model)
-                        .map_or(("*", *budget), |(m, b)| (m.as_str(), *b));
-                    let key = format!("sluice:tl:{}:{}:{scope}", p.id, group_of(group_by, seen));
-                    match self.used(&key).await {
-                        Err(error) => {
-                            warn!(policy = %p.id, %error, fail_open, "token limiter unavailable");
-                            verdict.outcomes.push(outcome(p, "limiter_unavailable"));
-                            if *fail_open {
-                                continue;
-                            }
-                            Some(ProxyError::LimiterUnavailable)
-                        }
-                        Ok((used, left)) => {
-                            // The prompt's own size, roughly four bytes a token, counts
-                            // before the provider says what it really was.
-                            let estimate = if *cost || *count == TokenCount::Output {
-                                0
-                            } else {
-                                seen.body.len() as u64 / 4
-                            };
-                            verdict.headers.push((
-                                HeaderName::from_static(if *cost {
-                                    "x-ratelimit-limit-cost"
-                                } else {
-                                    "x-ratelimit-limit-tokens"
-                                }),
-                                HeaderValue::from(budget),
-                            ));
-                            verdict.headers.push((
-                                HeaderName::from_static(if *cost {
-                                    "x-ratelimit-remaining-cost"
-                                } else {
-                                    "x-ratelimit-remaining-tokens"
-                                }),
-                                HeaderValue::from(budget.saturating_sub(used)),
-                            ));
-                            verdict.settle.push(Settle {
-                                key: key.clone(),
-                                window: *window,
-                                cost: *cost,
-                                count: *count,
-                                include_cached: *include_cached,
-                            });
-                            if used.saturating_add(estimate) < budget
-                                || (used < budget && estimate == 0)
-                            {
-                                None
-                            } else if let Some(smaller) = downgrade_model
-                                .as_ref()
-                                .filter(|_| p.mode == PolicyMode::Enforce)
-                            {
-                                verdict.model_override = Some(smaller.clone());
-                                verdict.outcomes.push(outcome(p, "downgraded"));
-                                continue;
-                            } else {
-                                Some(ProxyError::TokensExhausted {
-                                    retry_after: left.as_secs_f64().ceil().max(1.0) as u64,
-                                })
-                            }
-                        }
-                    }
-                }
-                PolicyRule::RateLimit {
-                    limit,
-                    window,
-                    algorithm,
-                    group_by,
-                    fail_open,
-                } => {
-                    let key = format!("sluice:rl:{}:{}", p.id, group_of(group_by, seen));
-                    let gcra = *algorithm == LimitAlgorithm::Gcra;
-                    let mut decision = self.count(&key, *limit, *window, gcra).await;
-                    if p.mode == PolicyMode::Throttle
-                        && let Ok(d) = &decision
-                        && !d.allowed
-                        && d.retry_after <= MAX_THROTTLE
-                    {
-                        tokio::time::sleep(d.retry_after).await;
-                        decision = self.count(&key, *limit, *window, gcra).await;
-                        verdict.outcomes.push(outcome(p, "throttled"));
-                    }
-                    match decision {
-                        Err(error) => {
-                            warn!(policy = %p.id, %error, fail_open, "rate limiter unavailable");
-                            verdict.outcomes.push(outcome(p, "limiter_unavailable"));
-                            if *fail_open {
-                                continue;
-                            }
-                            Some(ProxyError::LimiterUnavailable)
-                        }
-                        Ok(d) => {
-                            let reset = d.reset.as_secs_f64().ceil() as u64;
-                            verdict
-                                .headers
-                                .retain(|(n, _)| !n.as_str().starts_with("x-ratelimit-"));
-                            verdict.headers.push(header("x-ratelimit-limit", *limit));
-                            verdict
-                                .headers
-                                .push(header("x-ratelimit-remaining", d.remaining));
-                            verdict.headers.push(header("x-ratelimit-reset", reset));
-                            (!d.allowed).then(|| ProxyError::RateLimited {
-                                retry_after: d.retry_after.as_secs_f64().ceil().max(1.0) as u64,
-                            })
-                        }
-                    }
-                }
-            };
-            match rejection {
-                None => verdict.outcomes.push(outcome(p, "continue")),
-                Some(_) if p.mode == PolicyMode::Observe => {
-                    verdict.outcomes.push(outcome(p, "would_reject"));
-                }
-                Some(e) => {
-                    verdict.outcomes.push(outcome(p, "reject"));
-                    if let ProxyError::RateLimited { retry_after }
-                    | ProxyError::TokensExhausted { retry_after } = &e
-                    {
-                        METRICS.rate_limited.inc();
-                        verdict.headers.push(header("retry-after", *retry_after));
-                    } else {
-                        METRICS.policy_rejections.inc();
-                    }
-                    return Err(e);
-                }
-            }
-        }
-        Ok(())
     }
 }

@@ -87,6 +87,13 @@ impl RedisLimits {
         Ok(Self { client })
     }
 
+    /// The answer cache on the same connection.
+    pub fn cache(&self) -> super::RedisCache {
+        super::RedisCache {
+            client: self.client.clone(),
+        }
+    }
+
     /// What `key` has used in its current window, and the milliseconds left of it.
     pub async fn used(&self, key: &str) -> Result<(u64, u64), BusError> {
         let (used, ttl): (Option<u64>, i64) = self

@@ -7,6 +7,7 @@
 //! timer and after every reconnect. Documents carry their version and the bus never
 //! replaces a newer one with an older one.
 
+mod cache;
 mod health;
 mod limits;
 mod local;
@@ -18,6 +19,7 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+pub use self::cache::RedisCache;
 pub use self::health::{HealthNote, RedisHealth, wall_ms};
 pub use self::limits::{Decision, RedisLimits};
 pub use self::local::LocalBus;

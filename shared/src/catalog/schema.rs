@@ -1,6 +1,6 @@
 //! A small JSON Schema checker for the subset the catalogs use (`type`, `properties`,
 //! `required`, `additionalProperties: false`, `enum`, `minimum`, `maximum`, `items`,
-//! `minItems`), reporting every problem with its field path. A full validator crate
+//! `minItems`, `minLength`, `maxLength`, `additionalProperties` as a schema), reporting every problem with its field path. A full validator crate
 //! would be heavier than what these schemas need.
 
 use serde_json::Value;
@@ -52,6 +52,25 @@ pub fn validate(schema: &Value, value: &Value, path: &str, p: &mut Problems) {
             p.add(path_or_root(path), format!("must be at most {max}"));
         }
     }
+    if let Some(text) = value.as_str() {
+        let len = text.chars().count() as u64;
+        if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+            && len < min
+        {
+            p.add(
+                path_or_root(path),
+                format!("must be at least {min} characters"),
+            );
+        }
+        if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
+            && len > max
+        {
+            p.add(
+                path_or_root(path),
+                format!("must be at most {max} characters"),
+            );
+        }
+    }
     if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
         if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
             && (array.len() as u64) < min
@@ -82,10 +101,11 @@ pub fn validate(schema: &Value, value: &Value, path: &str, p: &mut Problems) {
         for (name, field) in object {
             match properties.and_then(|props| props.get(name)) {
                 Some(sub) => validate(sub, field, &at(name), p),
-                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
-                    p.add(at(name), "unknown field");
-                }
-                None => {}
+                None => match schema.get("additionalProperties") {
+                    Some(Value::Bool(false)) => p.add(at(name), "unknown field"),
+                    Some(sub @ Value::Object(_)) => validate(sub, field, &at(name), p),
+                    _ => {}
+                },
             }
         }
     }

@@ -68,6 +68,30 @@ pub struct PolicySpec {
     pub settings: Value,
 }
 
+/// Each of a `regex_replace` policy's patterns must compile, and must not match the
+/// empty string.
+fn masks_compile(settings: &Value, p: &mut Problems) {
+    let patterns = settings.get("patterns").and_then(Value::as_array);
+    for (i, pattern) in patterns.into_iter().flatten().enumerate() {
+        let Some(text) = pattern.get("pattern").and_then(Value::as_str) else {
+            continue;
+        };
+        let field = format!("settings.patterns[{i}].pattern");
+        if let Err(e) = crate::snapshot::mask::Masker::compile(&[(text.to_string(), None)], &[], 1)
+        {
+            p.add(field, format!("is not usable: {e}"));
+        }
+    }
+    let none = patterns.is_none_or(|a| a.is_empty())
+        && settings
+            .get("detectors")
+            .and_then(Value::as_array)
+            .is_none_or(|a| a.is_empty());
+    if none {
+        p.add("settings", "needs at least one pattern or detector");
+    }
+}
+
 fn enabled() -> bool {
     true
 }
@@ -100,6 +124,9 @@ impl PolicySpec {
                     "settings",
                     &mut p,
                 );
+                if kind.slug == "regex_replace" {
+                    masks_compile(&settings, &mut p);
+                }
                 if self.mode == PolicyMode::Throttle && !kind.supports_throttle {
                     p.add(
                         "mode",

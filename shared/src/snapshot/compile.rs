@@ -179,7 +179,9 @@ impl CompiledGateway {
             }
         }
 
-        let compiled_policies = policies::compile(&doc.policies);
+        let compiled_policies = policies::compile(&doc.policies, &|id| {
+            targets.get(&id).and_then(|t| t.as_ref().ok()).cloned()
+        });
         let mut consumers = HashMap::with_capacity(doc.consumers.len());
         for c in &doc.consumers {
             let lb_config = c.spec.lb_config.clone().unwrap_or_default();

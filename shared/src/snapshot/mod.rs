@@ -6,6 +6,7 @@
 //! digest, upstream targets with their parsed address and prepared credential header.
 
 mod compile;
+pub mod mask;
 pub mod policies;
 mod upstream;
 

@@ -6,9 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderName;
+use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::mask::Masker;
+use super::upstream::UpstreamTarget;
 use crate::model::{Policy, PolicyMode};
 
 /// What a rate limit counts requests by.
@@ -77,6 +80,24 @@ pub enum PolicyRule {
     },
     /// Cross-origin access: applied per gateway, from its global `cors` policies.
     Cors(Cors),
+    /// Tools the gateway adds to every request; one of the same name is replaced.
+    ToolInjection {
+        tools: Vec<InjectedTool>,
+    },
+    /// A system prompt (or a named template) put into every request.
+    PromptTemplate(Arc<PromptTemplate>),
+    /// Patterns and personal data masked in requests, answers or both.
+    Mask {
+        masker: Arc<Masker>,
+        request: bool,
+        response: bool,
+        /// Refuse a request with a match instead of masking it.
+        block: bool,
+    },
+    /// Answers cached by request, exactly or by meaning.
+    Cache(Arc<CacheRule>),
+    /// An external moderation call on the prompt.
+    Moderation(Arc<ModerationRule>),
     /// A kind the proxy does not enforce yet: it is reported, never applied.
     NotEnforced,
 }
@@ -111,13 +132,104 @@ impl Cors {
     }
 }
 
+/// A tool `tool_injection` adds.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct InjectedTool {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default = "empty_object")]
+    pub parameters: Value,
+}
+
+fn empty_object() -> Value {
+    serde_json::json!({"type": "object", "properties": {}})
+}
+
+/// Where an injected system prompt goes relative to the client's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptPosition {
+    #[default]
+    Prepend,
+    Append,
+    Replace,
+}
+
+/// `prompt_template` settings: the default system text, named templates a request may
+/// pick by header, and where the text goes. Text may hold `{{header.<name>}}`,
+/// `{{consumer.name}}`, `{{consumer.slug}}` and `{{gateway.slug}}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromptTemplate {
+    pub system: Option<String>,
+    pub templates: std::collections::BTreeMap<String, String>,
+    pub template_header: HeaderName,
+    pub position: PromptPosition,
+}
+
+/// `semantic_cache` settings, resolved.
+#[derive(Debug, Clone)]
+pub struct CacheRule {
+    /// Exact (hash of the normalized request), else by meaning.
+    pub exact: bool,
+    pub ttl: Duration,
+    /// Least cosine similarity of a semantic hit.
+    pub threshold: f64,
+    /// One cache for the gateway, else one per consumer.
+    pub global: bool,
+    /// The embeddings registry and model of semantic mode.
+    pub embedding: Option<(Arc<UpstreamTarget>, String)>,
+    pub skip_with_tools: bool,
+    pub bypass_header: HeaderName,
+    pub max_entries: usize,
+}
+
+impl PartialEq for CacheRule {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+/// `openai_moderation` settings, resolved.
+#[derive(Debug, Clone)]
+pub struct ModerationRule {
+    pub url: String,
+    pub model: String,
+    /// The registry whose credential the call carries.
+    pub credential: Option<Arc<UpstreamTarget>>,
+    pub timeout: Duration,
+    pub fail_open: bool,
+    /// Categories that count; any flagged category when empty.
+    pub categories: Vec<String>,
+}
+
+impl PartialEq for ModerationRule {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct CompiledPolicy {
     pub id: Uuid,
     pub kind: String,
     pub mode: PolicyMode,
     pub priority: i32,
+    /// May run concurrently with adjacent parallel policies.
+    pub parallel: bool,
     pub rule: PolicyRule,
+}
+
+impl CompiledPolicy {
+    /// Whether the policy rewrites the request body (and so never runs concurrently
+    /// with another that does).
+    pub fn rewrites_request(&self) -> bool {
+        match &self.rule {
+            PolicyRule::ToolInjection { .. } | PolicyRule::PromptTemplate(_) => true,
+            PolicyRule::Mask { request, block, .. } => *request && !*block,
+            _ => false,
+        }
+    }
 }
 
 fn num(settings: &Value, key: &str) -> Option<u64> {
@@ -136,9 +248,146 @@ fn group_by(s: &Value) -> GroupBy {
     }
 }
 
-fn rule(policy: &Policy) -> PolicyRule {
+/// Resolves a registry id to a callable target.
+pub type Targets<'a> = dyn Fn(Uuid) -> Option<Arc<UpstreamTarget>> + 'a;
+
+fn text(s: &Value, key: &str) -> Option<String> {
+    s.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+fn flag(s: &Value, key: &str, default: bool) -> bool {
+    s.get(key).and_then(Value::as_bool).unwrap_or(default)
+}
+
+fn header_name(s: &Value, key: &str, default: &'static str) -> HeaderName {
+    s.get(key)
+        .and_then(Value::as_str)
+        .and_then(|h| HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()).ok())
+        .unwrap_or(HeaderName::from_static(default))
+}
+
+fn rule(policy: &Policy, targets: &Targets<'_>) -> PolicyRule {
     let s = &policy.spec.settings;
+    let registry = |key: &str| {
+        s.get(key)
+            .and_then(Value::as_str)
+            .and_then(|id| id.parse::<Uuid>().ok())
+            .and_then(targets)
+    };
     match policy.spec.slug.as_str() {
+        "tool_injection" => PolicyRule::ToolInjection {
+            tools: s
+                .get("tools")
+                .cloned()
+                .and_then(|t| serde_json::from_value(t).ok())
+                .unwrap_or_default(),
+        },
+        "prompt_template" => PolicyRule::PromptTemplate(Arc::new(PromptTemplate {
+            system: text(s, "system"),
+            templates: s
+                .get("templates")
+                .and_then(Value::as_object)
+                .map(|t| {
+                    t.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            template_header: header_name(s, "template_header", "x-ag-prompt-template"),
+            position: s
+                .get("position")
+                .cloned()
+                .and_then(|p| serde_json::from_value(p).ok())
+                .unwrap_or_default(),
+        })),
+        "regex_replace" => {
+            let patterns: Vec<(String, Option<String>)> = s
+                .get("patterns")
+                .and_then(Value::as_array)
+                .map(|ps| {
+                    ps.iter()
+                        .filter_map(|p| Some((text(p, "pattern")?, text(p, "replacement"))))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let detectors: Vec<String> = s
+                .get("detectors")
+                .and_then(Value::as_array)
+                .map(|d| {
+                    d.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let max = num(s, "max_match_length").unwrap_or(256);
+            match Masker::compile(&patterns, &detectors, usize::try_from(max).unwrap_or(256)) {
+                Ok(masker) => {
+                    // `apply_to` wins; else the stages say where the policy runs.
+                    let stages = &policy.spec.stages;
+                    let (request, response) = match s.get("apply_to").and_then(Value::as_str) {
+                        Some("request") => (true, false),
+                        Some("response") => (false, true),
+                        Some(_) => (true, true),
+                        None => (
+                            stages
+                                .iter()
+                                .any(|st| st.as_str().starts_with("pre_request")),
+                            stages.iter().any(|st| st.as_str().ends_with("_response")),
+                        ),
+                    };
+                    PolicyRule::Mask {
+                        masker,
+                        request,
+                        response,
+                        block: s.get("action").and_then(Value::as_str) == Some("block"),
+                    }
+                }
+                Err(reason) => {
+                    tracing::warn!(policy = %policy.id, %reason, "masking patterns do not compile");
+                    PolicyRule::NotEnforced
+                }
+            }
+        }
+        "semantic_cache" => {
+            let exact = s.get("mode").and_then(Value::as_str) != Some("semantic");
+            let embedding = registry("embedding_registry_id").map(|t| {
+                let model = text(s, "embedding_model")
+                    .unwrap_or_else(|| "text-embedding-3-small".to_string());
+                (t, model)
+            });
+            if !exact && embedding.is_none() {
+                tracing::warn!(policy = %policy.id, "semantic cache without a callable embeddings registry");
+                return PolicyRule::NotEnforced;
+            }
+            PolicyRule::Cache(Arc::new(CacheRule {
+                exact,
+                ttl: Duration::from_secs(num(s, "ttl").unwrap_or(3600).max(1)),
+                threshold: s.get("threshold").and_then(Value::as_f64).unwrap_or(0.95),
+                global: s.get("scope").and_then(Value::as_str) == Some("global"),
+                embedding,
+                skip_with_tools: flag(s, "skip_with_tools", true),
+                bypass_header: header_name(s, "bypass_header", "x-ag-cache-bypass"),
+                max_entries: usize::try_from(num(s, "max_entries").unwrap_or(10_000))
+                    .unwrap_or(10_000)
+                    .max(1),
+            }))
+        }
+        "openai_moderation" => PolicyRule::Moderation(Arc::new(ModerationRule {
+            url: text(s, "url").unwrap_or_default(),
+            model: text(s, "model").unwrap_or_else(|| "omni-moderation-latest".to_string()),
+            credential: registry("registry_id"),
+            timeout: Duration::from_millis(num(s, "timeout_ms").unwrap_or(2000).max(1)),
+            fail_open: flag(s, "fail_open", true),
+            categories: s
+                .get("categories")
+                .and_then(Value::as_array)
+                .map(|c| {
+                    c.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })),
         "token_rate_limiter" => {
             let cost = s.get("max_cost_usd").is_some() && s.get("max_tokens").is_none();
             let unit = |v: &Value| -> Option<u64> {
@@ -287,8 +536,9 @@ pub fn chain(
     out
 }
 
-/// Compile every policy of a document, in document order.
-pub fn compile(all: &[Policy]) -> Vec<Arc<CompiledPolicy>> {
+/// Compile every policy of a document, in document order; `targets` resolves the
+/// registries some kinds call (embeddings, moderation credentials).
+pub fn compile(all: &[Policy], targets: &Targets<'_>) -> Vec<Arc<CompiledPolicy>> {
     all.iter()
         .map(|p| {
             Arc::new(CompiledPolicy {
@@ -296,7 +546,8 @@ pub fn compile(all: &[Policy]) -> Vec<Arc<CompiledPolicy>> {
                 kind: p.spec.slug.clone(),
                 mode: p.spec.mode,
                 priority: p.spec.priority,
-                rule: rule(p),
+                parallel: p.spec.parallel,
+                rule: rule(p, targets),
             })
         })
         .collect()

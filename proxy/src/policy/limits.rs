@@ -1,0 +1,163 @@
+//! The counting policies: `rate_limiter` (requests per window) and
+//! `token_rate_limiter` (tokens or dollars per window, settled from usage).
+
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue};
+use sluice_shared::model::PolicyMode;
+use sluice_shared::snapshot::policies::{CompiledPolicy, GroupBy, LimitAlgorithm, TokenCount};
+use tracing::warn;
+
+use super::{Policies, Seen, Settle, Step, Verdict, header, outcome};
+use crate::error::ProxyError;
+
+/// The longest a throttled request waits for its turn.
+const MAX_THROTTLE: Duration = Duration::from_secs(30);
+
+/// The group a request counts in.
+fn group_of(group_by: &GroupBy, seen: &Seen<'_>) -> String {
+    match group_by {
+        GroupBy::Consumer => seen.consumer.id.to_string(),
+        GroupBy::Gateway => seen.gateway_id.to_string(),
+        GroupBy::Header(h) => seen
+            .headers
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string(),
+    }
+}
+
+/// A rate limit's settings.
+pub struct RateLimit<'a> {
+    pub limit: u64,
+    pub window: Duration,
+    pub algorithm: LimitAlgorithm,
+    pub group_by: &'a GroupBy,
+    pub fail_open: bool,
+}
+
+/// A token limit's settings.
+pub struct TokenLimit<'a> {
+    pub window: Duration,
+    pub budget: u64,
+    pub cost: bool,
+    pub count: TokenCount,
+    pub include_cached: bool,
+    pub rules: &'a [(String, u64)],
+    pub downgrade_model: Option<&'a String>,
+    pub group_by: &'a GroupBy,
+    pub fail_open: bool,
+}
+
+impl Policies {
+    pub(super) async fn rate_limit(
+        &self,
+        p: &CompiledPolicy,
+        r: RateLimit<'_>,
+        seen: &Seen<'_>,
+        out: &mut Verdict,
+    ) -> Step {
+        let key = format!("sluice:rl:{}:{}", p.id, group_of(r.group_by, seen));
+        let gcra = r.algorithm == LimitAlgorithm::Gcra;
+        let mut decision = self.count(&key, r.limit, r.window, gcra).await;
+        if p.mode == PolicyMode::Throttle
+            && let Ok(d) = &decision
+            && !d.allowed
+            && d.retry_after <= MAX_THROTTLE
+        {
+            tokio::time::sleep(d.retry_after).await;
+            decision = self.count(&key, r.limit, r.window, gcra).await;
+            out.outcomes.push(outcome(p, "throttled"));
+        }
+        match decision {
+            Err(error) => {
+                warn!(policy = %p.id, %error, r.fail_open, "rate limiter unavailable");
+                out.outcomes.push(outcome(p, "limiter_unavailable"));
+                if r.fail_open {
+                    Step::Pass
+                } else {
+                    Step::Reject(ProxyError::LimiterUnavailable)
+                }
+            }
+            Ok(d) => {
+                let reset = d.reset.as_secs_f64().ceil() as u64;
+                out.headers.push(header("x-ratelimit-limit", r.limit));
+                out.headers
+                    .push(header("x-ratelimit-remaining", d.remaining));
+                out.headers.push(header("x-ratelimit-reset", reset));
+                if d.allowed {
+                    Step::Pass
+                } else {
+                    Step::Reject(ProxyError::RateLimited {
+                        retry_after: d.retry_after.as_secs_f64().ceil().max(1.0) as u64,
+                    })
+                }
+            }
+        }
+    }
+
+    pub(super) async fn token_limit(
+        &self,
+        p: &CompiledPolicy,
+        t: TokenLimit<'_>,
+        seen: &Seen<'_>,
+        out: &mut Verdict,
+    ) -> Step {
+        let model = seen.model.unwrap_or("");
+        let (scope, budget) = t
+            .rules
+            .iter()
+            .find(|(m, _)| m == model)
+            .map_or(("*", t.budget), |(m, b)| (m.as_str(), *b));
+        let key = format!("sluice:tl:{}:{}:{scope}", p.id, group_of(t.group_by, seen));
+        let (used, left) = match self.used(&key).await {
+            Err(error) => {
+                warn!(policy = %p.id, %error, t.fail_open, "token limiter unavailable");
+                out.outcomes.push(outcome(p, "limiter_unavailable"));
+                return if t.fail_open {
+                    Step::Pass
+                } else {
+                    Step::Reject(ProxyError::LimiterUnavailable)
+                };
+            }
+            Ok(v) => v,
+        };
+        // The prompt's own size, roughly four bytes a token, counts before the
+        // provider says what it really was.
+        let estimate = if t.cost || t.count == TokenCount::Output {
+            0
+        } else {
+            seen.body.len() as u64 / 4
+        };
+        let (limit_name, remaining_name) = if t.cost {
+            ("x-ratelimit-limit-cost", "x-ratelimit-remaining-cost")
+        } else {
+            ("x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens")
+        };
+        out.headers.push((
+            HeaderName::from_static(limit_name),
+            HeaderValue::from(budget),
+        ));
+        out.headers.push((
+            HeaderName::from_static(remaining_name),
+            HeaderValue::from(budget.saturating_sub(used)),
+        ));
+        out.settle.push(Settle {
+            key,
+            window: t.window,
+            cost: t.cost,
+            count: t.count,
+            include_cached: t.include_cached,
+        });
+        if used.saturating_add(estimate) < budget || (used < budget && estimate == 0) {
+            Step::Pass
+        } else if let Some(smaller) = t.downgrade_model {
+            Step::Downgrade(smaller.clone())
+        } else {
+            Step::Reject(ProxyError::TokensExhausted {
+                retry_after: left.as_secs_f64().ceil().max(1.0) as u64,
+            })
+        }
+    }
+}
