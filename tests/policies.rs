@@ -198,6 +198,66 @@ async fn rate_limits_are_exact_across_replicas() {
     r.shutdown().await;
 }
 
+/// Token budgets across replicas: each admission reserves the prompt's estimate in
+/// one Redis step, so requests racing on two proxies never overrun the budget, even
+/// while none of them has been settled yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn token_budgets_are_exact_across_replicas() {
+    let r = Replicas::start().await;
+    let m = mock("token-replicas").await;
+    let f = r.fixture("token-replicas", &m.base_url()).await;
+    let body = simple_chat(false);
+    let estimate = serde_json::to_vec(&body).unwrap().len() as u64 / 4;
+    // Room for five requests' estimates, not six.
+    let budget = estimate * 5 + estimate / 2;
+    policy(
+        &r.admin,
+        &f,
+        json!({"name": "team budget", "slug": "token_rate_limiter", "settings": {
+            "window": 3600, "max_tokens": budget, "group_by": "header", "group_by_header": "x-team"}}),
+        true,
+    )
+    .await;
+    for p in &r.proxies {
+        eventually(
+            Duration::from_secs(10),
+            "the budget to reach both proxies",
+            || async {
+                let resp = p
+                    .post(&f, "chat/completions", &body, &[("x-team", "warm-up")])
+                    .await;
+                resp.headers()
+                    .get("x-ratelimit-limit-tokens")
+                    .is_some()
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+    // The provider holds every answer for a second: all admissions happen before any
+    // usage is settled.
+    let tasks: Vec<_> = (0..30)
+        .map(|i| {
+            let p = r.proxies[i % 2].clone();
+            let (f, body) = (f.clone(), body.clone());
+            tokio::spawn(async move {
+                let headers = [("x-team", "blue"), ("x-mock-latency-ms", "1000")];
+                p.post(&f, "chat/completions", &body, &headers)
+                    .await
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = std::collections::HashMap::new();
+    for t in tasks {
+        *statuses.entry(t.await.unwrap()).or_insert(0) += 1;
+    }
+    assert_eq!(statuses.get(&200), Some(&5), "{statuses:?}");
+    assert_eq!(statuses.get(&429), Some(&25), "{statuses:?}");
+    r.shutdown().await;
+}
+
 /// Token budgets: settled from the provider's usage, refused once spent, or answered
 /// by a smaller model when the policy says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

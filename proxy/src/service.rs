@@ -578,7 +578,13 @@ impl ProxyHttp for SluiceProxy {
         }
         if !ctx.settle.is_empty() {
             self.policies
-                .settle(&ctx.settle, ctx.usage, ctx.provider, ctx.model.as_deref())
+                .settle(
+                    &ctx.settle,
+                    ctx.usage,
+                    (200..300).contains(&ctx.status),
+                    ctx.provider,
+                    ctx.model.as_deref(),
+                )
                 .await;
         }
         report::report(ctx, session, &self.telemetry);

@@ -111,7 +111,15 @@ impl Policies {
             .find(|(m, _)| m == model)
             .map_or(("*", t.budget), |(m, b)| (m.as_str(), *b));
         let key = format!("sluice:tl:{}:{}:{scope}", p.id, group_of(t.group_by, seen));
-        let (used, left) = match self.used(&key).await {
+        // The prompt's own size, roughly four bytes a token, is reserved at admission
+        // (one atomic step, so concurrent requests on any replica cannot overrun the
+        // budget) and trued up from the provider's usage afterwards.
+        let estimate = if t.cost || t.count == TokenCount::Output {
+            0
+        } else {
+            seen.body.len() as u64 / 4
+        };
+        let (admitted, used, left) = match self.reserve(&key, estimate, budget, t.window).await {
             Err(error) => {
                 warn!(policy = %p.id, %error, t.fail_open, "token limiter unavailable");
                 out.outcomes.push(outcome(p, "limiter_unavailable"));
@@ -122,13 +130,6 @@ impl Policies {
                 };
             }
             Ok(v) => v,
-        };
-        // The prompt's own size, roughly four bytes a token, counts before the
-        // provider says what it really was.
-        let estimate = if t.cost || t.count == TokenCount::Output {
-            0
-        } else {
-            seen.body.len() as u64 / 4
         };
         let (limit_name, remaining_name) = if t.cost {
             ("x-ratelimit-limit-cost", "x-ratelimit-remaining-cost")
@@ -149,8 +150,9 @@ impl Policies {
             cost: t.cost,
             count: t.count,
             include_cached: t.include_cached,
+            reserved: if admitted { estimate } else { 0 },
         });
-        if used.saturating_add(estimate) < budget || (used < budget && estimate == 0) {
+        if admitted {
             Step::Pass
         } else if let Some(smaller) = t.downgrade_model {
             Step::Downgrade(smaller.clone())

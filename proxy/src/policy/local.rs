@@ -24,19 +24,9 @@ pub struct LocalLimits {
 const MAX_KEYS: usize = 100_000;
 
 impl LocalLimits {
-    /// Used in `key`'s current window, and what is left of the window.
-    pub fn used(&self, key: &str) -> (u64, Duration) {
-        let now = Instant::now();
-        self.budgets
-            .lock()
-            .ok()
-            .and_then(|b| b.get(key).copied())
-            .filter(|(end, _)| *end > now)
-            .map_or((0, Duration::ZERO), |(end, used)| (used, end - now))
-    }
-
-    /// Add to `key`; a new window starts with the first addition after the last ended.
-    pub fn add(&self, key: &str, amount: u64, window: Duration) {
+    /// Add `delta` (which may be negative: a reservation settled lower) to `key`; a
+    /// new window starts with the first addition after the last ended.
+    pub fn add(&self, key: &str, delta: i64, window: Duration) {
         let now = Instant::now();
         if let Ok(mut b) = self.budgets.lock() {
             if b.len() > MAX_KEYS {
@@ -46,8 +36,33 @@ impl LocalLimits {
             if entry.0 <= now {
                 *entry = (now + window, 0);
             }
-            entry.1 += amount;
+            entry.1 = entry.1.saturating_add_signed(delta);
         }
+    }
+
+    /// Admit a request of `estimate` against `budget` and reserve it, in one step:
+    /// admitted, what was used before, and what is left of the window.
+    pub fn reserve(
+        &self,
+        key: &str,
+        estimate: u64,
+        budget: u64,
+        window: Duration,
+    ) -> (bool, u64, Duration) {
+        let now = Instant::now();
+        let Ok(mut b) = self.budgets.lock() else {
+            return (true, 0, Duration::ZERO);
+        };
+        let entry = b.entry(key.to_string()).or_insert((now + window, 0));
+        if entry.0 <= now {
+            *entry = (now + window, 0);
+        }
+        let used = entry.1;
+        let admitted = used < budget && used.saturating_add(estimate) <= budget;
+        if admitted {
+            entry.1 += estimate;
+        }
+        (admitted, used, entry.0 - now)
     }
 
     pub fn check(&self, key: &str, limit: u64, window: Duration, gcra: bool) -> Decision {

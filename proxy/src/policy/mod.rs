@@ -82,6 +82,8 @@ pub struct Settle {
     cost: bool,
     count: TokenCount,
     include_cached: bool,
+    /// What admission reserved, to be trued up.
+    reserved: u64,
 }
 
 /// What a request shows the policies.
@@ -513,59 +515,74 @@ impl Policies {
         }
     }
 
-    /// Charge the token budgets the request passed, from the provider's usage.
+    /// Charge the token budgets the request passed, from the provider's usage, less
+    /// what was reserved at admission. Without usage, an answered request keeps its
+    /// reservation and a failed one gets it back.
     pub async fn settle(
         &self,
         settle: &[Settle],
         usage: Option<Usage>,
+        answered: bool,
         provider: Option<&str>,
         model: Option<&str>,
     ) {
-        let Some(u) = usage else { return };
         for s in settle {
-            let input = if s.include_cached {
-                u.input_tokens
-            } else {
-                u.input_tokens.saturating_sub(u.cached_input_tokens)
-            };
-            let amount = if s.cost {
-                match (provider, model) {
+            let amount = match usage {
+                None if answered => s.reserved,
+                None => 0,
+                Some(u) if s.cost => match (provider, model) {
                     (Some(p), Some(m)) => catalog::find_model(p, m).map_or(0, |price| {
                         (price.cost(u.input_tokens, u.cached_input_tokens, u.output_tokens)
                             * 1_000_000.0)
                             .round() as u64
                     }),
                     _ => 0,
-                }
-            } else {
-                match s.count {
-                    TokenCount::Input => input,
-                    TokenCount::Output => u.output_tokens,
-                    TokenCount::Total => input + u.output_tokens,
+                },
+                Some(u) => {
+                    let input = if s.include_cached {
+                        u.input_tokens
+                    } else {
+                        u.input_tokens.saturating_sub(u.cached_input_tokens)
+                    };
+                    match s.count {
+                        TokenCount::Input => input,
+                        TokenCount::Output => u.output_tokens,
+                        TokenCount::Total => input + u.output_tokens,
+                    }
                 }
             };
-            if amount == 0 {
+            let delta = i64::try_from(amount).unwrap_or(i64::MAX)
+                - i64::try_from(s.reserved).unwrap_or(i64::MAX);
+            if delta == 0 {
                 continue;
             }
             match &self.redis {
                 Some(redis) => {
-                    if let Err(error) = redis.add(&s.key, amount, s.window).await {
+                    if let Err(error) = redis.add(&s.key, delta, s.window).await {
                         warn!(%error, key = %s.key, "token usage could not be charged");
                     }
                 }
-                None => self.local.add(&s.key, amount, s.window),
+                None => self.local.add(&s.key, delta, s.window),
             }
         }
     }
 
-    async fn used(&self, key: &str) -> Result<(u64, Duration), String> {
+    /// Admit `estimate` against `budget` and reserve it: admitted, used before, and
+    /// what is left of the window.
+    async fn reserve(
+        &self,
+        key: &str,
+        estimate: u64,
+        budget: u64,
+        window: Duration,
+    ) -> Result<(bool, u64, Duration), String> {
         match &self.redis {
             Some(redis) => redis
-                .used(key)
+                .reserve(key, estimate, budget, window)
                 .await
-                .map(|(used, ms)| (used, Duration::from_millis(ms)))
+                .map(|(ok, used, ms)| (ok, used, Duration::from_millis(ms)))
                 .map_err(|e| e.to_string()),
-            None => Ok(self.local.used(key)),
+            None => Ok(self.local.reserve(key, estimate, budget, window)),
         }
     }
 }

@@ -58,6 +58,24 @@ local remaining = math.floor((window - (new_tat - now)) / interval)
 return {1, remaining, 0, math.ceil(new_tat - now)}
 "#;
 
+/// Token budgets: admit and reserve a request's estimate in one step.
+const RESERVE: &str = r#"
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+local est = tonumber(ARGV[1])
+local budget = tonumber(ARGV[2])
+local ok = 0
+if used < budget and used + est <= budget then
+  ok = 1
+  if est > 0 then
+    redis.call('INCRBY', KEYS[1], est)
+    if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+  end
+end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then ttl = 0 end
+return {ok, used, ttl}
+"#;
+
 #[derive(Clone)]
 pub struct RedisLimits {
     client: Client,
@@ -94,21 +112,36 @@ impl RedisLimits {
         }
     }
 
-    /// What `key` has used in its current window, and the milliseconds left of it.
-    pub async fn used(&self, key: &str) -> Result<(u64, u64), BusError> {
-        let (used, ttl): (Option<u64>, i64) = self
+    /// Admit a request of `estimate` against `budget` and reserve it, atomically:
+    /// whether it was admitted, what was used before, and the milliseconds left of
+    /// the window. Replicas reserving at once can never admit past the budget.
+    pub async fn reserve(
+        &self,
+        key: &str,
+        estimate: u64,
+        budget: u64,
+        window: Duration,
+    ) -> Result<(bool, u64, u64), BusError> {
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        let out: Vec<i64> = self
             .client
             .eval(
-                "return {tonumber(redis.call('GET', KEYS[1]) or '0'), redis.call('PTTL', KEYS[1])}",
+                RESERVE,
                 vec![key.to_string()],
-                Vec::<String>::new(),
+                vec![
+                    estimate.to_string(),
+                    budget.to_string(),
+                    window_ms.to_string(),
+                ],
             )
             .await?;
-        Ok((used.unwrap_or(0), u64::try_from(ttl).unwrap_or(0)))
+        let at = |i: usize| u64::try_from(out.get(i).copied().unwrap_or(0)).unwrap_or(0);
+        Ok((at(0) == 1, at(1), at(2)))
     }
 
-    /// Add `amount` to `key`, whose window starts with its first addition.
-    pub async fn add(&self, key: &str, amount: u64, window: Duration) -> Result<(), BusError> {
+    /// Add `amount` (negative to give back part of a reservation) to `key`, whose
+    /// window starts with its first addition.
+    pub async fn add(&self, key: &str, amount: i64, window: Duration) -> Result<(), BusError> {
         let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
         let _: i64 = self
             .client
