@@ -23,7 +23,9 @@ pub enum ProxyError {
     UnknownConsumer,
     #[error("this consumer is not active")]
     ConsumerInactive,
-    #[error("an API key is required: send X-AG-API-Key, x-api-key or Authorization: Bearer")]
+    #[error(
+        "an API key or bearer token is required: send X-AG-API-Key, x-api-key or Authorization: Bearer"
+    )]
     MissingApiKey,
     #[error("the API key is not valid")]
     InvalidApiKey,
@@ -83,6 +85,12 @@ pub enum ProxyError {
     ContentFlagged(String),
     #[error("the moderation service is unavailable")]
     ModerationUnavailable,
+    #[error("the bearer token is not valid: {0}")]
+    InvalidToken(String),
+    #[error("the bearer token lacks a required scope")]
+    InsufficientScope,
+    #[error("the token issuer could not be reached to verify the token")]
+    AuthUnavailable,
 }
 
 impl From<TranslateError> for ProxyError {
@@ -142,6 +150,9 @@ impl ProxyError {
             Self::ModerationUnavailable => {
                 (StatusCode::SERVICE_UNAVAILABLE, "moderation_unavailable")
             }
+            Self::InvalidToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            Self::InsufficientScope => (StatusCode::FORBIDDEN, "insufficient_scope"),
+            Self::AuthUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "auth_unavailable"),
         }
     }
 

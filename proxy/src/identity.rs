@@ -31,24 +31,47 @@ pub fn gateway<'s>(
     Ok(gateway)
 }
 
+/// How the caller proved who it is, as far as can be told without I/O.
+pub enum Presented<'h> {
+    /// An API key of this consumer.
+    Key,
+    /// A bearer token that is not a sluice key: the caller verifies it against the
+    /// consumer's OAuth2 / OIDC auths.
+    Bearer(&'h str),
+}
+
 /// Find the consumer and check that the request's API key belongs to it.
-pub fn consumer<'g>(
+pub fn consumer<'g, 'h>(
     gateway: &'g CompiledGateway,
     slug: &str,
-    headers: &HeaderMap,
-) -> Result<&'g Arc<CompiledConsumer>, ProxyError> {
+    headers: &'h HeaderMap,
+) -> Result<(&'g Arc<CompiledConsumer>, Presented<'h>), ProxyError> {
     let consumer = gateway.consumer(slug).ok_or(ProxyError::UnknownConsumer)?;
-    let key = presented_key(headers).ok_or(ProxyError::MissingApiKey)?;
-    let auth = gateway
-        .auth_for_key(&apikey::digest(key))
-        .ok_or(ProxyError::InvalidApiKey)?;
-    if !consumer.accepts(auth) {
-        return Err(ProxyError::KeyNotForConsumer);
-    }
+    let presented = match presented_key(headers) {
+        Some(key) => {
+            let auth = gateway
+                .auth_for_key(&apikey::digest(key))
+                .ok_or(ProxyError::InvalidApiKey)?;
+            if !consumer.accepts(auth) {
+                return Err(ProxyError::KeyNotForConsumer);
+            }
+            Presented::Key
+        }
+        None => Presented::Bearer(bearer_token(headers).ok_or(ProxyError::MissingApiKey)?),
+    };
     if !consumer.active {
         return Err(ProxyError::ConsumerInactive);
     }
-    Ok(consumer)
+    Ok((consumer, presented))
+}
+
+/// A bearer token that is not a sluice key.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let auth = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = auth.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && !token.starts_with(KEY_PREFIX))
+        .then_some(token)
 }
 
 /// The API key a request presents: `X-AG-API-Key`, `x-api-key`, or a bearer token that

@@ -52,6 +52,7 @@ pub struct SluiceProxy {
     pub(crate) semantic: Semantic,
     pub(crate) telemetry: Telemetry,
     pub(crate) policies: Policies,
+    pub(crate) bearer: crate::bearer::Verifier,
 }
 
 impl SluiceProxy {
@@ -72,6 +73,7 @@ impl SluiceProxy {
             semantic: Semantic::default(),
             telemetry,
             policies: Policies::new(counters),
+            bearer: crate::bearer::Verifier::default(),
         }
     }
 }
@@ -109,6 +111,8 @@ pub struct RequestCtx {
     pub(crate) extra_headers: Vec<(HeaderName, HeaderValue)>,
     /// Token budgets to charge when the usage is known.
     pub(crate) settle: Vec<Settle>,
+    /// The verified bearer-token caller, when the request presented one.
+    pub(crate) caller: Option<crate::bearer::Caller>,
     /// Policy outcomes still being decided beside the request.
     pub(crate) pending: Vec<Pending>,
     pub(crate) response_body: Option<String>,
@@ -208,7 +212,12 @@ impl SluiceProxy {
         ctx.exporters.clone_from(&gateway.exporters);
         ctx.kafka_topic.clone_from(&gateway.kafka_topic);
         ctx.capture = gateway.capture_bodies;
-        let consumer = identity::consumer(gateway, &consumer_slug, &header.headers)?;
+        let (consumer, presented) = identity::consumer(gateway, &consumer_slug, &header.headers)?;
+        if let identity::Presented::Bearer(token) = presented {
+            let token = token.to_string();
+            let auths: Vec<_> = gateway.bearer_auths(&consumer.auth_ids).cloned().collect();
+            ctx.caller = Some(self.bearer.verify(&auths, &token).await?);
+        }
         ctx.consumer = Some(consumer.id);
         ctx.consumer_name = Some(consumer.name.clone());
         ctx.consumer_slug = Some(consumer.slug.clone());
@@ -249,6 +258,7 @@ impl SluiceProxy {
                 model: peek.model.as_deref(),
                 dialect: ctx.dialect,
                 chat: api.is_chat(),
+                claims: ctx.caller.as_ref().map(|c| &c.claims),
             };
             let result = self.policies.pre_request(&mut seen, &mut verdict).await;
             ctx.policy_outcomes = verdict.outcomes;
@@ -507,6 +517,7 @@ impl ProxyHttp for SluiceProxy {
             extra_headers: Vec::new(),
             settle: Vec::new(),
             pending: Vec::new(),
+            caller: None,
             response_body: None,
             gateway: None,
             consumer: None,
@@ -596,6 +607,8 @@ impl ProxyHttp for SluiceProxy {
             error = ctx.error,
             gateway = ?ctx.gateway,
             consumer = ?ctx.consumer,
+            auth = ?ctx.caller.as_ref().map(|c| c.auth_id),
+            subject = ctx.caller.as_ref().and_then(|c| c.subject.as_deref()),
             registry = ?ctx.registry,
             model = ctx.model.as_deref(),
             dialect = ctx.dialect.as_str(),

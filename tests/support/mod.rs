@@ -255,6 +255,13 @@ impl Proxy {
             .expect("proxy request")
     }
 
+    /// A POST to one of the consumer's APIs with the gateway header and no credential.
+    pub fn request(&self, f: &Fixture, api: &str) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}/{}/v1/{api}", self.base, f.consumer_slug))
+            .header("X-AG-Gateway-Slug", &f.gateway_slug)
+    }
+
     /// POST `body` to one of the consumer's APIs (`chat/completions`, `messages`, …)
     /// with extra headers.
     pub async fn post(
@@ -264,11 +271,7 @@ impl Proxy {
         body: &Value,
         headers: &[(&str, &str)],
     ) -> Response {
-        let mut req = self
-            .http
-            .post(format!("{}/{}/v1/{api}", self.base, f.consumer_slug))
-            .header("X-AG-Gateway-Slug", &f.gateway_slug)
-            .header("X-AG-API-Key", &f.key);
+        let mut req = self.request(f, api).header("X-AG-API-Key", &f.key);
         for (name, value) in headers {
             req = req.header(*name, *value);
         }

@@ -100,6 +100,8 @@ pub struct Seen<'a> {
     /// Whether this is a chat request (completions, messages, responses), the only
     /// kind the body-aware policies look into.
     pub chat: bool,
+    /// The verified claims of a bearer-token caller.
+    pub claims: Option<&'a serde_json::Value>,
 }
 
 /// What one policy decided.
@@ -126,8 +128,19 @@ fn header(name: &'static str, value: u64) -> (HeaderName, HeaderValue) {
     (HeaderName::from_static(name), HeaderValue::from(value))
 }
 
-/// A template variable: `header.<name>`, `consumer.name|slug`, `gateway.slug`.
+/// A template variable: `header.<name>`, `claim.<path>` (dots for nested claims, of a
+/// verified bearer token only), `consumer.name|slug`, `gateway.slug`.
 fn variable(seen: &Seen<'_>, name: &str) -> Option<String> {
+    if let Some(path) = name.strip_prefix("claim.") {
+        let mut v = seen.claims?;
+        for key in path.split('.') {
+            v = v.get(key)?;
+        }
+        return Some(match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+    }
     if let Some(h) = name.strip_prefix("header.") {
         return seen
             .headers

@@ -123,11 +123,69 @@ pub struct CompiledGateway {
     pub cors: Option<policies::Cors>,
     consumers: HashMap<String, Arc<CompiledConsumer>>,
     keys: HashMap<KeyDigest, Uuid>,
+    /// Enabled OAuth2 / OIDC auths, which verify bearer tokens.
+    bearer: HashMap<Uuid, Arc<BearerAuth>>,
+}
+
+/// How an OAuth2 or OIDC auth verifies a bearer token: a JWT signed by one of the
+/// issuer's keys (a JWKS or PEM keys), or an opaque token by introspection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BearerAuth {
+    pub id: Uuid,
+    pub issuer: String,
+    /// Accepted `aud` values; any when empty.
+    pub audiences: Vec<String>,
+    pub jwks_url: Option<String>,
+    pub public_keys: Vec<String>,
+    pub introspection_url: Option<String>,
+    pub required_scopes: Vec<String>,
+    /// `RS256`, `ES256`, …; the asymmetric ones when empty.
+    pub algorithms: Vec<String>,
+    /// The claim naming the caller (`sub` by default).
+    pub subject_claim: String,
+}
+
+impl BearerAuth {
+    fn compile(auth: &crate::model::Auth) -> Option<Self> {
+        let spec = &auth.spec;
+        if let Some(c) = &spec.oauth2 {
+            return Some(Self {
+                id: auth.id,
+                issuer: c.issuer.clone(),
+                audiences: c.audiences.clone(),
+                jwks_url: c.jwks_url.clone(),
+                public_keys: Vec::new(),
+                introspection_url: c.introspection_url.clone(),
+                required_scopes: c.required_scopes.clone(),
+                algorithms: c.allowed_algorithms.clone(),
+                subject_claim: "sub".into(),
+            });
+        }
+        spec.oidc.as_ref().map(|c| Self {
+            id: auth.id,
+            issuer: c.issuer.clone(),
+            audiences: c.audiences.clone(),
+            jwks_url: c.jwks_url.clone(),
+            public_keys: c.public_keys.clone(),
+            introspection_url: None,
+            required_scopes: Vec::new(),
+            algorithms: Vec::new(),
+            subject_claim: c.subject_claim.clone().unwrap_or_else(|| "sub".into()),
+        })
+    }
 }
 
 impl CompiledGateway {
     pub fn consumer(&self, slug: &str) -> Option<&Arc<CompiledConsumer>> {
         self.consumers.get(slug)
+    }
+
+    /// The bearer-token auths among `ids` (a consumer's auths).
+    pub fn bearer_auths<'a>(
+        &'a self,
+        ids: &'a [Uuid],
+    ) -> impl Iterator<Item = &'a Arc<BearerAuth>> {
+        ids.iter().filter_map(|id| self.bearer.get(id))
     }
 
     /// The enabled auth whose API key has this digest.
@@ -179,6 +237,12 @@ impl CompiledGateway {
             }
         }
 
+        let bearer = doc
+            .auths
+            .iter()
+            .filter(|a| a.spec.enabled)
+            .filter_map(|a| BearerAuth::compile(a).map(|b| (a.id, Arc::new(b))))
+            .collect();
         let compiled_policies = policies::compile(&doc.policies, &|id| {
             targets.get(&id).and_then(|t| t.as_ref().ok()).cloned()
         });
@@ -333,6 +397,7 @@ impl CompiledGateway {
                 .map(|t| t.body_capture_max_bytes.unwrap_or(4096).min(1024 * 1024)),
             consumers,
             keys,
+            bearer,
         })
     }
 }

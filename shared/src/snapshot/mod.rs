@@ -16,7 +16,8 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 pub use compile::{
-    CompileError, CompiledConsumer, CompiledFallback, CompiledGateway, CompiledLb, WeightedUpstream,
+    BearerAuth, CompileError, CompiledConsumer, CompiledFallback, CompiledGateway, CompiledLb,
+    WeightedUpstream,
 };
 pub use upstream::{
     ActiveCheck, DEFAULT_ANTHROPIC_VERSION, TargetHealth, UpstreamCredential, UpstreamTarget,

@@ -158,7 +158,8 @@ pub enum PromptPosition {
 
 /// `prompt_template` settings: the default system text, named templates a request may
 /// pick by header, and where the text goes. Text may hold `{{header.<name>}}`,
-/// `{{consumer.name}}`, `{{consumer.slug}}` and `{{gateway.slug}}`.
+/// `{{claim.<path>}}` (a verified bearer token's claims), `{{consumer.name}}`,
+/// `{{consumer.slug}}` and `{{gateway.slug}}`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PromptTemplate {
     pub system: Option<String>,
