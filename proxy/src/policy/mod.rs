@@ -490,6 +490,7 @@ impl Policies {
         }
         match self.cache.lookup(rule, p.id, seen.consumer.id, &req).await {
             Ok(hit) => {
+                METRICS.cache_hits.inc();
                 out.headers.push(status(crate::cache::Status::Hit));
                 if let Some(sim) = hit.similarity {
                     out.headers.push((
@@ -501,6 +502,7 @@ impl Policies {
             }
             Err(ticket) => {
                 let s = if ticket.is_some() {
+                    METRICS.cache_misses.inc();
                     crate::cache::Status::Miss
                 } else {
                     crate::cache::Status::Bypass
