@@ -138,20 +138,7 @@ async fn chat(s: &Embedded, f: &Fixture, stream: bool, status: Option<u16>) -> (
 }
 
 async fn dropped(s: &Embedded) -> u64 {
-    let text = s
-        .proxy
-        .http
-        .get(format!("{}/metrics", s.proxy.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("sluice_telemetry_dropped_total "))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .unwrap_or(0.0) as u64
+    s.proxy.metric("sluice_telemetry_dropped_total").await as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

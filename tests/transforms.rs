@@ -261,22 +261,7 @@ async fn answers_are_cached_exactly_and_replayed_in_any_shape() {
     let body = resp.text().await.unwrap();
     assert!(body.trim_end().ends_with("data: [DONE]"), "{body}");
     assert_eq!(m.served(), served, "hits never reach the provider");
-    let metrics = s
-        .proxy
-        .http
-        .get(format!("{}/metrics", s.proxy.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let hits: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("sluice_cache_hits_total "))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let hits = s.proxy.metric("sluice_cache_hits_total").await;
     assert!(hits >= 2.0, "{hits}");
 
     // A different question misses; the bypass header skips the cache.

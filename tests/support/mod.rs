@@ -255,6 +255,23 @@ impl Proxy {
             .expect("proxy request")
     }
 
+    /// The value of an unlabelled metric on the proxy's `/metrics` (0 when absent).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
     /// A POST to one of the consumer's APIs with the gateway header and no credential.
     pub fn request(&self, f: &Fixture, api: &str) -> reqwest::RequestBuilder {
         self.http
