@@ -76,6 +76,8 @@ async fn every_client_dialect_reaches_every_provider_dialect() {
                     );
                     assert_eq!(h["cache-control"], "no-cache", "{case}");
                     assert_eq!(h["x-accel-buffering"], "no", "{case}");
+                    // Chunked, so the connection outlives the stream.
+                    assert_eq!(h["transfer-encoding"], "chunked", "{case}");
                     let end_marker = match api {
                         "messages" => "event: message_stop",
                         "responses" => "event: response.completed",

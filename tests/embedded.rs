@@ -43,6 +43,7 @@ async fn proxied_completion_plain_and_streamed() {
     );
     assert_eq!(resp.headers()["cache-control"], "no-cache");
     assert_eq!(resp.headers()["x-accel-buffering"], "no");
+    assert_eq!(resp.headers()["transfer-encoding"], "chunked");
     let text = resp.text().await.expect("body");
     let events = sse_data(&text);
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));

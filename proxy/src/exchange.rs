@@ -228,6 +228,9 @@ fn client_header(
     if stream {
         let _ = resp.insert_header(http::header::CACHE_CONTROL, "no-cache");
         let _ = resp.insert_header("x-accel-buffering", "no");
+        // Without a length, a body must be chunked to keep the connection: else it
+        // is delimited by closing it, and every stream costs the client a new one.
+        let _ = resp.insert_header(http::header::TRANSFER_ENCODING, "chunked");
     }
     for (name, value) in extra {
         let _ = resp.insert_header(name.clone(), value.clone());
@@ -237,6 +240,7 @@ fn client_header(
 
 /// Write a complete body; `false` when the client went away.
 async fn write_whole(session: &mut Session, mut resp: ResponseHeader, body: Bytes) -> bool {
+    resp.remove_header(&http::header::TRANSFER_ENCODING);
     let _ = resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string());
     session
         .write_response_header(Box::new(resp), false)
@@ -405,6 +409,10 @@ pub async fn answer(
                 let _ = resp.insert_header(http::header::CACHE_CONTROL, "no-cache");
                 let _ = resp.insert_header("x-accel-buffering", "no");
                 resp.remove_header(&http::header::CONTENT_LENGTH);
+            }
+            if resp.headers.get(http::header::CONTENT_LENGTH).is_none() {
+                // See `client_header`: chunked keeps the connection alive.
+                let _ = resp.insert_header(http::header::TRANSFER_ENCODING, "chunked");
             }
             if session
                 .write_response_header(Box::new(resp), false)

@@ -1,0 +1,373 @@
+#!/usr/bin/env python3
+"""sluice's load-test runner: one command, every scenario, side by side with floors.
+
+    python3 loadtest/run.py                  # the full run (release build, ~5 minutes)
+    python3 loadtest/run.py --soak 600       # with the 10-minute soak
+    python3 loadtest/run.py --smoke          # a few seconds per scenario (CI)
+
+It builds the binaries, starts the mock provider, the two floors (a bare Pingora
+pass-through built from sluice's Pingora version, and nginx as a keep-alive reverse
+proxy) and `sluice all` in the embedded default with a realistic config (API-key
+auth, a rate limit that never triggers, telemetry to a file, metrics on, 1,000
+consumers), then drives each with wrk (closed loop) and loadgen (streams, fixed rate).
+Each process gets one worker thread, so on two cores the load generator has the other.
+
+Output: a table per scenario (throughput, p50/p99/p99.9, added latency over direct,
+ratio to each floor, peak RSS, CPU time per request from /proc) and the same as JSON
+(`--out`, default loadtest/results/latest.json) for comparison across commits.
+Numbers are reported, never asserted: the smoke run only checks that every target
+answered every request.
+"""
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MOCK, FLOOR, NGINX, ADMIN, PROXY = 19100, 19091, 19090, 19080, 19081
+KEY = "sk-bench"
+CHAT = {"model": "mock-model", "messages": [{"role": "user", "content": "Say hello in one word."}]}
+TRANSLATED = dict(CHAT, model="claude-sonnet-4-5")
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def http(method, url, body=None, headers=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    req.add_header("content-type", "application/json")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        text = r.read()
+        return json.loads(text) if text else None
+
+
+def wait_up(url, what, tries=300):
+    for _ in range(tries):
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except Exception:
+            time.sleep(0.1)
+    raise SystemExit(f"{what} did not come up at {url}")
+
+
+class Proc:
+    """A child process, with its CPU time and memory from /proc."""
+
+    def __init__(self, name, cmd, env=None, logdir="."):
+        self.name = name
+        self.log = open(os.path.join(logdir, f"{name}.log"), "w")
+        self.p = subprocess.Popen(cmd, env={**os.environ, **(env or {})},
+                                  stdout=self.log, stderr=subprocess.STDOUT)
+        self.peak = 0
+        self._sampling = False
+
+    def cpu(self):
+        """User + system CPU seconds so far."""
+        with open(f"/proc/{self.p.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss(self):
+        with open(f"/proc/{self.p.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def sample(self):
+        """Track peak RSS every 50 ms until stopped."""
+        self.peak, self._sampling = self.rss(), True
+
+        def run():
+            while self._sampling:
+                self.peak = max(self.peak, self.rss())
+                time.sleep(0.05)
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+
+    def stop_sampling(self):
+        self._sampling = False
+        self._thread.join()
+        return self.peak
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.send_signal(2)  # SIGINT: Pingora's quick shutdown
+            try:
+                self.p.wait(5)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+
+
+def wrk(url, path, body, secs, conns, headers):
+    env = {"CHAT_PATH": path, "CHAT_BODY": json.dumps(body),
+           "CHAT_HEADERS": "\n".join(f"{k}: {v}" for k, v in headers.items())}
+    out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{secs}s", "--latency",
+                          "-s", os.path.join(ROOT, "loadtest/scripts/chat.lua"), url],
+                         env={**os.environ, **env}, capture_output=True, text=True, check=True).stdout
+    res = {"rps": 0.0, "requests": 0, "errors": 0, "latency_us": {}}
+    unit = {"us": 1, "ms": 1000, "s": 1_000_000}
+    for line in out.splitlines():
+        parts = line.split()
+        if line.startswith("Requests/sec"):
+            res["rps"] = float(parts[1])
+        elif "requests in" in line:
+            res["requests"] = int(parts[0])
+        elif line.startswith("  Non-2xx") or line.startswith("  Socket errors"):
+            res["errors"] += sum(int(x.rstrip(",")) for x in parts if x.rstrip(",").isdigit())
+        elif len(parts) == 2 and parts[0] in ("50%", "75%", "90%", "99%"):
+            v = parts[1]
+            for u in ("us", "ms", "s"):
+                if v.endswith(u):
+                    res["latency_us"]["p" + parts[0].rstrip("%")] = float(v[:-len(u)]) * unit[u]
+                    break
+    return res
+
+
+def loadgen(binary, url, body, headers, **opts):
+    cmd = [binary, "--url", url, "--body", json.dumps(body)]
+    for k, v in headers.items():
+        cmd += ["--header", f"{k}: {v}"]
+    for k, v in opts.items():
+        cmd += [f"--{k}", str(v)]
+    return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+
+
+def configure(consumers):
+    """The realistic config: a gateway, an OpenAI-wire and an Anthropic registry on the
+    mock, a consumer with a key and both models, a rate limit that never triggers, and
+    `consumers - 1` more consumers with keys."""
+    a = f"http://127.0.0.1:{ADMIN}"
+    h = {"authorization": "Bearer bench"}
+    gw = http("POST", f"{a}/v1/gateways", {"slug": "bench"}, h)["id"]
+    base = f"http://127.0.0.1:{MOCK}/v1"
+    regs = {}
+    for name, provider in (("mock", "openai_compatible"), ("claude", "anthropic")):
+        regs[name] = http("POST", f"{a}/v1/gateways/{gw}/registries",
+                          {"name": name, "provider": provider, "provider_options": {"base_url": base},
+                           "auth": {"type": "api_key", "api_key": KEY}}, h)["id"]
+    c = http("POST", f"{a}/v1/gateways/{gw}/consumers", {"name": "bench", "model_policies": [
+        {"registry_id": regs["mock"], "allowed": ["mock-model"], "default": "mock-model"},
+        {"registry_id": regs["claude"], "allowed": ["claude-sonnet-4-5"]}]}, h)
+    for r in regs.values():
+        http("POST", f"{a}/v1/gateways/{gw}/consumers/{c['id']}/registries/{r}", None, h)
+    auth = http("POST", f"{a}/v1/gateways/{gw}/auths", {"name": "bench"}, h)
+    http("POST", f"{a}/v1/gateways/{gw}/consumers/{c['id']}/auths/{auth['id']}", None, h)
+    p = http("POST", f"{a}/v1/gateways/{gw}/policies", {"name": "never", "slug": "rate_limiter",
+             "settings": {"limit": 1_000_000_000, "window": 60}}, h)
+    http("POST", f"{a}/v1/gateways/{gw}/consumers/{c['id']}/policies/{p['id']}", None, h)
+    for i in range(consumers - 1):
+        o = http("POST", f"{a}/v1/gateways/{gw}/consumers", {"name": f"tenant {i}"}, h)
+        k = http("POST", f"{a}/v1/gateways/{gw}/auths", {"name": f"tenant {i}"}, h)
+        http("POST", f"{a}/v1/gateways/{gw}/consumers/{o['id']}/auths/{k['id']}", None, h)
+        http("POST", f"{a}/v1/gateways/{gw}/consumers/{o['id']}/registries/{regs['mock']}", None, h)
+    return c["slug"], auth["key"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="seconds per scenario, debug build (CI)")
+    ap.add_argument("--secs", type=float, default=10)
+    ap.add_argument("--conns", type=int, default=32)
+    ap.add_argument("--rate", type=int, default=1000, help="scenario 4's fixed rate")
+    ap.add_argument("--streams", type=int, default=1000, help="scenario 5's open streams")
+    ap.add_argument("--soak", type=float, default=60, help="scenario 6's seconds (600 for the full soak)")
+    ap.add_argument("--consumers", type=int, default=1000)
+    ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--out", default=os.path.join(ROOT, "loadtest/results/latest.json"))
+    a = ap.parse_args()
+    if a.smoke:
+        a.secs, a.conns, a.rate, a.streams, a.soak, a.consumers = 2, 8, 200, 100, 3, 20
+    profile = "debug" if a.smoke else "release"
+    if not a.no_build:
+        cmd = ["cargo", "build", "-q", "-p", "sluice", "-p", "sluice-loadtest"]
+        subprocess.run(cmd + ([] if a.smoke else ["--release"]), cwd=ROOT, check=True)
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is missing: apt-get install -y wrk")
+    binary = lambda n: os.path.join(ROOT, "target", profile, n)
+    # 1,000 open streams need file descriptors on every side.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+
+    work = tempfile.mkdtemp(prefix="sluice-load-")
+    procs = []
+    try:
+        mock = Proc("mock", [binary("mock-provider"), "--addr", f"127.0.0.1:{MOCK}", "--api-key", KEY,
+                             "--threads", "1"], logdir=work)
+        floor = Proc("pingora-floor", [binary("pingora-floor"), "--listen", f"127.0.0.1:{FLOOR}",
+                                       "--upstream", f"127.0.0.1:{MOCK}", "--threads", "1"], logdir=work)
+        procs += [mock, floor]
+        nginx = None
+        if shutil.which("nginx"):
+            conf = open(os.path.join(ROOT, "loadtest/nginx-floor.conf")).read()
+            conf = conf.replace("daemon on;", "daemon off;").replace("/tmp/sluice-nginx-floor", f"{work}/nginx")
+            with open(f"{work}/nginx.conf", "w") as f:
+                f.write(conf)
+            nginx = Proc("nginx", ["nginx", "-p", work, "-c", f"{work}/nginx.conf"], logdir=work)
+            procs.append(nginx)
+        env = {"SLUICE_DATA_DIR": f"{work}/data", "SLUICE_ADMIN_ADDR": f"127.0.0.1:{ADMIN}",
+               "SLUICE_PROXY_ADDR": f"127.0.0.1:{PROXY}", "SLUICE_MCP_ADDR": "127.0.0.1:19082",
+               "SLUICE_ADMIN_TOKEN": "bench", "SLUICE_LOG": "warn", "SLUICE_PROXY_THREADS": "1",
+               "SLUICE_TELEMETRY": "file", "SLUICE_TELEMETRY_FILE": f"{work}/events.jsonl"}
+        sluice = Proc("sluice", [binary("sluice"), "all"], env=env, logdir=work)
+        procs.append(sluice)
+        wait_up(f"http://127.0.0.1:{MOCK}/health", "the mock")
+        wait_up(f"http://127.0.0.1:{PROXY}/readyz", "sluice")
+        log(f"configuring {a.consumers} consumers ...")
+        slug, key = configure(a.consumers)
+        sl = {"X-AG-API-Key": key, "X-AG-Gateway-Slug": "bench"}
+        direct = {"Authorization": f"Bearer {KEY}"}
+        path = f"/{slug}/v1/chat/completions"
+        for _ in range(100):
+            try:
+                http("POST", f"http://127.0.0.1:{PROXY}{path}", CHAT, sl)
+                break
+            except Exception:
+                time.sleep(0.1)
+        time.sleep(1)
+        idle_rss = sluice.rss()
+        floors = [("pingora", f"http://127.0.0.1:{FLOOR}", floor)] + \
+                 ([("nginx", f"http://127.0.0.1:{NGINX}", nginx)] if nginx else [])
+        results = {"commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                                            capture_output=True, text=True).stdout.strip(),
+                   "smoke": a.smoke, "secs": a.secs, "conns": a.conns,
+                   "idle_rss_mib": round(idle_rss / 2**20, 1), "consumers": a.consumers, "scenarios": {}}
+
+        def measured(proc, run):
+            """Run `run`, returning its result with the process's CPU per request and peak RSS."""
+            proc.sample()
+            before = proc.cpu()
+            r = run()
+            r["cpu_us_per_request"] = round((proc.cpu() - before) * 1e6 / max(r["requests"], 1), 1)
+            r["peak_rss_mib"] = round(proc.stop_sampling() / 2**20, 1)
+            return r
+
+        # Warm every path (pools, caches).
+        warm = [(f"http://127.0.0.1:{PROXY}", path, CHAT, sl),
+                (f"http://127.0.0.1:{PROXY}", path, TRANSLATED, sl)]
+        warm += [(url, "/v1/chat/completions", CHAT, direct) for _, url, _ in floors]
+        for url, p, b, h in warm:
+            wrk(url, p, b, 1, 4, h)
+
+        def closed(body, floors_too):
+            rows = {"direct": measured(mock, lambda: wrk(f"http://127.0.0.1:{MOCK}", "/v1/chat/completions",
+                                                         CHAT, a.secs, a.conns, direct))}
+            if floors_too:
+                for fname, url, proc in floors:
+                    rows[fname] = measured(proc, lambda: wrk(url, "/v1/chat/completions", CHAT, a.secs,
+                                                             a.conns, direct))
+            rows["sluice"] = measured(sluice, lambda: wrk(f"http://127.0.0.1:{PROXY}", path, body, a.secs,
+                                                          a.conns, sl))
+            return rows
+
+        S = results["scenarios"]
+        log("scenario 1: non-streaming, same dialect")
+        S["1_same_dialect"] = closed(CHAT, True)
+        log("scenario 2: non-streaming, OpenAI client -> Anthropic upstream")
+        S["2_translated"] = closed(TRANSLATED, False)
+        S["2_translated"].update({k: v for k, v in S["1_same_dialect"].items() if k in ("pingora", "nginx")})
+
+        log("scenario 3: streaming, 50 chunks, translated")
+        lg = binary("loadgen")
+        chunks = {"x-mock-chunks": "50"}
+        stream_body = dict(TRANSLATED, stream=True)
+        direct_stream = {"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": True,
+                         "messages": CHAT["messages"]}
+        S["3_stream_translated"] = {
+            "direct": measured(mock, lambda: loadgen(lg, f"http://127.0.0.1:{MOCK}/v1/messages", direct_stream,
+                                                     {**direct, "anthropic-version": "2023-06-01", **chunks},
+                                                     connections=a.conns, duration=a.secs)),
+            "sluice": measured(sluice, lambda: loadgen(lg, f"http://127.0.0.1:{PROXY}{path}", stream_body,
+                                                       {**sl, **chunks}, connections=a.conns, duration=a.secs)),
+        }
+
+        log(f"scenario 4: fixed rate, {a.rate} requests/s")
+        rows = {"direct": measured(mock, lambda: loadgen(lg, f"http://127.0.0.1:{MOCK}/v1/chat/completions", CHAT,
+                                                         direct, connections=16, duration=a.secs, rate=a.rate))}
+        for fname, url, proc in floors:
+            rows[fname] = measured(proc, lambda: loadgen(lg, f"{url}/v1/chat/completions", CHAT, direct,
+                                                         connections=16, duration=a.secs, rate=a.rate))
+        rows["sluice"] = measured(sluice, lambda: loadgen(lg, f"http://127.0.0.1:{PROXY}{path}", CHAT, sl,
+                                                          connections=16, duration=a.secs, rate=a.rate))
+        S["4_fixed_rate"] = rows
+
+        log(f"scenario 5: {a.streams} concurrent long streams")
+        hold = {"x-mock-chunks": "50", "x-mock-delay-ms": "100"}
+        base_rss = sluice.rss()
+        r = measured(sluice, lambda: loadgen(lg, f"http://127.0.0.1:{PROXY}{path}", stream_body, {**sl, **hold},
+                                             connections=a.streams, requests=a.streams, duration=60))
+        r["kib_per_stream"] = round((r["peak_rss_mib"] * 2**20 - base_rss) / 1024 / max(a.streams, 1), 1)
+        S["5_many_streams"] = {"sluice": r}
+
+        log(f"scenario 6: soak, {a.soak:.0f} s")
+        samples = []
+        soak = {}
+
+        def soak_run():
+            soak["r"] = wrk(f"http://127.0.0.1:{PROXY}", path, CHAT, a.soak, a.conns, sl)
+        t = threading.Thread(target=soak_run)
+        t.start()
+        step = max(a.soak / 20, 0.5)
+        while t.is_alive():
+            samples.append(sluice.rss())
+            time.sleep(step)
+        t.join()
+        warm = samples[len(samples) // 4:] or samples
+        growth = (max(warm) - warm[0]) / warm[0] * 100 if warm and warm[0] else 0
+        S["6_soak"] = {"sluice": dict(soak["r"], rss_mib_after_warmup=round(warm[0] / 2**20, 1),
+                                      rss_mib_max=round(max(warm) / 2**20, 1), growth_pct=round(growth, 1))}
+
+        report(results)
+        os.makedirs(os.path.dirname(a.out), exist_ok=True)
+        with open(a.out, "w") as f:
+            json.dump(results, f, indent=1)
+        log(f"wrote {a.out}")
+        failed = [f"{s}/{t}" for s, rows in S.items() for t, r in rows.items()
+                  if r.get("errors") or not r.get("requests")]
+        if failed:
+            log(f"targets with errors or no answers: {failed}; logs in {work}")
+            sys.exit(1)
+        shutil.rmtree(work, ignore_errors=True)
+    finally:
+        for p in reversed(procs):
+            p.stop()
+
+
+def report(results):
+    S = results["scenarios"]
+    print(f"commit {results['commit']}  idle RSS {results['idle_rss_mib']} MiB with "
+          f"{results['consumers']} consumers  ({results['secs']} s, {results['conns']} connections)")
+    for name, rows in S.items():
+        print(f"\n{name}")
+        print(f"  {'target':8} {'req/s':>9} {'p50 µs':>8} {'p99 µs':>8} {'p99.9 µs':>9} {'ttfb p99':>9} "
+              f"{'+p50':>6} {'+p99':>6} {'CPU µs/req':>10} {'RSS MiB':>8} {'÷pingora':>8} {'÷nginx':>7}")
+        base = rows.get("direct", {})
+        for target, r in rows.items():
+            lat = r.get("latency_us", {})
+            ttfb = r.get("ttfb_us", {})
+            add50 = lat.get("p50", 0) - base.get("latency_us", {}).get("p50", 0) if base and target != "direct" else None
+            add99 = lat.get("p99", 0) - base.get("latency_us", {}).get("p99", 0) if base and target != "direct" else None
+            ratio = lambda f: f"{r['rps'] / rows[f]['rps']:.2f}" if f in rows and rows[f].get("rps") and target == "sluice" else ""
+            fmt = lambda v: "" if v is None else f"{v:.0f}"
+            print(f"  {target:8} {r.get('rps', 0):9.0f} {fmt(lat.get('p50')):>8} {fmt(lat.get('p99')):>8} "
+                  f"{fmt(lat.get('p999')):>9} {fmt(ttfb.get('p99')):>9} {fmt(add50):>6} {fmt(add99):>6} "
+                  f"{r.get('cpu_us_per_request', 0):10.1f} {r.get('peak_rss_mib', 0):8.1f} "
+                  f"{ratio('pingora'):>8} {ratio('nginx'):>7}")
+            extra = {k: r[k] for k in ("kib_per_stream", "growth_pct", "rss_mib_after_warmup", "rss_mib_max") if k in r}
+            if extra:
+                print(f"           {extra}")
+
+
+if __name__ == "__main__":
+    main()
