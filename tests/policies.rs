@@ -409,3 +409,28 @@ async fn cors_preflight_and_answers() {
     );
     s.running.shutdown().await;
 }
+
+/// Redis counts a large limit in slices (bounded memory) and still admits exactly the
+/// limit within a window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_limits_are_sliced_in_redis() {
+    use sluice_shared::bus::{EXACT_LOG_MAX, RedisLimits};
+    let redis = RedisLimits::connect("redis://127.0.0.1:6379/15")
+        .await
+        .unwrap();
+    let key = format!("sluice:test:sliced:{}", uuid::Uuid::now_v7());
+    let limit = EXACT_LOG_MAX + 3;
+    let mut admitted = 0;
+    for i in 0..limit + 20 {
+        let d = redis
+            .check(&key, limit, Duration::from_secs(60), false, &i.to_string())
+            .await
+            .unwrap();
+        if d.allowed {
+            admitted += 1;
+        } else {
+            assert!(d.retry_after > Duration::ZERO);
+        }
+    }
+    assert_eq!(admitted, limit);
+}

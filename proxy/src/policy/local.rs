@@ -7,17 +7,37 @@ use std::time::{Duration, Instant};
 
 use sluice_shared::bus::Decision;
 
+// Limits up to `EXACT_LOG_MAX` are kept as an exact log of admissions; above, memory
+// would grow with the limit, so the window is counted in `SLICES` slices (as in Redis).
+use sluice_shared::bus::EXACT_LOG_MAX;
+/// Slices of a window for large limits: a window may then admit up to one slice's
+/// worth of requests more than the limit, never a replica's worth.
+pub const SLICES: u32 = 64;
+
 enum State {
     Sliding(VecDeque<Instant>),
+    /// Admissions per slice of the window (slice number, count), oldest first.
+    Sliced(VecDeque<(u64, u64)>),
     /// Theoretical arrival time.
     Gcra(Instant),
 }
 
-#[derive(Default)]
 pub struct LocalLimits {
     keys: Mutex<HashMap<String, State>>,
+    /// Slices are numbered from here.
+    epoch: Instant,
     /// Token budgets: used so far and when the window ends.
     budgets: Mutex<HashMap<String, (Instant, u64)>>,
+}
+
+impl Default for LocalLimits {
+    fn default() -> Self {
+        Self {
+            keys: Mutex::default(),
+            epoch: Instant::now(),
+            budgets: Mutex::default(),
+        }
+    }
 }
 
 /// Keys kept at most; past that, idle ones are forgotten (they would admit anyway).
@@ -78,17 +98,52 @@ impl LocalLimits {
         if keys.len() > MAX_KEYS {
             keys.retain(|_, s| match s {
                 State::Sliding(q) => q.back().is_some_and(|t| now.duration_since(*t) < window),
+                State::Sliced(q) => !q.is_empty(),
                 State::Gcra(tat) => *tat > now,
             });
         }
         let state = keys.entry(key.to_string()).or_insert_with(|| {
             if gcra {
                 State::Gcra(now)
+            } else if limit > EXACT_LOG_MAX {
+                State::Sliced(VecDeque::new())
             } else {
                 State::Sliding(VecDeque::new())
             }
         });
         match state {
+            State::Sliced(q) => {
+                let slice = window / SLICES;
+                let n =
+                    (now.duration_since(self.epoch).as_nanos() / slice.as_nanos().max(1)) as u64;
+                while q.front().is_some_and(|(i, _)| *i + u64::from(SLICES) <= n) {
+                    q.pop_front();
+                }
+                let count: u64 = q.iter().map(|(_, c)| c).sum();
+                // The window frees up as its oldest slice leaves it.
+                let until_oldest_leaves = q.front().map_or(window, |(i, _)| {
+                    slice * u32::try_from(i + u64::from(SLICES) - n).unwrap_or(SLICES)
+                });
+                if count < limit {
+                    match q.back_mut() {
+                        Some((i, c)) if *i == n => *c += 1,
+                        _ => q.push_back((n, 1)),
+                    }
+                    Decision {
+                        allowed: true,
+                        remaining: limit - count - 1,
+                        retry_after: Duration::ZERO,
+                        reset: until_oldest_leaves,
+                    }
+                } else {
+                    Decision {
+                        allowed: false,
+                        remaining: 0,
+                        retry_after: until_oldest_leaves,
+                        reset: until_oldest_leaves,
+                    }
+                }
+            }
             State::Sliding(q) => {
                 while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
                     q.pop_front();
@@ -144,6 +199,23 @@ impl LocalLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Large limits are counted in slices: memory stays bounded, the count exact
+    /// within a window.
+    #[test]
+    fn large_limits_are_sliced() {
+        let l = LocalLimits::default();
+        let limit = EXACT_LOG_MAX + 10;
+        let admitted = (0..limit + 50)
+            .filter(|_| {
+                l.check("big", limit, Duration::from_secs(60), false)
+                    .allowed
+            })
+            .count() as u64;
+        assert_eq!(admitted, limit);
+        let keys = l.keys.lock().unwrap();
+        assert!(matches!(keys.get("big"), Some(State::Sliced(q)) if q.len() == 1));
+    }
 
     #[test]
     fn sliding_window_admits_exactly_the_limit() {

@@ -39,6 +39,40 @@ local wait = tonumber(oldest[2]) + window - now
 return {0, 0, wait, wait}
 "#;
 
+/// Limits above this are counted in slices rather than logged one admission each, so a
+/// key's memory stays bounded whatever the limit (see `SLICED`).
+pub const EXACT_LOG_MAX: u64 = 4096;
+
+/// Sliding window in 64 slices: the admissions of the slices still in the window are
+/// summed. A window may admit up to one slice's worth above the limit.
+const SLICED: &str = r#"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local window = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local slice = math.max(1, math.floor(window / 64))
+local n = math.floor(now / slice)
+local fields = redis.call('HGETALL', KEYS[1])
+local count = 0
+local oldest = n
+for i = 1, #fields, 2 do
+  local idx = tonumber(fields[i])
+  if idx + 64 <= n then
+    redis.call('HDEL', KEYS[1], fields[i])
+  else
+    count = count + tonumber(fields[i + 1])
+    if idx < oldest then oldest = idx end
+  end
+end
+local wait = (oldest + 64 - n) * slice
+if count < limit then
+  redis.call('HINCRBY', KEYS[1], n, 1)
+  redis.call('PEXPIRE', KEYS[1], window + slice)
+  return {1, limit - count - 1, 0, wait}
+end
+return {0, 0, wait, wait}
+"#;
+
 /// GCRA: a burst of `limit`, then one admission per `window / limit`.
 const GCRA: &str = r#"
 local t = redis.call('TIME')
@@ -164,11 +198,20 @@ impl RedisLimits {
         member: &str,
     ) -> Result<Decision, BusError> {
         let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        // Each algorithm keeps its own key: a limit changed across the threshold must
+        // not find the other's data type.
+        let (script, key) = if gcra {
+            (GCRA, key.to_string())
+        } else if limit > EXACT_LOG_MAX {
+            (SLICED, format!("{key}:sliced"))
+        } else {
+            (SLIDING, key.to_string())
+        };
         let out: Vec<i64> = self
             .client
             .eval(
-                if gcra { GCRA } else { SLIDING },
-                vec![key.to_string()],
+                script,
+                vec![key],
                 vec![window_ms.to_string(), limit.to_string(), member.to_string()],
             )
             .await?;

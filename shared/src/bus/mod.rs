@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 pub use self::cache::RedisCache;
 pub use self::health::{HealthNote, RedisHealth, wall_ms};
-pub use self::limits::{Decision, RedisLimits};
+pub use self::limits::{Decision, EXACT_LOG_MAX, RedisLimits};
 pub use self::local::LocalBus;
 pub use self::redis::RedisBus;
 use crate::document::GatewayDocument;
