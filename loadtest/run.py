@@ -113,7 +113,7 @@ class Proc:
 def wrk(url, path, body, secs, conns, headers):
     env = {"CHAT_PATH": path, "CHAT_BODY": json.dumps(body),
            "CHAT_HEADERS": "\n".join(f"{k}: {v}" for k, v in headers.items())}
-    out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{secs}s", "--latency",
+    out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{max(1, round(secs))}s", "--latency",
                           "-s", os.path.join(ROOT, "loadtest/scripts/chat.lua"), url],
                          env={**os.environ, **env}, capture_output=True, text=True, check=True).stdout
     res = {"rps": 0.0, "requests": 0, "errors": 0, "latency_us": {}}

@@ -109,8 +109,9 @@ pub fn request_header(out: &Outbound<'_>) -> Result<RequestHeader, ProxyError> {
     }
     let internal =
         |_| ProxyError::UpstreamMisconfigured("cannot build the upstream request".into());
-    let mut req = RequestHeader::build("POST", path.as_bytes(), Some(out.client_headers.len() + 6))
-        .map_err(internal)?;
+    let mut req =
+        RequestHeader::build_no_case("POST", path.as_bytes(), Some(out.client_headers.len() + 6))
+            .map_err(internal)?;
     for (name, value) in out.client_headers {
         if !headers::drop_upstream(name) && !foreign(name, target.wire) {
             req.append_header(name.clone(), value.clone())
@@ -163,20 +164,22 @@ fn classify(err: &Error) -> ProxyError {
 async fn send(
     connector: &Connector,
     peer: &HttpPeer,
-    req: &RequestHeader,
-    body: &Bytes,
+    out: &Outbound<'_>,
     read_timeout: Duration,
 ) -> Result<HttpSession, ProxyError> {
+    let body = &out.body;
     let mut attempt = 0;
     loop {
         attempt += 1;
+        // Built per attempt rather than cloned for a retry that rarely happens.
+        let req = request_header(out)?;
         let (mut up, reused) = connector.get_http_session(peer).await.map_err(|e| {
             debug!(error = %e, "upstream connect failed");
             classify(&e)
         })?;
         up.set_read_timeout(Some(read_timeout));
         let sent = async {
-            up.write_request_header(Box::new(req.clone())).await?;
+            up.write_request_header(Box::new(req)).await?;
             up.write_request_body(body.clone(), true).await?;
             up.finish_request_body().await?;
             up.read_response_header().await
@@ -222,7 +225,7 @@ fn client_header(
     stream: bool,
     extra: &[(HeaderName, HeaderValue)],
 ) -> Result<ResponseHeader, ProxyError> {
-    let mut resp = ResponseHeader::build(status, Some(extra.len() + 4))
+    let mut resp = ResponseHeader::build_no_case(status, Some(extra.len() + 4))
         .map_err(|_| ProxyError::UpstreamFailed)?;
     let _ = resp.insert_header(http::header::CONTENT_TYPE, content_type);
     if stream {
@@ -328,8 +331,7 @@ pub async fn send_request(
     read_timeout: Duration,
 ) -> Result<Sent, ProxyError> {
     let started = Instant::now();
-    let req = request_header(out)?;
-    let up = send(connector, peer, &req, &out.body, read_timeout).await?;
+    let up = send(connector, peer, out, read_timeout).await?;
     let upstream = up.response_header().ok_or(ProxyError::UpstreamFailed)?;
     let status = upstream.status.as_u16();
     let is_sse = upstream
@@ -353,6 +355,37 @@ pub async fn send_request(
     })
 }
 
+/// The client's header for a passed-through answer: the upstream's, less hop-by-hop
+/// ones, plus the gateway's; chunked when it has no length.
+fn passthrough_header(
+    upstream: &ResponseHeader,
+    response_headers: &[(HeaderName, HeaderValue)],
+    is_sse: bool,
+) -> Result<ResponseHeader, ProxyError> {
+    let mut resp = ResponseHeader::build_no_case(upstream.status, Some(upstream.headers.len() + 6))
+        .map_err(|_| ProxyError::UpstreamFailed)?;
+    for (name, value) in &upstream.headers {
+        if !headers::drop_downstream(name) {
+            resp.append_header(name.clone(), value.clone())
+                .map_err(|_| ProxyError::UpstreamFailed)?;
+        }
+    }
+    for (name, value) in response_headers {
+        let _ = resp.insert_header(name.clone(), value.clone());
+    }
+    if is_sse {
+        // Streams go out as they come: no intermediary may buffer them.
+        let _ = resp.insert_header(http::header::CACHE_CONTROL, "no-cache");
+        let _ = resp.insert_header("x-accel-buffering", "no");
+        resp.remove_header(&http::header::CONTENT_LENGTH);
+    }
+    if resp.headers.get(http::header::CONTENT_LENGTH).is_none() {
+        // See `client_header`: chunked keeps the connection alive.
+        let _ = resp.insert_header(http::header::TRANSFER_ENCODING, "chunked");
+    }
+    Ok(resp)
+}
+
 /// Answer the client from an upstream's response; `filter` is the response stage of
 /// a translated answer.
 #[allow(clippy::too_many_arguments)]
@@ -374,10 +407,15 @@ pub async fn answer(
         ..
     } = sent;
     up.set_read_timeout(Some(timing.idle));
-    let upstream = up
-        .response_header()
-        .ok_or(ProxyError::UpstreamFailed)?
-        .clone();
+    // A passed-through answer's header is built from the upstream's in place, before
+    // the session moves into the reader.
+    let passthrough_head = match answer {
+        Answer::Passthrough { .. } => {
+            let upstream = up.response_header().ok_or(ProxyError::UpstreamFailed)?;
+            Some(passthrough_header(upstream, response_headers, is_sse)?)
+        }
+        Answer::Translate { .. } => None,
+    };
     let mut up = BodyReader {
         up,
         first: None,
@@ -393,27 +431,7 @@ pub async fn answer(
             dialect,
             strip_usage,
         } => {
-            let mut resp = ResponseHeader::build(upstream.status, Some(upstream.headers.len() + 6))
-                .map_err(|_| ProxyError::UpstreamFailed)?;
-            for (name, value) in &upstream.headers {
-                if !headers::drop_downstream(name) {
-                    resp.append_header(name.clone(), value.clone())
-                        .map_err(|_| ProxyError::UpstreamFailed)?;
-                }
-            }
-            for (name, value) in response_headers {
-                let _ = resp.insert_header(name.clone(), value.clone());
-            }
-            if is_sse {
-                // Streams go out as they come: no intermediary may buffer them.
-                let _ = resp.insert_header(http::header::CACHE_CONTROL, "no-cache");
-                let _ = resp.insert_header("x-accel-buffering", "no");
-                resp.remove_header(&http::header::CONTENT_LENGTH);
-            }
-            if resp.headers.get(http::header::CONTENT_LENGTH).is_none() {
-                // See `client_header`: chunked keeps the connection alive.
-                let _ = resp.insert_header(http::header::TRANSFER_ENCODING, "chunked");
-            }
+            let resp = passthrough_head.ok_or(ProxyError::UpstreamFailed)?;
             if session
                 .write_response_header(Box::new(resp), false)
                 .await
@@ -539,19 +557,24 @@ async fn pass_through(
     // answer is kept (bounded) to read its usage at the end.
     let ok = (200..300).contains(&relayed.status);
     let mut tap = (ok && is_sse).then(|| StreamTap::new(dialect));
-    let mut whole = (ok && !is_sse).then(BytesMut::new);
+    // The chunks themselves are kept (reference-counted, not copied); an answer that
+    // came in one chunk, the usual case, is read in place.
+    let mut whole: Option<(Vec<Bytes>, usize)> = (ok && !is_sse).then(|| (Vec::new(), 0));
     loop {
         match up.read().await {
             Ok(Some(chunk)) => {
                 relayed.ttfb.get_or_insert_with(|| started.elapsed());
                 relayed.bytes += chunk.len();
-                end.saw(&chunk);
+                if is_sse {
+                    end.saw(&chunk);
+                }
                 if let Some(tap) = tap.as_mut() {
                     tap.push(&chunk);
                 }
-                if let Some(buf) = whole.as_mut() {
-                    if buf.len() + chunk.len() <= MAX_ACCOUNTED_BODY {
-                        buf.extend_from_slice(&chunk);
+                if let Some((chunks, size)) = whole.as_mut() {
+                    if *size + chunk.len() <= MAX_ACCOUNTED_BODY {
+                        *size += chunk.len();
+                        chunks.push(chunk.clone());
                     } else {
                         whole = None;
                     }
@@ -583,12 +606,23 @@ async fn pass_through(
                 }
             }
             Ok(None) => {
-                relayed.usage = match (&tap, &whole) {
+                let body =
+                    whole
+                        .take()
+                        .map(|(chunks, size)| match <[Bytes; 1]>::try_from(chunks) {
+                            Ok([one]) => one,
+                            Err(chunks) => {
+                                let mut buf = BytesMut::with_capacity(size);
+                                chunks.iter().for_each(|c| buf.extend_from_slice(c));
+                                buf.freeze()
+                            }
+                        });
+                relayed.usage = match (&tap, &body) {
                     (Some(tap), _) => tap.usage(),
                     (_, Some(body)) => usage::of_body(dialect, body),
                     _ => None,
                 };
-                relayed.body = whole.take().map(BytesMut::freeze);
+                relayed.body = body;
                 let mut rest = BytesMut::from(&splitter.rest()[..]);
                 if is_sse && relayed.status == 200 && !end.seen {
                     // The provider closed a stream it never finished: say so rather

@@ -97,26 +97,28 @@ pub fn plan(
     }
 
     if client == upstream && !canonical {
-        let mut body = body.to_vec();
+        // The client's bytes, copied only when a field must be spliced in.
+        let mut body = body;
         if model_changed {
-            body = edit(&body, "model", &json!(model))?;
+            body = Bytes::from(edit(&body, "model", &json!(model))?);
         }
         let mut strip_usage = false;
         if client == Dialect::OpenAiChat && peek.stream && !peek.include_usage() {
             // Usage is always asked for so every stream can be accounted; the chunk that
             // carries it is dropped on the way back since the client did not ask.
-            body = edit(&body, "stream_options", &json!({"include_usage": true}))?;
+            body = Bytes::from(edit(
+                &body,
+                "stream_options",
+                &json!({"include_usage": true}),
+            )?);
             strip_usage = true;
         }
         if client == Dialect::Anthropic && peek.max_tokens.is_none() {
-            body = edit(
-                &body,
-                "max_tokens",
-                &json!(default_max_tokens(target.provider, model)),
-            )?;
+            let max = json!(default_max_tokens(target.provider, model));
+            body = Bytes::from(edit(&body, "max_tokens", &max)?);
         }
         return Ok(Plan {
-            body: Bytes::from(body),
+            body,
             api_path: api_path(upstream),
             answer: Answer::Passthrough {
                 dialect: client,

@@ -1,5 +1,7 @@
 //! What a finished request leaves behind: its telemetry event and its metrics.
 
+use std::mem::take;
+
 use pingora_proxy::Session;
 use sluice_shared::catalog;
 use sluice_telemetry::metrics::{METRICS, status_class};
@@ -42,7 +44,8 @@ fn outcome(ctx: &RequestCtx) -> &'static str {
 }
 
 /// Send the request's telemetry event and record its metrics.
-pub fn report(ctx: &RequestCtx, session: &Session, telemetry: &Telemetry) {
+/// The context is spent: its fields move into the event rather than being copied.
+pub fn report(ctx: &mut RequestCtx, session: &Session, telemetry: &Telemetry) {
     let Some(api) = ctx.api else {
         // Probes and unknown paths are not proxied requests.
         return;
@@ -131,25 +134,25 @@ pub fn report(ctx: &RequestCtx, session: &Session, telemetry: &Telemetry) {
     m.retries.inc_by(u64::from(ctx.attempts.saturating_sub(1)));
     m.fallbacks.inc_by(u64::from(ctx.fallbacks));
 
-    let mut event = TelemetryEvent::new(ctx.trace_id.clone());
+    let mut event = TelemetryEvent::new(take(&mut ctx.trace_id));
     event.gateway = GatewayRef {
         id: ctx.gateway,
-        slug: ctx.gateway_slug.clone(),
+        slug: take(&mut ctx.gateway_slug),
     };
     event.consumer = ConsumerRef {
         id: ctx.consumer,
-        name: ctx.consumer_name.clone(),
+        name: take(&mut ctx.consumer_name),
     };
     event.dialect = ctx.dialect.as_str().to_string();
     event.endpoint = Some(endpoint(api).to_string());
     event.stream = ctx.stream;
     event.model = EventModel {
-        requested: ctx.requested_model.clone(),
-        selected: ctx.model.clone(),
+        requested: take(&mut ctx.requested_model),
+        selected: take(&mut ctx.model),
     };
     event.provider = ctx.provider.map(str::to_string);
     event.registry_id = ctx.registry;
-    event.attempts = ctx.attempt_log.clone();
+    event.attempts = take(&mut ctx.attempt_log);
     event.status = ctx.status;
     event.outcome = outcome(ctx).to_string();
     event.error = ctx.error.map(str::to_string);
@@ -169,10 +172,10 @@ pub fn report(ctx: &RequestCtx, session: &Session, telemetry: &Telemetry) {
         .get(http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.chars().take(256).collect());
-    event.policies.clone_from(&ctx.policy_outcomes);
-    event.request_body.clone_from(&ctx.request_body);
-    event.response_body.clone_from(&ctx.response_body);
-    event.exporters.clone_from(&ctx.exporters);
-    event.kafka_topic.clone_from(&ctx.kafka_topic);
+    event.policies = take(&mut ctx.policy_outcomes);
+    event.request_body = take(&mut ctx.request_body);
+    event.response_body = take(&mut ctx.response_body);
+    event.exporters = take(&mut ctx.exporters);
+    event.kafka_topic = take(&mut ctx.kafka_topic);
     telemetry.emit(event);
 }

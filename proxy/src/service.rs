@@ -399,7 +399,7 @@ impl SluiceProxy {
 
 /// Write a Prometheus text response.
 async fn write_text(session: &mut Session, body: String, trace_id: &str) {
-    let Ok(mut resp) = ResponseHeader::build(200, Some(3)) else {
+    let Ok(mut resp) = ResponseHeader::build_no_case(200, Some(3)) else {
         return;
     };
     let _ = resp.insert_header(
@@ -426,7 +426,7 @@ async fn write_empty(
     trace_id: &str,
     extra: &[(HeaderName, HeaderValue)],
 ) {
-    let Ok(mut resp) = ResponseHeader::build(status, Some(2 + extra.len())) else {
+    let Ok(mut resp) = ResponseHeader::build_no_case(status, Some(2 + extra.len())) else {
         return;
     };
     let _ = resp.insert_header(TRACE_HEADER, header_value(trace_id));
@@ -469,7 +469,8 @@ struct Reply<'a> {
 
 /// Write a complete response; a client that left meanwhile is not an error.
 async fn write_body(session: &mut Session, reply: Reply<'_>, body: Bytes) {
-    let Ok(mut resp) = ResponseHeader::build(reply.status, Some(3 + reply.extra.len())) else {
+    let Ok(mut resp) = ResponseHeader::build_no_case(reply.status, Some(3 + reply.extra.len()))
+    else {
         return;
     };
     let _ = resp.insert_header(http::header::CONTENT_TYPE, reply.content_type);
@@ -598,7 +599,6 @@ impl ProxyHttp for SluiceProxy {
                 )
                 .await;
         }
-        report::report(ctx, session, &self.telemetry);
         info!(
             target: "sluice::access",
             method = %session.req_header().method,
@@ -625,5 +625,7 @@ impl ProxyHttp for SluiceProxy {
             broken = ctx.broken,
             "request"
         );
+        // Last: the event takes the context's fields.
+        report::report(ctx, session, &self.telemetry);
     }
 }
