@@ -1,5 +1,5 @@
 # The two commands of the README, and a few more for development.
-.PHONY: run test lint mock
+.PHONY: run test lint mock bench
 
 # Run sluice in its embedded default: admin :8080, proxy :8081, mcp :8082, SQLite in ./data.
 run:
@@ -20,6 +20,17 @@ test:
 	else \
 		cargo test --workspace --no-fail-fast; \
 	fi
+	@scripts/loadtest-deps.sh
+	python3 loadtest/run.py --smoke
+	@if command -v node >/dev/null 2>&1; then \
+		for f in loadtest/k6/*.js; do node --input-type=module --check < $$f || exit 1; done; \
+	fi
+
+# Every load-test scenario against the floors, release build (see loadtest/run.py).
+bench:
+	@scripts/deps.sh
+	@scripts/loadtest-deps.sh
+	python3 loadtest/run.py
 
 lint:
 	cargo fmt --all -- --check

@@ -72,18 +72,42 @@ class Proc:
         self.peak = 0
         self._sampling = False
 
+    def family(self):
+        """The process and its children (nginx's workers)."""
+        pids = [self.p.pid]
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        if int(f.read().rsplit(")", 1)[1].split()[1]) == self.p.pid:
+                            pids.append(int(entry))
+                except (OSError, ValueError):
+                    pass
+        return pids
+
     def cpu(self):
-        """User + system CPU seconds so far."""
-        with open(f"/proc/{self.p.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU seconds so far, children included."""
+        total = 0
+        for pid in self.family():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+            except OSError:
+                pass
+        return total / os.sysconf("SC_CLK_TCK")
 
     def rss(self):
-        with open(f"/proc/{self.p.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        return 0
+        total = 0
+        for pid in self.family():
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            total += int(line.split()[1]) * 1024
+            except OSError:
+                pass
+        return total
 
     def sample(self):
         """Track peak RSS every 50 ms until stopped."""
@@ -209,12 +233,13 @@ def main():
                                        "--upstream", f"127.0.0.1:{MOCK}", "--threads", "1"], logdir=work)
         procs += [mock, floor]
         nginx = None
-        if shutil.which("nginx"):
+        nginx_bin = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+        if nginx_bin:
             conf = open(os.path.join(ROOT, "loadtest/nginx-floor.conf")).read()
             conf = conf.replace("daemon on;", "daemon off;").replace("/tmp/sluice-nginx-floor", f"{work}/nginx")
             with open(f"{work}/nginx.conf", "w") as f:
                 f.write(conf)
-            nginx = Proc("nginx", ["nginx", "-p", work, "-c", f"{work}/nginx.conf"], logdir=work)
+            nginx = Proc("nginx", [nginx_bin, "-p", work, "-c", f"{work}/nginx.conf"], logdir=work)
             procs.append(nginx)
         env = {"SLUICE_DATA_DIR": f"{work}/data", "SLUICE_ADMIN_ADDR": f"127.0.0.1:{ADMIN}",
                "SLUICE_PROXY_ADDR": f"127.0.0.1:{PROXY}", "SLUICE_MCP_ADDR": "127.0.0.1:19082",
@@ -292,6 +317,18 @@ def main():
                                                        {**sl, **chunks}, connections=a.conns, duration=a.secs)),
         }
 
+        # Time to first byte without queueing: streams at a fixed, moderate rate.
+        srate = max(a.rate // 10, 10)
+        log(f"scenario 3b: time to first byte of streams at {srate}/s")
+        S["3b_stream_ttfb"] = {
+            "direct": measured(mock, lambda: loadgen(lg, f"http://127.0.0.1:{MOCK}/v1/messages", direct_stream,
+                                                     {**direct, "anthropic-version": "2023-06-01", **chunks},
+                                                     connections=16, duration=a.secs, rate=srate)),
+            "sluice": measured(sluice, lambda: loadgen(lg, f"http://127.0.0.1:{PROXY}{path}", stream_body,
+                                                       {**sl, **chunks}, connections=16, duration=a.secs,
+                                                       rate=srate)),
+        }
+
         log(f"scenario 4: fixed rate, {a.rate} requests/s")
         rows = {"direct": measured(mock, lambda: loadgen(lg, f"http://127.0.0.1:{MOCK}/v1/chat/completions", CHAT,
                                                          direct, connections=16, duration=a.secs, rate=a.rate))}
@@ -351,17 +388,20 @@ def report(results):
     for name, rows in S.items():
         print(f"\n{name}")
         print(f"  {'target':8} {'req/s':>9} {'p50 µs':>8} {'p99 µs':>8} {'p99.9 µs':>9} {'ttfb p99':>9} "
-              f"{'+p50':>6} {'+p99':>6} {'CPU µs/req':>10} {'RSS MiB':>8} {'÷pingora':>8} {'÷nginx':>7}")
+              f"{'+p50':>6} {'+p99':>6} {'+ttfb99':>7} {'CPU µs/req':>10} {'RSS MiB':>8} {'÷pingora':>8} "
+              f"{'÷nginx':>7}")
         base = rows.get("direct", {})
         for target, r in rows.items():
             lat = r.get("latency_us", {})
             ttfb = r.get("ttfb_us", {})
             add50 = lat.get("p50", 0) - base.get("latency_us", {}).get("p50", 0) if base and target != "direct" else None
             add99 = lat.get("p99", 0) - base.get("latency_us", {}).get("p99", 0) if base and target != "direct" else None
+            addt = ttfb.get("p99", 0) - base.get("ttfb_us", {}).get("p99", 0) \
+                if base.get("ttfb_us") and ttfb and target != "direct" else None
             ratio = lambda f: f"{r['rps'] / rows[f]['rps']:.2f}" if f in rows and rows[f].get("rps") and target == "sluice" else ""
             fmt = lambda v: "" if v is None else f"{v:.0f}"
             print(f"  {target:8} {r.get('rps', 0):9.0f} {fmt(lat.get('p50')):>8} {fmt(lat.get('p99')):>8} "
-                  f"{fmt(lat.get('p999')):>9} {fmt(ttfb.get('p99')):>9} {fmt(add50):>6} {fmt(add99):>6} "
+                  f"{fmt(lat.get('p999')):>9} {fmt(ttfb.get('p99')):>9} {fmt(add50):>6} {fmt(add99):>6} {fmt(addt):>7} "
                   f"{r.get('cpu_us_per_request', 0):10.1f} {r.get('peak_rss_mib', 0):8.1f} "
                   f"{ratio('pingora'):>8} {ratio('nginx'):>7}")
             extra = {k: r[k] for k in ("kib_per_stream", "growth_pct", "rss_mib_after_warmup", "rss_mib_max") if k in r}

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora_core::connectors::{ConnectorOptions, http::Connector};
+use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora_core::services::background::background_service;
@@ -105,7 +106,14 @@ impl ProxyServer {
             SluiceProxy::new(snapshots, connector, path_limits, health, telemetry, limits),
             "sluice proxy",
         );
-        service.add_tcp(&addr.to_string());
+        // No L4 read buffer on client connections: Pingora's default keeps 64 KiB per
+        // connection (a held stream, an idle keep-alive) and copies every byte read
+        // through it; reads go straight into the HTTP parser's own buffers instead.
+        // Writes keep their small buffer, so a short answer's header and body still
+        // leave in one segment.
+        service.add_listener(
+            ListenerConfig::tcp(addr.to_string()).l4_buffer(L4BufferSettings::default().read(0)),
+        );
         server.add_service(service);
         server.add_service(background_service("health checks", prober));
 
