@@ -9,10 +9,4 @@ command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 [ -e /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -e /usr/include/curl/curl.h ] || need+=(libcurl4-openssl-dev)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 
-if [ ${#need[@]} -gt 0 ]; then
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    echo "installing build dependencies: ${need[*]}"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+"$(dirname "$0")/apt-install.sh" "${need[@]}"

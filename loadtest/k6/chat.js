@@ -5,8 +5,8 @@
 // omission); thresholds are left to the user.
 import http from "k6/http";
 import { check } from "k6";
+import { URL, chat } from "./common.js";
 
-const BASE = __ENV.BASE || "http://127.0.0.1:8081";
 const RATE = parseInt(__ENV.RATE || "1000", 10);
 
 export const options = {
@@ -27,15 +27,9 @@ const body = JSON.stringify({
   messages: [{ role: "user", content: "Say hello in one word." }],
 });
 
-const params = {
-  headers: {
-    "Content-Type": "application/json",
-    "X-AG-API-Key": __ENV.KEY,
-    "X-AG-Gateway-Slug": __ENV.GATEWAY,
-  },
-};
+const params = chat();
 
 export default function () {
-  const res = http.post(`${BASE}/${__ENV.CONSUMER}/v1/chat/completions`, body, params);
+  const res = http.post(URL, body, params);
   check(res, { "status 200": (r) => r.status === 200 });
 }

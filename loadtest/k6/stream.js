@@ -4,8 +4,7 @@
 //          -e MODEL=claude-sonnet-4-5 -e VUS=32 -e DURATION=30s loadtest/k6/stream.js
 import http from "k6/http";
 import { check } from "k6";
-
-const BASE = __ENV.BASE || "http://127.0.0.1:8081";
+import { URL, chat } from "./common.js";
 
 export const options = {
   vus: parseInt(__ENV.VUS || "32", 10),
@@ -18,17 +17,10 @@ const body = JSON.stringify({
   messages: [{ role: "user", content: "Say hello in one word." }],
 });
 
-const params = {
-  headers: {
-    "Content-Type": "application/json",
-    "X-AG-API-Key": __ENV.KEY,
-    "X-AG-Gateway-Slug": __ENV.GATEWAY,
-    "x-mock-chunks": __ENV.CHUNKS || "50",
-  },
-};
+const params = chat({ "x-mock-chunks": __ENV.CHUNKS || "50" });
 
 export default function () {
-  const res = http.post(`${BASE}/${__ENV.CONSUMER}/v1/chat/completions`, body, params);
+  const res = http.post(URL, body, params);
   check(res, {
     "status 200": (r) => r.status === 200,
     "stream ended": (r) => r.body.includes("data: [DONE]"),
