@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use sluice_benches::document;
+use sluice_benches::{document, document_with};
 use sluice_shared::apikey;
 use sluice_shared::snapshot::{CompiledGateway, Snapshot};
 
@@ -45,5 +45,29 @@ fn compile(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, lookups, compile);
+/// Config scale: 100,000 consumers over 10,000 registries compile in one go, and a
+/// request's lookups cost what they cost with 1,000 (hash maps all the way).
+fn scale(c: &mut Criterion) {
+    let Some(doc) = document_with(100_000, 10_000) else {
+        return;
+    };
+    let mut group = c.benchmark_group("scale");
+    group.sample_size(10);
+    group.bench_function("compile_gateway_100k_consumers_10k_registries", |b| {
+        b.iter(|| CompiledGateway::compile(black_box(&doc), None).is_ok())
+    });
+    group.finish();
+    let Ok(gw) = CompiledGateway::compile(&doc, None) else {
+        return;
+    };
+    c.bench_function("request_identity_lookup_100k_consumers", |b| {
+        b.iter(|| {
+            let consumer = gw.consumer(black_box("c50000"))?;
+            let auth = gw.auth_for_key(&apikey::digest(black_box("ag_bench_50000")))?;
+            Some(consumer.accepts(auth))
+        })
+    });
+}
+
+criterion_group!(benches, lookups, compile, scale);
 criterion_main!(benches);

@@ -9,7 +9,6 @@
 //! in priority order whichever finished first.
 
 mod limits;
-mod local;
 mod moderation;
 pub mod respond;
 mod transform;
@@ -19,7 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use sluice_shared::bus::{Decision, RedisLimits};
+use sluice_shared::bus::{Decision, LocalLimits, RedisLimits};
 use sluice_shared::catalog;
 use sluice_shared::model::PolicyMode;
 use sluice_shared::snapshot::CompiledConsumer;
@@ -35,7 +34,6 @@ use uuid::Uuid;
 use crate::cache::{AnswerCache, Hit};
 use crate::error::ProxyError;
 use limits::{RateLimit, TokenLimit};
-use local::LocalLimits;
 pub use respond::ResponseStage;
 
 /// Where rate-limit counters live (this process, or Redis for every replica), the

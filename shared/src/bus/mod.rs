@@ -8,6 +8,7 @@
 //! replaces a newer one with an older one.
 
 mod cache;
+mod counters;
 mod health;
 mod limits;
 mod local;
@@ -20,6 +21,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 pub use self::cache::RedisCache;
+pub use self::counters::LocalLimits;
 pub use self::health::{HealthNote, RedisHealth, wall_ms};
 pub use self::limits::{Decision, EXACT_LOG_MAX, RedisLimits};
 pub use self::local::LocalBus;

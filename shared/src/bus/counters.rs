@@ -1,15 +1,15 @@
 //! Rate-limit counters of one process, for the embedded default (no Redis): the same
-//! two algorithms as the Redis scripts, exact within this process.
+//! algorithms as the Redis scripts in `limits`, exact within this process.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use sluice_shared::bus::Decision;
+use super::limits::Decision;
 
 // Limits up to `EXACT_LOG_MAX` are kept as an exact log of admissions; above, memory
 // would grow with the limit, so the window is counted in `SLICES` slices (as in Redis).
-use sluice_shared::bus::EXACT_LOG_MAX;
+use super::limits::EXACT_LOG_MAX;
 /// Slices of a window for large limits: a window may then admit up to one slice's
 /// worth of requests more than the limit, never a replica's worth.
 pub const SLICES: u32 = 64;
