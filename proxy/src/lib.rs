@@ -21,6 +21,7 @@ mod models;
 mod peer;
 mod plan;
 mod policy;
+mod relay;
 mod report;
 mod route;
 mod server;
