@@ -5,9 +5,7 @@ use std::mem::take;
 use pingora_proxy::Session;
 use sluice_shared::catalog;
 use sluice_telemetry::metrics::{METRICS, status_class};
-use sluice_telemetry::{
-    ConsumerRef, EventModel, GatewayRef, Latency, Telemetry, TelemetryEvent, TokenUsage,
-};
+use sluice_telemetry::{ConsumerRef, EventModel, GatewayRef, Latency, TelemetryEvent, TokenUsage};
 
 use crate::route::Api;
 use crate::service::RequestCtx;
@@ -44,14 +42,13 @@ fn outcome(ctx: &RequestCtx) -> &'static str {
 }
 
 /// Send the request's telemetry event and record its metrics.
-/// The context is spent: its fields move into the event rather than being copied.
-pub fn report(ctx: &mut RequestCtx, session: &Session, telemetry: &Telemetry) {
-    let Some(api) = ctx.api else {
-        // Probes and unknown paths are not proxied requests.
-        return;
-    };
+/// Record the request's metrics and return its telemetry event (none for probes and
+/// other requests that were not proxied). The context is spent: its fields move into
+/// the event rather than being copied.
+pub fn report(ctx: &mut RequestCtx, session: &Session) -> Option<TelemetryEvent> {
+    let api = ctx.api?;
     if api == Api::Models {
-        return;
+        return None;
     }
     let total = ctx.started.elapsed();
     let upstream = ctx.upstream_time.min(total);
@@ -177,5 +174,5 @@ pub fn report(ctx: &mut RequestCtx, session: &Session, telemetry: &Telemetry) {
     event.response_body = take(&mut ctx.response_body);
     event.exporters = take(&mut ctx.exporters);
     event.kafka_topic = take(&mut ctx.kafka_topic);
-    telemetry.emit(event);
+    Some(event)
 }

@@ -580,14 +580,6 @@ impl ProxyHttp for SluiceProxy {
     /// Runs last for every request: one structured access-log line, never credentials.
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         METRICS.in_flight.dec();
-        for p in std::mem::take(&mut ctx.pending) {
-            let what = p.outcome.await.unwrap_or_else(|_| "failed".to_string());
-            ctx.policy_outcomes.push(PolicyOutcome {
-                policy_id: p.policy_id,
-                kind: p.kind,
-                outcome: what,
-            });
-        }
         if !ctx.settle.is_empty() {
             self.policies
                 .settle(
@@ -626,6 +618,27 @@ impl ProxyHttp for SluiceProxy {
             "request"
         );
         // Last: the event takes the context's fields.
-        report::report(ctx, session, &self.telemetry);
+        let pending = std::mem::take(&mut ctx.pending);
+        let Some(mut event) = report::report(ctx, session) else {
+            return;
+        };
+        if pending.is_empty() {
+            self.telemetry.emit(event);
+            return;
+        }
+        // Outcomes still being decided (observe-mode calls) complete the event later,
+        // so neither this connection's next request nor anything else waits for them.
+        let telemetry = self.telemetry.clone();
+        tokio::spawn(async move {
+            for p in pending {
+                let what = p.outcome.await.unwrap_or_else(|_| "failed".to_string());
+                event.policies.push(PolicyOutcome {
+                    policy_id: p.policy_id,
+                    kind: p.kind,
+                    outcome: what,
+                });
+            }
+            telemetry.emit(event);
+        });
     }
 }
