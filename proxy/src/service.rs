@@ -237,9 +237,6 @@ impl SluiceProxy {
 
         let body = body::read(session, self.limits.max_body_bytes).await?;
         ctx.body_read = true;
-        if let Some(max) = ctx.capture {
-            ctx.request_body = Some(TelemetryEvent::capture(&body, max));
-        }
         let peek = Peek::parse(&body)?;
         ctx.stream = peek.stream;
         ctx.requested_model = peek.model.clone();
@@ -274,6 +271,11 @@ impl SluiceProxy {
             }
             model_override = verdict.model_override;
             stage = verdict.respond;
+        }
+        // Captured after the policies' rewrites, so masked data stays masked in
+        // telemetry; a request the chain refused is not captured.
+        if let Some(max) = ctx.capture {
+            ctx.request_body = Some(TelemetryEvent::capture(&body, max));
         }
         let requested = model_override
             .as_deref()
