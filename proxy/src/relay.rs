@@ -41,9 +41,9 @@ pub(crate) async fn pass_through(
     // answer is kept (bounded) to read its usage at the end.
     let ok = (200..300).contains(&relayed.status);
     let mut tap = (ok && is_sse).then(|| StreamTap::new(dialect));
-    // The chunks themselves are kept (reference-counted, not copied); an answer that
-    // came in one chunk, the usual case, is read in place.
-    let mut whole: Option<(Vec<Bytes>, usize)> = (ok && !is_sse).then(|| (Vec::new(), 0));
+    // An answer that came in one chunk, the usual case, is read in place; a second
+    // chunk starts a copy, so no more than one of the reader's buffers is held.
+    let mut whole: Option<Whole> = (ok && !is_sse).then_some(Whole::Empty);
     loop {
         match up.read().await {
             Ok(Some(chunk)) => {
@@ -55,13 +55,8 @@ pub(crate) async fn pass_through(
                 if let Some(tap) = tap.as_mut() {
                     tap.push(&chunk);
                 }
-                if let Some((chunks, size)) = whole.as_mut() {
-                    if *size + chunk.len() <= MAX_ACCOUNTED_BODY {
-                        *size += chunk.len();
-                        chunks.push(chunk.clone());
-                    } else {
-                        whole = None;
-                    }
+                if let Some(w) = whole.take() {
+                    whole = w.add(&chunk);
                 }
                 let out = if strip_usage {
                     let mut kept = BytesMut::with_capacity(chunk.len());
@@ -90,17 +85,7 @@ pub(crate) async fn pass_through(
                 }
             }
             Ok(None) => {
-                let body =
-                    whole
-                        .take()
-                        .map(|(chunks, size)| match <[Bytes; 1]>::try_from(chunks) {
-                            Ok([one]) => one,
-                            Err(chunks) => {
-                                let mut buf = BytesMut::with_capacity(size);
-                                chunks.iter().for_each(|c| buf.extend_from_slice(c));
-                                buf.freeze()
-                            }
-                        });
+                let body = whole.take().map(Whole::into_bytes);
                 relayed.usage = match (&tap, &body) {
                     (Some(tap), _) => tap.usage(),
                     (_, Some(body)) => usage::of_body(dialect, body),
@@ -134,6 +119,48 @@ pub(crate) async fn pass_through(
                 }
                 return Done::Abandoned;
             }
+        }
+    }
+}
+
+/// A complete answer kept to read its usage, bounded by `MAX_ACCOUNTED_BODY`.
+enum Whole {
+    Empty,
+    One(Bytes),
+    Many(BytesMut),
+}
+
+impl Whole {
+    /// Add a chunk; `None` once the answer is larger than is kept.
+    fn add(self, chunk: &Bytes) -> Option<Self> {
+        let size = match &self {
+            Self::Empty => 0,
+            Self::One(b) => b.len(),
+            Self::Many(b) => b.len(),
+        };
+        if size + chunk.len() > MAX_ACCOUNTED_BODY {
+            return None;
+        }
+        Some(match self {
+            Self::Empty => Self::One(chunk.clone()),
+            Self::One(first) => {
+                let mut buf = BytesMut::with_capacity(first.len() + chunk.len());
+                buf.extend_from_slice(&first);
+                buf.extend_from_slice(chunk);
+                Self::Many(buf)
+            }
+            Self::Many(mut buf) => {
+                buf.extend_from_slice(chunk);
+                Self::Many(buf)
+            }
+        })
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Self::Empty => Bytes::new(),
+            Self::One(b) => b,
+            Self::Many(b) => b.freeze(),
         }
     }
 }
