@@ -479,6 +479,7 @@ async fn moderation_blocks_in_enforce_mode_and_only_records_in_observe_mode() {
     .await;
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["error"]["code"], "moderation_unavailable");
+    assert!(s.proxy.metric("sluice_policy_errors_total").await >= 1.0);
     s.running.shutdown().await;
 }
 

@@ -34,6 +34,8 @@ pub struct Metrics {
     pub policy_rejections: IntCounter,
     pub cache_hits: IntCounter,
     pub cache_misses: IntCounter,
+    /// Limiter or moderation calls that failed, whichever way the policy then went.
+    pub policy_errors: IntCounter,
     pub backend_healthy: IntGaugeVec,
     pub in_flight: IntGauge,
     pub snapshot_generation: IntGauge,
@@ -163,6 +165,11 @@ impl Metrics {
                 "Answers served from the cache",
             ),
             cache_misses: counter(&r, "sluice_cache_misses_total", "Cache lookups that missed"),
+            policy_errors: counter(
+                &r,
+                "sluice_policy_errors_total",
+                "Limiter or moderation calls that failed (the policy then failed open or closed)",
+            ),
             backend_healthy: {
                 let m = IntGaugeVec::new(
                     Opts::new("sluice_backend_healthy", "1 when a registry is in rotation"),

@@ -6,6 +6,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue};
 use sluice_shared::model::PolicyMode;
 use sluice_shared::snapshot::policies::{CompiledPolicy, GroupBy, LimitAlgorithm, TokenCount};
+use sluice_telemetry::metrics::METRICS;
 use tracing::warn;
 
 use super::{Policies, Seen, Settle, Step, Verdict, header, outcome};
@@ -74,6 +75,7 @@ impl Policies {
             Err(error) => {
                 warn!(policy = %p.id, %error, r.fail_open, "rate limiter unavailable");
                 out.outcomes.push(outcome(p, "limiter_unavailable"));
+                METRICS.policy_errors.inc();
                 if r.fail_open {
                     Step::Pass
                 } else {
@@ -123,6 +125,7 @@ impl Policies {
             Err(error) => {
                 warn!(policy = %p.id, %error, t.fail_open, "token limiter unavailable");
                 out.outcomes.push(outcome(p, "limiter_unavailable"));
+                METRICS.policy_errors.inc();
                 return if t.fail_open {
                     Step::Pass
                 } else {

@@ -435,6 +435,7 @@ impl Policies {
                     Err(error) => {
                         warn!(policy = %p.id, %error, rule.fail_open, "moderation unavailable");
                         out.outcomes.push(outcome(p, "moderation_unavailable"));
+                        METRICS.policy_errors.inc();
                         if rule.fail_open {
                             Step::Pass
                         } else {
