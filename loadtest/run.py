@@ -216,8 +216,11 @@ def main():
         a.secs, a.conns, a.rate, a.streams, a.soak, a.consumers, a.reps = 2, 8, 200, 100, 3, 20, 1
     profile = "debug" if a.smoke else "release"
     if not a.no_build:
-        cmd = ["cargo", "build", "-q", "-p", "sluice", "-p", "sluice-loadtest"]
-        subprocess.run(cmd + ([] if a.smoke else ["--release"]), cwd=ROOT, check=True)
+        # The smoke run reuses the test build: the same workspace-wide feature set, so
+        # nothing is compiled twice.
+        cmd = ["cargo", "build", "-q", "--workspace", "--bins"] if a.smoke else \
+            ["cargo", "build", "-q", "--release", "-p", "sluice", "-p", "sluice-loadtest"]
+        subprocess.run(cmd, cwd=ROOT, check=True)
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install -y wrk")
     binary = lambda n: os.path.join(ROOT, "target", profile, n)
