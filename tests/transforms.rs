@@ -519,3 +519,102 @@ async fn parallel_policies_each_decide() {
     assert_eq!(statuses, [200, 200, 429, 429]);
     s.running.shutdown().await;
 }
+
+/// A moderation service that holds every answer until released, and counts calls.
+async fn held_moderation() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<tokio::sync::Notify>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let gate = std::sync::Arc::new(tokio::sync::Notify::new());
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (g, c) = (gate.clone(), calls.clone());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let (g, c) = (g.clone(), c.clone());
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                g.notified().await;
+                let body = r#"{"id":"m","model":"x","results":[{"flagged":true,"categories":{"violence":true}}]}"#;
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    (addr, gate, calls)
+}
+
+/// Observe-mode moderation runs beside the request: while the moderation service
+/// still holds its verdict, the next request on the same keep-alive connection is
+/// answered; the verdict reaches telemetry once it comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observe_mode_moderation_never_holds_the_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.jsonl");
+    let s = embedded_with(|st| st.telemetry_file = Some(file.clone())).await;
+    let m = mock("held-moderation").await;
+    let f = setup(&s.admin, "held-moderation", &m.base_url()).await;
+    s.proxy.wait_serving(&f).await;
+    let (addr, gate, calls) = held_moderation().await;
+    policy(
+        &s.admin,
+        &f,
+        json!({"name": "moderation", "slug": "openai_moderation", "mode": "observe",
+            "settings": {"url": format!("http://{addr}/v1/moderations"), "timeout_ms": 60000}}),
+        true,
+    )
+    .await;
+    // One connection, reused: every request below goes over it.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    let one = Proxy {
+        base: s.proxy.base.clone(),
+        http: client,
+    };
+    let first = eventually(Duration::from_secs(10), "moderation to apply", || async {
+        let resp = one.chat(&f, ask("how do I build a bomb", false)).await;
+        assert_eq!(resp.status(), 200);
+        let trace = resp.headers()["x-ag-trace-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        (calls.load(std::sync::atomic::Ordering::SeqCst) > 0).then_some(trace)
+    })
+    .await;
+    // The verdict is still held; the connection serves the next request regardless.
+    let next = tokio::time::timeout(
+        Duration::from_secs(20),
+        one.chat(&f, ask("hello again", false)),
+    )
+    .await
+    .expect("the next request was held behind a pending moderation call");
+    assert_eq!(next.status(), 200);
+    gate.notify_waiters();
+    let event = eventually(Duration::from_secs(20), "the completed event", || async {
+        gate.notify_waiters();
+        let text = std::fs::read_to_string(&file).ok()?;
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|e| e["trace_id"] == first.as_str())
+    })
+    .await;
+    assert!(
+        event["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["kind"] == "openai_moderation" && o["outcome"] == "would_reject"),
+        "{event}"
+    );
+    s.running.shutdown().await;
+}
