@@ -23,16 +23,10 @@ async fn messages(proxy: &Proxy, f: &Fixture, body: Value) -> reqwest::Response 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_answer_429_with_headers_in_the_client_dialect() {
-    let s = embedded().await;
-    let m = mock("limits").await;
-    let f = setup(&s.admin, "limits", &m.base_url()).await;
-    s.proxy.wait_serving(&f).await;
-    policy(
-        &s.admin,
-        &f,
+    let (s, _m, f, _) = with_policy(
+        "limits",
         json!({"name": "three a minute", "slug": "rate_limiter",
             "settings": {"limit": 3, "window": 60}}),
-        true,
     )
     .await;
     // Wait for the policy to reach the proxy: the first limited answer.
@@ -262,16 +256,10 @@ async fn token_budgets_are_exact_across_replicas() {
 /// by a smaller model when the policy says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_budgets_are_charged_from_usage() {
-    let s = embedded().await;
-    let m = mock("tokens").await;
-    let f = setup(&s.admin, "tokens", &m.base_url()).await;
-    s.proxy.wait_serving(&f).await;
-    let pid = policy(
-        &s.admin,
-        &f,
+    let (s, _m, f, pid) = with_policy(
+        "tokens",
         json!({"name": "budget", "slug": "token_rate_limiter",
             "settings": {"window": 3600, "max_tokens": 50}}),
-        true,
     )
     .await;
     // One simple chat costs about 28 tokens: the first passes, the second would

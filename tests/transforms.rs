@@ -58,19 +58,9 @@ async fn chat_with(
     proxy.post(f, "chat/completions", &body, headers).await
 }
 
-/// An embedded sluice and a mock, with the fixture served and `spec` attached.
-async fn started(name: &str, spec: Value) -> (Embedded, MockProvider, Fixture) {
-    let s = embedded().await;
-    let m = mock(name).await;
-    let f = setup(&s.admin, name, &m.base_url()).await;
-    s.proxy.wait_serving(&f).await;
-    policy(&s.admin, &f, spec, true).await;
-    (s, m, f)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tools_and_prompts_are_injected_in_the_clients_dialect() {
-    let (s, m, f) = started(
+    let (s, m, f, _) = with_policy(
         "inject",
         json!({"name": "search tool", "slug": "tool_injection", "priority": 1, "settings": {"tools": [
             {"name": "company_search", "description": "Search the wiki",
@@ -237,7 +227,7 @@ async fn first_miss(proxy: &Proxy, f: &Fixture, question: &Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_are_cached_exactly_and_replayed_in_any_shape() {
-    let (s, m, f) = started(
+    let (s, m, f, _) = with_policy(
         "cache",
         json!({"name": "cache", "slug": "semantic_cache", "settings": {"mode": "exact", "ttl": 600}}),
     )

@@ -624,3 +624,14 @@ pub async fn policy(admin: &Admin, f: &Fixture, spec: Value, attach: bool) -> St
     }
     pid
 }
+
+/// An embedded sluice and a mock named `name`, with a fixture of that slug served and
+/// the policy `spec` attached to its consumer; returns the policy's id too.
+pub async fn with_policy(name: &str, spec: Value) -> (Embedded, MockProvider, Fixture, String) {
+    let s = embedded().await;
+    let m = mock(name).await;
+    let f = setup(&s.admin, name, &m.base_url()).await;
+    s.proxy.wait_serving(&f).await;
+    let pid = policy(&s.admin, &f, spec, true).await;
+    (s, m, f, pid)
+}

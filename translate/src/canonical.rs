@@ -144,6 +144,18 @@ pub struct Request {
     pub user: Option<String>,
 }
 
+impl Request {
+    /// The last user turn and its position: what a prompt-keyed decision (semantic
+    /// routing, the semantic cache) looks at.
+    pub fn last_user(&self) -> Option<(usize, &Message)> {
+        self.messages
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, m)| m.role == Role::User)
+    }
+}
+
 /// Why generation stopped.
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub enum FinishReason {

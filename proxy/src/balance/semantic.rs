@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sluice_shared::snapshot::{CompiledLb, UpstreamTarget, WeightedUpstream};
-use sluice_translate::canonical::{Message, Request, Role};
+use sluice_translate::canonical::Request;
 use tracing::debug;
 
 /// How long the embeddings call may take before the request goes round robin.
@@ -29,12 +29,7 @@ pub struct Semantic {
 
 /// The text the semantic balancer routes on: the last user turn's text.
 pub fn prompt_of(req: &Request) -> String {
-    req.messages
-        .iter()
-        .rev()
-        .find(|m| m.role == Role::User)
-        .map(Message::text)
-        .unwrap_or_default()
+    req.last_user().map(|(_, m)| m.text()).unwrap_or_default()
 }
 
 fn cosine(a: &[f64], b: &[f64]) -> f64 {

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sluice_shared::bus::RedisCache;
 use sluice_shared::snapshot::policies::CacheRule;
-use sluice_translate::canonical::{Request, Response, Role};
+use sluice_translate::canonical::{Request, Response};
 use tracing::{debug, warn};
 use uuid::Uuid;
 
@@ -130,13 +130,9 @@ fn normalized(req: &Request) -> Request {
     r
 }
 
-/// The text a semantic cache compares: the last user turn.
+/// The text a semantic cache compares: the last user turn, and where it is.
 fn last_user_text(req: &Request) -> Option<(usize, String)> {
-    req.messages
-        .iter()
-        .enumerate()
-        .rev()
-        .find(|(_, m)| m.role == Role::User)
+    req.last_user()
         .map(|(i, m)| (i, m.text()))
         .filter(|(_, t)| !t.trim().is_empty())
 }

@@ -135,12 +135,6 @@ impl std::fmt::Debug for Masker {
     }
 }
 
-impl PartialEq for Masker {
-    fn eq(&self, other: &Self) -> bool {
-        std::ptr::eq(self, other)
-    }
-}
-
 impl Masker {
     /// Compile user patterns (with their replacements) and built-in detectors.
     pub fn compile(

@@ -40,7 +40,7 @@ pub enum LimitAlgorithm {
 }
 
 /// A policy's settings, parsed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum PolicyRule {
     RateLimit {
         limit: u64,
@@ -185,12 +185,6 @@ pub struct CacheRule {
     pub max_entries: usize,
 }
 
-impl PartialEq for CacheRule {
-    fn eq(&self, other: &Self) -> bool {
-        std::ptr::eq(self, other)
-    }
-}
-
 /// `openai_moderation` settings, resolved.
 #[derive(Debug, Clone)]
 pub struct ModerationRule {
@@ -202,12 +196,6 @@ pub struct ModerationRule {
     pub fail_open: bool,
     /// Categories that count; any flagged category when empty.
     pub categories: Vec<String>,
-}
-
-impl PartialEq for ModerationRule {
-    fn eq(&self, other: &Self) -> bool {
-        std::ptr::eq(self, other)
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -254,6 +242,18 @@ pub type Targets<'a> = dyn Fn(Uuid) -> Option<Arc<UpstreamTarget>> + 'a;
 
 fn text(s: &Value, key: &str) -> Option<String> {
     s.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+/// A list of strings in the settings (empty when absent).
+fn strings(s: &Value, key: &str) -> Vec<String> {
+    s.get(key)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn flag(s: &Value, key: &str, default: bool) -> bool {
@@ -311,15 +311,7 @@ fn rule(policy: &Policy, targets: &Targets<'_>) -> PolicyRule {
                         .collect()
                 })
                 .unwrap_or_default();
-            let detectors: Vec<String> = s
-                .get("detectors")
-                .and_then(Value::as_array)
-                .map(|d| {
-                    d.iter()
-                        .filter_map(|v| v.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let detectors = strings(s, "detectors");
             let max = num(s, "max_match_length").unwrap_or(256);
             match Masker::compile(&patterns, &detectors, usize::try_from(max).unwrap_or(256)) {
                 Ok(masker) => {
@@ -379,15 +371,7 @@ fn rule(policy: &Policy, targets: &Targets<'_>) -> PolicyRule {
             credential: registry("registry_id"),
             timeout: Duration::from_millis(num(s, "timeout_ms").unwrap_or(2000).max(1)),
             fail_open: flag(s, "fail_open", true),
-            categories: s
-                .get("categories")
-                .and_then(Value::as_array)
-                .map(|c| {
-                    c.iter()
-                        .filter_map(|v| v.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            categories: strings(s, "categories"),
         })),
         "token_rate_limiter" => {
             let cost = s.get("max_cost_usd").is_some() && s.get("max_tokens").is_none();
@@ -490,32 +474,12 @@ fn rule(policy: &Policy, targets: &Targets<'_>) -> PolicyRule {
                 max_age: num(s, "max_age").unwrap_or(600),
             })
         }
-        "tool_allowlist" => {
-            let names = |key: &str| -> Vec<String> {
-                s.get(key)
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|v| v.as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            };
-            PolicyRule::ToolAllowlist {
-                allow: names("allow"),
-                deny: names("deny"),
-            }
-        }
+        "tool_allowlist" => PolicyRule::ToolAllowlist {
+            allow: strings(s, "allow"),
+            deny: strings(s, "deny"),
+        },
         "model_allowlist" => PolicyRule::ModelAllowlist {
-            allowed: s
-                .get("allowed")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|m| m.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            allowed: strings(s, "allowed"),
         },
         _ => PolicyRule::NotEnforced,
     }
