@@ -65,13 +65,17 @@ pub fn consumer<'g, 'h>(
     Ok((consumer, presented))
 }
 
-/// A bearer token that is not a sluice key.
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+/// The `Authorization: Bearer` token, if any.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
     let auth = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = auth.split_once(' ')?;
     let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && !token.starts_with(KEY_PREFIX))
-        .then_some(token)
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// A bearer token that is not a sluice key.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    bearer(headers).filter(|t| !t.starts_with(KEY_PREFIX))
 }
 
 /// The API key a request presents: `X-AG-API-Key`, `x-api-key`, or a bearer token that
@@ -83,12 +87,7 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|k| !k.is_empty());
-    direct.or_else(|| {
-        let auth = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-        let (scheme, token) = auth.split_once(' ')?;
-        let token = token.trim();
-        (scheme.eq_ignore_ascii_case("bearer") && token.starts_with(KEY_PREFIX)).then_some(token)
-    })
+    direct.or_else(|| bearer(headers).filter(|t| t.starts_with(KEY_PREFIX)))
 }
 
 #[cfg(test)]
