@@ -19,7 +19,7 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
 use sluice_shared::snapshot::{CompiledConsumer, UpstreamCredential, UpstreamTarget, WireApi};
 use sluice_translate::canonical::Usage;
-use sluice_translate::{Dialect, Encoder, EncoderOptions, errors};
+use sluice_translate::{Dialect, EncoderOptions, errors};
 use tracing::{debug, warn};
 
 use crate::error::ProxyError;
@@ -496,15 +496,10 @@ pub async fn answer(
                 let (resp, bytes) = if stream {
                     // The provider answered a stream request whole; the client still
                     // gets the stream it asked for.
-                    let mut enc = Encoder::new(client, EncoderOptions { include_usage });
-                    let mut buf = BytesMut::new();
-                    for e in answer.into_events() {
-                        enc.encode(&e, &mut buf);
-                    }
-                    enc.finish(&mut buf);
+                    let options = EncoderOptions { include_usage };
                     (
                         client_header(200, "text/event-stream", true, response_headers)?,
-                        buf.freeze(),
+                        sluice_translate::render_stream(client, answer, options),
                     )
                 } else {
                     let body = sluice_translate::render_response(client, &answer);

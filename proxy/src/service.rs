@@ -325,18 +325,13 @@ impl SluiceProxy {
         let client = ctx.dialect;
         let answer = (*hit.answer).clone();
         let (content_type, body) = if peek.stream {
-            let mut enc = sluice_translate::Encoder::new(
-                client,
-                sluice_translate::EncoderOptions {
-                    include_usage: peek.include_usage(),
-                },
-            );
-            let mut buf = bytes::BytesMut::new();
-            for e in answer.into_events() {
-                enc.encode(&e, &mut buf);
-            }
-            enc.finish(&mut buf);
-            ("text/event-stream", buf.freeze())
+            let options = sluice_translate::EncoderOptions {
+                include_usage: peek.include_usage(),
+            };
+            (
+                "text/event-stream",
+                sluice_translate::render_stream(client, answer, options),
+            )
         } else {
             (
                 "application/json",

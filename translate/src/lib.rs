@@ -109,3 +109,20 @@ pub fn render_response(dialect: Dialect, resp: &canonical::Response) -> Vec<u8> 
         Dialect::Responses => responses::render_response(resp),
     }
 }
+
+/// Render a complete answer as the stream a client of `dialect` expects, for a client
+/// that asked for a stream of an answer that exists whole (a provider that did not
+/// stream, a cached answer).
+pub fn render_stream(
+    dialect: Dialect,
+    resp: canonical::Response,
+    options: EncoderOptions,
+) -> bytes::Bytes {
+    let mut enc = Encoder::new(dialect, options);
+    let mut buf = bytes::BytesMut::new();
+    for e in resp.into_events() {
+        enc.encode(&e, &mut buf);
+    }
+    enc.finish(&mut buf);
+    buf.freeze()
+}
