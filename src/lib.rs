@@ -80,6 +80,13 @@ pub async fn launch(settings: &Settings, planes: &[Plane]) -> anyhow::Result<Run
         store: None,
     };
 
+    // One telemetry pipeline for the planes of this process that emit events.
+    let telemetry = if has(Plane::Proxy) || has(Plane::Mcp) {
+        start_telemetry(settings, stopped.clone())
+    } else {
+        Telemetry::off()
+    };
+
     // The proxy's live registry health, which the admin of the same process reports.
     let proxy_health = has(Plane::Proxy).then(|| Arc::new(Health::default()));
 
@@ -190,7 +197,7 @@ pub async fn launch(settings: &Settings, planes: &[Plane]) -> anyhow::Result<Run
         };
         let handle = running.snapshots.clone();
         let health = proxy_health.clone().unwrap_or_default();
-        let telemetry = start_telemetry(settings, stopped.clone());
+        let telemetry = telemetry.clone();
         // Rate limits are counted in Redis when there is one, so they hold across
         // replicas; otherwise in this process.
         let limits = match &settings.redis_url {
@@ -228,8 +235,24 @@ pub async fn launch(settings: &Settings, planes: &[Plane]) -> anyhow::Result<Run
         info!(addr = ?running.mcp_addr, "mcp listening");
         let handle = running.snapshots.clone();
         let rx = stopped.clone();
+        // Rate limits and agent sessions are shared through Redis when there is one.
+        let redis = match &settings.redis_url {
+            Some(url) => match RedisLimits::connect(url).await {
+                Ok(l) => Some(l),
+                Err(error) => {
+                    tracing::warn!(%error, "MCP limits and sessions will be kept per process");
+                    None
+                }
+            },
+            None => None,
+        };
+        let options = sluice_mcp::McpOptions {
+            redis,
+            telemetry: telemetry.clone(),
+            max_body_bytes: settings.max_body_bytes,
+        };
         tasks.push(tokio::spawn(async move {
-            if let Err(error) = sluice_mcp::serve(listener, handle, rx).await {
+            if let Err(error) = sluice_mcp::serve(listener, handle, options, rx).await {
                 tracing::error!(%error, "mcp server failed");
             }
         }));

@@ -1,18 +1,104 @@
-//! The MCP plane. It runs beside the proxy with its own config snapshot, and for now
-//! serves its health and readiness endpoints; the MCP endpoint per consumer arrives with
-//! the MCP plane's own work. Any other path answers a JSON 404.
+//! The MCP plane: one governed MCP endpoint per consumer, `/{consumer_slug}/mcp`, over
+//! the MCP servers (registries) the consumer may use.
+//!
+//! The protocol itself (the streamable-HTTP transport, sessions, both protocol eras)
+//! is the official Rust SDK's; this crate authenticates the caller before the
+//! transport sees a request ([`access`]), aggregates and renames what the upstream
+//! servers offer ([`catalog`]), forwards calls to them over pooled SDK clients
+//! ([`upstream`]), applies the consumer's policies ([`governance`]) and records every
+//! call. With Redis, agent sessions survive a hop to another replica ([`sessions`]).
 
+pub mod access;
+pub mod catalog;
+pub mod errors;
+pub mod governance;
+pub mod handler;
+pub mod sessions;
+pub mod upstream;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
 use axum::{Json, Router};
+use rmcp::transport::streamable_http_server::session::SessionStore;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
+use sluice_shared::bus::{LocalLimits, RedisLimits};
 use sluice_shared::sync::SnapshotHandle;
+use sluice_telemetry::Telemetry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 
-/// The MCP plane's routes.
-pub fn router(snapshots: SnapshotHandle) -> Router {
+use crate::governance::Limits;
+use crate::handler::{Gateway, Notifier, Plane};
+use crate::upstream::Upstreams;
+
+/// What the MCP plane runs with besides its config.
+pub struct McpOptions {
+    /// Shared rate limits and agent sessions across replicas.
+    pub redis: Option<RedisLimits>,
+    pub telemetry: Telemetry,
+    /// The largest JSON-RPC request body accepted.
+    pub max_body_bytes: usize,
+}
+
+impl Default for McpOptions {
+    fn default() -> Self {
+        Self {
+            redis: None,
+            telemetry: Telemetry::off(),
+            max_body_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+type Transport = StreamableHttpService<Gateway, LocalSessionManager>;
+
+#[derive(Clone)]
+struct Endpoint {
+    snapshots: SnapshotHandle,
+    transport: Transport,
+}
+
+/// The MCP plane's routes; `stop` ends open agent streams at shutdown.
+pub fn router(snapshots: SnapshotHandle, options: McpOptions, stop: CancellationToken) -> Router {
+    let notifier = Arc::new(Notifier::default());
+    let plane = Arc::new(Plane {
+        upstreams: Upstreams::new(notifier.clone()),
+        notifier,
+        limits: Limits {
+            redis: options.redis.clone(),
+            local: LocalLimits::default(),
+        },
+        telemetry: options.telemetry,
+    });
+    // Gateways are addressed by Host, so any host is accepted; callers are
+    // authenticated on every request instead.
+    let mut config = StreamableHttpServerConfig::default().disable_allowed_hosts();
+    config.cancellation_token = stop;
+    config.max_request_body_bytes = options.max_body_bytes;
+    config.sse_keep_alive = Some(Duration::from_secs(15));
+    config.session_store = options.redis.map(|redis| {
+        Arc::new(sessions::RedisSessions::new(redis.cache())) as Arc<dyn SessionStore>
+    });
+    let transport = StreamableHttpService::new(
+        move || Ok(Gateway::new(plane.clone())),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    let endpoint = Endpoint {
+        snapshots: snapshots.clone(),
+        transport,
+    };
     Router::new()
+        .route("/{consumer}/mcp", any(mcp).with_state(endpoint))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route(
             "/metrics",
@@ -50,15 +136,42 @@ pub fn router(snapshots: SnapshotHandle) -> Router {
         })
 }
 
+/// `/{consumer}/mcp`: authenticate, then hand the request to the MCP transport.
+async fn mcp(
+    State(endpoint): State<Endpoint>,
+    Path(consumer): Path<String>,
+    mut request: Request,
+) -> Response {
+    let snapshot = endpoint.snapshots.load();
+    match access::resolve(&snapshot, &consumer, request.headers()) {
+        Err(refusal) => {
+            tracing::debug!(%consumer, %refusal, "mcp caller refused");
+            refusal.into_response()
+        }
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            match endpoint.transport.oneshot(request).await {
+                Ok(response) => response.map(axum::body::Body::new),
+                Err(never) => match never {},
+            }
+        }
+    }
+}
+
 /// Serve the MCP plane until `shutdown` turns true.
 pub async fn serve(
     listener: TcpListener,
     snapshots: SnapshotHandle,
+    options: McpOptions,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(snapshots))
+    let stop = CancellationToken::new();
+    let app = router(snapshots, options, stop.clone());
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
+            // Open agent streams would hold the shutdown forever.
+            stop.cancel();
         })
         .await
 }

@@ -12,7 +12,6 @@ use sluice_shared::snapshot::{CompiledConsumer, CompiledGateway, Snapshot};
 use crate::error::ProxyError;
 
 pub const GATEWAY_HEADER: &str = "x-ag-gateway-slug";
-pub const API_KEY_HEADER: &str = "x-ag-api-key";
 
 /// Find the gateway a request is for.
 pub fn gateway<'s>(
@@ -47,7 +46,7 @@ pub fn consumer<'g, 'h>(
     headers: &'h HeaderMap,
 ) -> Result<(&'g Arc<CompiledConsumer>, Presented<'h>), ProxyError> {
     let consumer = gateway.consumer(slug).ok_or(ProxyError::UnknownConsumer)?;
-    let presented = match presented_key(headers) {
+    let presented = match apikey::presented(headers) {
         Some(key) => {
             let auth = gateway
                 .auth_for_key(&apikey::digest(key))
@@ -65,29 +64,9 @@ pub fn consumer<'g, 'h>(
     Ok((consumer, presented))
 }
 
-/// The `Authorization: Bearer` token, if any.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let auth = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = auth.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
 /// A bearer token that is not a sluice key.
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    bearer(headers).filter(|t| !t.starts_with(KEY_PREFIX))
-}
-
-/// The API key a request presents: `X-AG-API-Key`, `x-api-key`, or a bearer token that
-/// looks like a sluice key (`Authorization: Bearer ag_…`).
-fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    let direct = headers
-        .get(API_KEY_HEADER)
-        .or_else(|| headers.get("x-api-key"))
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|k| !k.is_empty());
-    direct.or_else(|| bearer(headers).filter(|t| t.starts_with(KEY_PREFIX)))
+    apikey::bearer(headers).filter(|t| !t.starts_with(KEY_PREFIX))
 }
 
 #[cfg(test)]
@@ -98,17 +77,17 @@ mod tests {
     #[test]
     fn key_sources_in_order() {
         let mut h = HeaderMap::new();
-        assert_eq!(presented_key(&h), None);
+        assert_eq!(apikey::presented(&h), None);
         h.insert(
             "authorization",
             HeaderValue::from_static("Bearer sk-not-ours"),
         );
-        assert_eq!(presented_key(&h), None);
+        assert_eq!(apikey::presented(&h), None);
         h.insert("authorization", HeaderValue::from_static("bearer ag_abc"));
-        assert_eq!(presented_key(&h), Some("ag_abc"));
+        assert_eq!(apikey::presented(&h), Some("ag_abc"));
         h.insert("x-api-key", HeaderValue::from_static("ag_x"));
-        assert_eq!(presented_key(&h), Some("ag_x"));
+        assert_eq!(apikey::presented(&h), Some("ag_x"));
         h.insert("x-ag-api-key", HeaderValue::from_static(" ag_y "));
-        assert_eq!(presented_key(&h), Some("ag_y"));
+        assert_eq!(apikey::presented(&h), Some("ag_y"));
     }
 }

@@ -12,6 +12,29 @@ use sha2::{Digest, Sha256};
 /// Prefix that marks a sluice API key, also in `Authorization: Bearer ag_…`.
 pub const KEY_PREFIX: &str = "ag_";
 
+/// The header an API key is sent in.
+pub const API_KEY_HEADER: &str = "x-ag-api-key";
+
+/// The `Authorization: Bearer` token, if any.
+pub fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    let auth = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = auth.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The API key a request presents: `X-AG-API-Key`, `x-api-key`, or a bearer token that
+/// looks like a sluice key (`Authorization: Bearer ag_…`). Every plane reads keys here.
+pub fn presented(headers: &http::HeaderMap) -> Option<&str> {
+    let direct = headers
+        .get(API_KEY_HEADER)
+        .or_else(|| headers.get("x-api-key"))
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty());
+    direct.or_else(|| bearer(headers).filter(|t| t.starts_with(KEY_PREFIX)))
+}
+
 /// A SHA-256 digest of a presented or stored API key.
 pub type KeyDigest = [u8; 32];
 

@@ -69,6 +69,21 @@ pub struct PolicyOutcome {
     pub outcome: String,
 }
 
+/// What an MCP request was: the method, and for a tool call the tool as the agent
+/// named it and as the upstream server knows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct McpCall {
+    /// `tools/call`, `resources/read`, `prompts/get`.
+    pub method: String,
+    /// The tool, prompt or resource as the agent named it.
+    pub name: String,
+    /// As the upstream server knows it.
+    pub upstream_name: Option<String>,
+    pub registry_name: Option<String>,
+    /// The upstream answered with a tool error (`isError`).
+    pub tool_error: bool,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TelemetryEvent {
     pub schema_version: u32,
@@ -98,6 +113,9 @@ pub struct TelemetryEvent {
     /// USD, from the models catalog's prices; `None` when the model is not in it.
     pub cost_usd: Option<f64>,
     pub policies: Vec<PolicyOutcome>,
+    /// The MCP request, on events of kind `mcp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<McpCall>,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
     /// The request body, only when the gateway turned body capture on; cut to its cap.

@@ -11,7 +11,7 @@ pub mod metrics;
 mod pipeline;
 
 pub use event::{
-    Attempt, ConsumerRef, EventModel, GatewayRef, Latency, PolicyOutcome, SCHEMA_VERSION,
+    Attempt, ConsumerRef, EventModel, GatewayRef, Latency, McpCall, PolicyOutcome, SCHEMA_VERSION,
     TelemetryEvent, TokenUsage,
 };
 pub use pipeline::{Sink, Telemetry, TelemetryConfig, TelemetryStats};

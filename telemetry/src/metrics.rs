@@ -36,6 +36,11 @@ pub struct Metrics {
     pub cache_misses: IntCounter,
     /// Limiter or moderation calls that failed, whichever way the policy then went.
     pub policy_errors: IntCounter,
+    /// MCP requests (tool calls, reads, prompt gets) by registry, method and outcome.
+    pub mcp_calls: IntCounterVec,
+    pub mcp_duration: HistogramVec,
+    /// Upstream MCP servers skipped because they were unreachable (`fail_mode: open`).
+    pub mcp_upstream_skipped: IntCounterVec,
     pub backend_healthy: IntGaugeVec,
     pub in_flight: IntGauge,
     pub snapshot_generation: IntGauge,
@@ -169,6 +174,27 @@ impl Metrics {
                 &r,
                 "sluice_policy_errors_total",
                 "Limiter or moderation calls that failed (the policy then failed open or closed)",
+            ),
+            mcp_calls: counter_vec(
+                &r,
+                "sluice_mcp_calls_total",
+                "MCP tool calls, resource reads and prompt gets",
+                &[
+                    "gateway", "consumer", "registry", "method", "tool", "outcome",
+                ],
+            ),
+            mcp_duration: histogram(
+                &r,
+                "sluice_mcp_call_duration_seconds",
+                "Time of MCP calls, upstream included",
+                &["registry", "method"],
+                LATENCY,
+            ),
+            mcp_upstream_skipped: counter_vec(
+                &r,
+                "sluice_mcp_upstream_skipped_total",
+                "Unreachable MCP servers left out of a listing (fail_mode open)",
+                &["registry"],
             ),
             backend_healthy: {
                 let m = IntGaugeVec::new(

@@ -29,6 +29,47 @@ pub fn routes() -> Router<AdminState> {
             "/v1/gateways/{gateway_id}/registries/{registry_id}/health",
             get(crate::health::registry_health),
         )
+        .route(
+            "/v1/gateways/{gateway_id}/registries/{registry_id}/tools",
+            get(live_tools),
+        )
+}
+
+/// `GET …/registries/{id}/tools`: the tools an MCP registry's server offers right now,
+/// asked over a session of its own with the registry's credentials.
+async fn live_tools(
+    State(state): State<AdminState>,
+    Ids(ids): Ids,
+) -> Result<Json<Value>, ApiError> {
+    let registry = state.store.registry(ids[0], ids[1]).await?;
+    if registry.spec.kind != sluice_shared::model::RegistryKind::Mcp {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_an_mcp_registry",
+            "only an MCP registry has tools",
+        ));
+    }
+    let server = sluice_shared::snapshot::mcp::McpServer::compile(&registry, Some(&state.secrets))
+        .map_err(|reason| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "registry_unusable",
+                reason,
+            )
+        })?;
+    let tools = sluice_mcp::upstream::live_tools(&server)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_unavailable",
+                format!("the MCP server cannot be listed: {e}"),
+            )
+        })?;
+    Ok(Json(serde_json::json!({
+        "registry_id": registry.id,
+        "tools": tools,
+    })))
 }
 
 /// A registry as responses show it: secrets opened only to be masked.

@@ -348,12 +348,15 @@ impl Policies {
                 };
                 self.token_limit(p, t, seen, out).await
             }
+            // A limit scoped to MCP tools does not count LLM requests.
+            PolicyRule::RateLimit { tools, .. } if !tools.is_empty() => Step::Pass,
             PolicyRule::RateLimit {
                 limit,
                 window,
                 algorithm,
                 group_by,
                 fail_open,
+                ..
             } => {
                 let r = RateLimit {
                     limit: *limit,
@@ -520,13 +523,16 @@ impl Policies {
         window: Duration,
         gcra: bool,
     ) -> Result<Decision, String> {
-        match &self.redis {
-            Some(redis) => redis
-                .check(key, limit, window, gcra, &Uuid::now_v7().to_string())
-                .await
-                .map_err(|e| e.to_string()),
-            None => Ok(self.local.check(key, limit, window, gcra)),
-        }
+        sluice_shared::bus::count_request(
+            self.redis.as_ref(),
+            &self.local,
+            key,
+            limit,
+            window,
+            gcra,
+        )
+        .await
+        .map_err(|e| e.to_string())
     }
 
     /// Charge the token budgets the request passed, from the provider's usage, less

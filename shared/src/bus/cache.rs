@@ -57,6 +57,11 @@ impl RedisCache {
         Ok(())
     }
 
+    pub async fn delete(&self, key: &str) -> Result<(), BusError> {
+        let _: i64 = self.client.del(key).await?;
+        Ok(())
+    }
+
     /// Append to the log under `log`, keeping its newest `keep` entries.
     pub async fn append(&self, log: &str, entry: &str, keep: usize) -> Result<u64, BusError> {
         Ok(self

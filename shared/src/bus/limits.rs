@@ -224,3 +224,22 @@ impl RedisLimits {
         })
     }
 }
+
+/// Count one request against `key`: in Redis when there is one, so the limit holds
+/// across replicas, otherwise in this process.
+pub async fn count_request(
+    redis: Option<&RedisLimits>,
+    local: &super::LocalLimits,
+    key: &str,
+    limit: u64,
+    window: Duration,
+    gcra: bool,
+) -> Result<Decision, BusError> {
+    match redis {
+        Some(redis) => {
+            let member = uuid::Uuid::now_v7().to_string();
+            redis.check(key, limit, window, gcra, &member).await
+        }
+        None => Ok(local.check(key, limit, window, gcra)),
+    }
+}

@@ -23,7 +23,7 @@ use uuid::Uuid;
 pub use self::cache::RedisCache;
 pub use self::counters::LocalLimits;
 pub use self::health::{HealthNote, RedisHealth, wall_ms};
-pub use self::limits::{Decision, EXACT_LOG_MAX, RedisLimits};
+pub use self::limits::{Decision, EXACT_LOG_MAX, RedisLimits, count_request};
 pub use self::local::LocalBus;
 pub use self::redis::RedisBus;
 use crate::document::GatewayDocument;

@@ -33,7 +33,7 @@ static KINDS: LazyLock<Vec<PolicyKind>> = LazyLock::new(|| {
         PolicyKind {
             slug: "rate_limiter",
             enforced: true,
-            description: "Requests per window per consumer, gateway or header value; exact across replicas through Redis.",
+            description: "Requests per window per consumer, gateway or header value; exact across replicas through Redis. With `tools`, MCP calls of each matching tool are counted in a window of their own.",
             stages: pre,
             supports_throttle: true,
             settings_schema: json!({"type": "object", "additionalProperties": false, "required": ["limit", "window"],
@@ -43,7 +43,8 @@ static KINDS: LazyLock<Vec<PolicyKind>> = LazyLock::new(|| {
                     "algorithm": {"type": "string", "enum": ["sliding_window", "gcra"]},
                     "group_by": {"type": "string", "enum": ["consumer", "gateway", "header"]},
                     "group_by_header": {"type": "string"},
-                    "fail_open": {"type": "boolean"}}}),
+                    "fail_open": {"type": "boolean"},
+                    "tools": strings()}}),
         },
         PolicyKind {
             slug: "token_rate_limiter",

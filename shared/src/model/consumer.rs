@@ -64,6 +64,9 @@ impl ConsumerSpec {
         p.require_text("name", &self.name, 200);
         validate_model_policies("model_policies", &self.model_policies, &mut p);
         validate_routing(self.lb_config.as_ref(), self.fallback.as_ref(), &mut p);
+        if let Some(mcp) = &self.mcp {
+            super::toolkit::validate("mcp.toolkit", &mcp.toolkit, &mut p);
+        }
         if self.routing_mode == RoutingMode::RoleBased {
             // A role-based consumer routes through its roles; inline routing would be ignored.
             for (field, inline) in [

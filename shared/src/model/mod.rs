@@ -11,6 +11,7 @@ mod registry;
 mod role;
 mod routing;
 mod secret_fields;
+pub mod toolkit;
 mod upstream_auth;
 mod validation;
 

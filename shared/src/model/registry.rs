@@ -382,6 +382,18 @@ fn validate_mcp_target(target: &McpTarget, p: &mut Problems) {
                 format!("must be one of: {}", MCP_AUTH_MODES.join(", ")),
             );
         }
+        if mode == "static" {
+            let text = |k: &str| auth.get(k).and_then(Value::as_str).unwrap_or("");
+            // `header` defaults to Authorization.
+            if auth.get("header").is_some()
+                && http::HeaderName::from_bytes(text("header").as_bytes()).is_err()
+            {
+                p.add("mcp_target.auth.header", "must be a valid HTTP header name");
+            }
+            if text("value").is_empty() {
+                p.add("mcp_target.auth.value", "is required by static auth");
+            }
+        }
     }
 }
 

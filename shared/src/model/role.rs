@@ -36,6 +36,14 @@ impl RoleSpec {
                 p.add(field, "must be an object");
             }
         }
+        if let Some(toolkit) = self.mcp_policies.get("toolkit") {
+            super::toolkit::validate("mcp_policies.toolkit", toolkit, &mut p);
+        }
+        if let Some(mode) = self.mcp_policies.get("fail_mode")
+            && !matches!(mode.as_str(), Some("open" | "closed"))
+        {
+            p.add("mcp_policies.fail_mode", "must be open or closed");
+        }
         p.into_result()
     }
 }

@@ -96,6 +96,8 @@ pub struct CompiledConsumer {
     pub turn: AtomicUsize,
     /// Headers added to every upstream request.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The MCP servers this consumer reaches, when it reaches any.
+    pub mcp: Option<Arc<super::mcp::CompiledMcp>>,
 }
 
 impl CompiledConsumer {
@@ -125,6 +127,8 @@ pub struct CompiledGateway {
     keys: HashMap<KeyDigest, Uuid>,
     /// Enabled OAuth2 / OIDC auths, which verify bearer tokens.
     bearer: HashMap<Uuid, Arc<BearerAuth>>,
+    /// Enabled MCP registries, or why each cannot be called.
+    mcp_servers: HashMap<Uuid, Result<Arc<super::mcp::McpServer>, Arc<str>>>,
 }
 
 /// How an OAuth2 or OIDC auth verifies a bearer token: a JWT signed by one of the
@@ -193,6 +197,11 @@ impl CompiledGateway {
         self.keys.get(digest).copied()
     }
 
+    /// An enabled MCP registry of this gateway, or why it cannot be called.
+    pub fn mcp_server(&self, id: Uuid) -> Option<&Result<Arc<super::mcp::McpServer>, Arc<str>>> {
+        self.mcp_servers.get(&id)
+    }
+
     pub fn consumers(&self) -> impl Iterator<Item = &Arc<CompiledConsumer>> {
         self.consumers.values()
     }
@@ -227,6 +236,7 @@ impl CompiledGateway {
             })
             .collect();
 
+        let mcp_servers = super::mcp::servers(doc, secrets);
         let mut keys = HashMap::with_capacity(doc.auths.len());
         for auth in doc.auths.iter().filter(|a| a.spec.enabled) {
             let Some(digest) = auth.key_hash.as_deref().and_then(apikey::parse_hex) else {
@@ -349,6 +359,7 @@ impl CompiledGateway {
                 policies: policies::chain(&compiled_policies, &doc.policies, &c.policy_ids),
                 turn: AtomicUsize::new(0),
                 headers,
+                mcp: super::mcp::consumer_view(doc, c, &mcp_servers),
             };
             if consumers
                 .insert(c.slug.clone(), Arc::new(compiled))
@@ -398,6 +409,7 @@ impl CompiledGateway {
             consumers,
             keys,
             bearer,
+            mcp_servers,
         })
     }
 }

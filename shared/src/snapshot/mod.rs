@@ -7,6 +7,7 @@
 
 mod compile;
 pub mod mask;
+pub mod mcp;
 pub mod policies;
 mod upstream;
 

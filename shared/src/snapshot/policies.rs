@@ -48,6 +48,9 @@ pub enum PolicyRule {
         algorithm: LimitAlgorithm,
         group_by: GroupBy,
         fail_open: bool,
+        /// MCP tools this limit counts, each tool in its own window (`*` wildcards);
+        /// empty: every request. A limit scoped to tools counts only MCP tool calls.
+        tools: Vec<String>,
     },
     RequestSize {
         max_bytes: Option<usize>,
@@ -425,6 +428,7 @@ fn rule(policy: &Policy, targets: &Targets<'_>) -> PolicyRule {
                 },
                 group_by,
                 fail_open: s.get("fail_open").and_then(Value::as_bool).unwrap_or(true),
+                tools: strings(s, "tools"),
             }
         }
         "request_size_limiter" => PolicyRule::RequestSize {

@@ -1,0 +1,754 @@
+//! The MCP plane against real MCP servers this project did not write: one built with
+//! the official MCP Python SDK (both protocol eras) and one with FastMCP 2 (handshake
+//! era only), driven by the official SDK's client as the agent in both of its modes.
+//! `make test` prepares the virtualenvs (`scripts/sdk-venv.sh`); these tests fail, not
+//! skip, without them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::*;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The official SDK (mcp 2.x) and the SDK-built server run here.
+fn sdk_python() -> PathBuf {
+    root().join(".venv-sdk/bin/python")
+}
+
+/// FastMCP 2 on mcp 1.x: a server of the handshake era.
+fn legacy_python() -> PathBuf {
+    root().join(".venv-mcp-legacy/bin/python")
+}
+
+/// An upstream MCP server process on a port of its own.
+struct Upstream {
+    process: Process,
+    port: u16,
+    legacy: bool,
+    log_dir: PathBuf,
+}
+
+impl Upstream {
+    async fn start(legacy: bool, log_dir: &Path) -> Self {
+        let port = free_addr().port();
+        let mut u = Self {
+            process: Self::spawn(legacy, port, log_dir),
+            port,
+            legacy,
+            log_dir: log_dir.to_path_buf(),
+        };
+        u.wait().await;
+        u.port = port;
+        u
+    }
+
+    fn spawn(legacy: bool, port: u16, log_dir: &Path) -> Process {
+        let (python, script, name) = if legacy {
+            (legacy_python(), "legacy_server.py", "legacy-mcp")
+        } else {
+            (sdk_python(), "modern_server.py", "modern-mcp")
+        };
+        assert!(
+            python.exists(),
+            "{} is missing: run scripts/sdk-venv.sh (make test does)",
+            python.display()
+        );
+        let mut cmd = Command::new(python);
+        cmd.arg(root().join("tests/mcp").join(script))
+            .arg(port.to_string());
+        Process::spawn(name, cmd, log_dir)
+    }
+
+    async fn wait(&mut self) {
+        let addr: SocketAddr = format!("127.0.0.1:{}", self.port).parse().unwrap();
+        eventually(Duration::from_secs(60), "upstream MCP server", || async {
+            tokio::net::TcpStream::connect(addr).await.ok().map(|_| ())
+        })
+        .await;
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+
+    /// Stop the server and start it again on the same port: its sessions are gone.
+    async fn restart(&mut self) {
+        self.process.interrupt();
+        self.process = Self::spawn(self.legacy, self.port, &self.log_dir);
+        self.wait().await;
+    }
+}
+
+/// A gateway with two MCP registries and an MCP consumer with a key.
+#[derive(Clone)]
+struct McpFixture {
+    gateway_id: String,
+    gateway_slug: String,
+    consumer_id: String,
+    consumer_slug: String,
+    key: String,
+    modern_id: String,
+    legacy_id: String,
+}
+
+async fn mcp_fixture(
+    admin: &Admin,
+    slug: &str,
+    modern: &str,
+    legacy: &str,
+    mcp: Value,
+) -> McpFixture {
+    let gw = admin
+        .ok(
+            "POST",
+            "/v1/gateways",
+            Some(json!({"name": slug, "slug": slug})),
+            201,
+        )
+        .await;
+    let gid = gw["id"].as_str().unwrap().to_string();
+    let registry = |name: &str, code: &str, url: &str| json!({"name": name, "type": "MCP", "mcp_target": {"url": url, "code": code}});
+    let modern_id = admin
+        .ok(
+            "POST",
+            &format!("/v1/gateways/{gid}/registries"),
+            Some(registry("modern", "mod", modern)),
+            201,
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let legacy_id = admin
+        .ok(
+            "POST",
+            &format!("/v1/gateways/{gid}/registries"),
+            Some(registry("legacy", "leg", legacy)),
+            201,
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut consumer = json!({"name": "agent", "type": "MCP"});
+    if !mcp.is_null() {
+        consumer["mcp"] = mcp;
+    }
+    let consumer = admin
+        .ok(
+            "POST",
+            &format!("/v1/gateways/{gid}/consumers"),
+            Some(consumer),
+            201,
+        )
+        .await;
+    let cid = consumer["id"].as_str().unwrap().to_string();
+    for rid in [&modern_id, &legacy_id] {
+        admin
+            .ok(
+                "POST",
+                &format!("/v1/gateways/{gid}/consumers/{cid}/registries/{rid}"),
+                Some(json!({"weight": 1})),
+                200,
+            )
+            .await;
+    }
+    let (_, key) = attach_key(admin, &gid, &cid).await;
+    McpFixture {
+        gateway_id: gid,
+        gateway_slug: slug.to_string(),
+        consumer_id: cid,
+        consumer_slug: consumer["slug"].as_str().unwrap().to_string(),
+        key,
+        modern_id,
+        legacy_id,
+    }
+}
+
+/// Run the SDK agent against `addr` and return its JSON lines (the first one is the
+/// negotiated protocol version).
+async fn agent(addr: SocketAddr, f: &McpFixture, mode: &str, steps: Value) -> Vec<Value> {
+    let url = format!("http://{addr}/{}/mcp", f.consumer_slug);
+    let headers = json!({"X-AG-API-Key": f.key, "X-AG-Gateway-Slug": f.gateway_slug});
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new(sdk_python())
+            .arg(root().join("tests/mcp/agent.py"))
+            .args([
+                url,
+                headers.to_string(),
+                mode.to_string(),
+                steps.to_string(),
+            ])
+            .output(),
+    )
+    .await
+    .expect("agent finishes")
+    .expect("agent runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "agent failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("agent line: {l}")))
+        .collect()
+}
+
+/// Wait until the MCP plane serves the consumer (its config has arrived).
+async fn wait_mcp(addr: SocketAddr, f: &McpFixture) {
+    let http = client();
+    let url = format!("http://{addr}/{}/mcp", f.consumer_slug);
+    eventually(Duration::from_secs(10), "mcp consumer served", || {
+        let req = http
+            .delete(&url)
+            .header("x-ag-api-key", &f.key)
+            .header("x-ag-gateway-slug", &f.gateway_slug)
+            .send();
+        async move {
+            let status = req.await.ok()?.status().as_u16();
+            (status != 404 && status != 401).then_some(())
+        }
+    })
+    .await;
+}
+
+/// Stop an upstream for good.
+async fn modern_stopped(mut u: Upstream) {
+    u.process.interrupt();
+}
+
+fn mcp_addr(s: &Embedded) -> SocketAddr {
+    s.running.mcp_addr.expect("mcp plane")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregates_two_real_servers_for_agents_of_both_eras() {
+    let logs = tempfile::tempdir().unwrap();
+    let modern = Upstream::start(false, logs.path()).await;
+    let legacy = Upstream::start(true, logs.path()).await;
+    let s = embedded().await;
+    let toolkit = json!({"toolkit": {
+        "modern": {"expose_as": {"echo": "say"}},
+        "legacy": {"tools": ["search", "weather"]},
+    }});
+    let f = mcp_fixture(&s.admin, "mcp-agg", &modern.url(), &legacy.url(), toolkit).await;
+    wait_mcp(mcp_addr(&s), &f).await;
+    for (mode, version) in [("legacy", "2025-11-25"), ("auto", "2026-07-28")] {
+        let out = agent(
+            mcp_addr(&s),
+            &f,
+            mode,
+            json!([
+                ["list_tools"],
+                ["call", "say", {"text": "hi"}],
+                ["call", "mod__search", {"query": "q"}],
+                ["call", "leg__search", {"query": "q"}],
+                ["call", "weather", {"city": "Oslo"}],
+                ["call", "add", {"a": 2, "b": 3}],
+                ["call", "explode", {}],
+                ["call", "delete_everything", {}],
+                ["progress", "slow", {"steps": 3}],
+                ["list_prompts"],
+                ["prompt", "summarize", {"text": "abc"}],
+                ["list_resources"],
+                ["list_templates"],
+                ["read", "greeting://ada"],
+                ["read", "docs://readme"],
+                ["ping"],
+            ]),
+        )
+        .await;
+        assert_eq!(out[0]["protocol_version"], version, "{mode}: {out:?}");
+        assert_eq!(
+            out[1]["tools"],
+            json!([
+                "add",
+                "explode",
+                "leg__search",
+                "mod__search",
+                "say",
+                "sleep",
+                "slow",
+                "weather"
+            ]),
+            "{mode}: renamed, collided and filtered"
+        );
+        assert_eq!(out[2]["text"], json!(["modern:hi"]), "{mode}");
+        assert_eq!(out[3]["text"], json!(["modern results for q"]), "{mode}");
+        assert_eq!(out[4]["text"], json!(["legacy results for q"]), "{mode}");
+        assert_eq!(out[5]["text"], json!(["sunny in Oslo"]), "{mode}");
+        assert_eq!(out[6]["text"], json!(["5"]), "{mode}");
+        assert_eq!(
+            out[7]["is_error"], true,
+            "{mode}: a tool error stays a tool error"
+        );
+        assert_eq!(
+            out[8]["error"]["code"], -32002,
+            "{mode}: filtered out: {:?}",
+            out[8]
+        );
+        assert_eq!(out[9]["text"], json!(["done after 3"]), "{mode}");
+        assert_eq!(
+            out[9]["progress"].as_array().map(Vec::len),
+            Some(3),
+            "{mode}: upstream progress reaches the agent: {:?}",
+            out[9]
+        );
+        assert_eq!(out[10]["prompts"], json!(["greet", "summarize"]), "{mode}");
+        assert_eq!(out[11]["messages"], json!(["Summarize: abc"]), "{mode}");
+        assert_eq!(out[12]["resources"], json!(["docs://readme"]), "{mode}");
+        assert_eq!(out[13]["templates"], json!(["greeting://{name}"]), "{mode}");
+        assert_eq!(out[14]["contents"], json!(["Hello, ada!"]), "{mode}");
+        assert_eq!(out[15]["contents"], json!(["modern readme"]), "{mode}");
+        if mode == "legacy" {
+            assert_eq!(out[16]["pong"], true, "{mode}: {:?}", out[16]);
+        } else {
+            // `ping` was removed in 2026-07-28; the agent's own SDK says so.
+            assert_eq!(out[16]["error"]["code"], -32601, "{mode}: {:?}", out[16]);
+        }
+    }
+    let metrics = client()
+        .get(format!("http://{}/metrics", mcp_addr(&s)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("sluice_mcp_calls_total{") && metrics.contains("tool=\"say\""),
+        "tool calls are counted per tool"
+    );
+    // Admin's live view of a registry's tools, straight from its server.
+    let live = s
+        .admin
+        .ok(
+            "GET",
+            &format!(
+                "/v1/gateways/{}/registries/{}/tools",
+                f.gateway_id, f.legacy_id
+            ),
+            None,
+            200,
+        )
+        .await;
+    let names: Vec<_> = live["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].clone())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            json!("search"),
+            json!("weather"),
+            json!("delete_everything")
+        ]
+    );
+    modern_stopped(modern).await;
+    let (status, body) = s
+        .admin
+        .send(
+            "GET",
+            &format!(
+                "/v1/gateways/{}/registries/{}/tools",
+                f.gateway_id, f.modern_id
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["error"].clone()),
+        (502, json!("upstream_unavailable")),
+        "{body}"
+    );
+    let _ = &f.consumer_id;
+    s.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_govern_tool_calls_with_stable_error_codes() {
+    let logs = tempfile::tempdir().unwrap();
+    let modern = Upstream::start(false, logs.path()).await;
+    let legacy = Upstream::start(true, logs.path()).await;
+    let s = embedded().await;
+    let f = mcp_fixture(
+        &s.admin,
+        "mcp-gov",
+        &modern.url(),
+        &legacy.url(),
+        Value::Null,
+    )
+    .await;
+    let fx = Fixture {
+        gateway_id: f.gateway_id.clone(),
+        gateway_slug: f.gateway_slug.clone(),
+        registry_id: f.modern_id.clone(),
+        consumer_id: f.consumer_id.clone(),
+        consumer_slug: f.consumer_slug.clone(),
+        auth_id: String::new(),
+        key: f.key.clone(),
+    };
+    policy(
+        &s.admin,
+        &fx,
+        json!({"name": "no weather", "slug": "tool_allowlist", "settings": {"deny": ["weather", "delete_*"]}}),
+        true,
+    )
+    .await;
+    policy(
+        &s.admin,
+        &fx,
+        json!({"name": "two adds", "slug": "rate_limiter",
+               "settings": {"limit": 2, "window": 60, "tools": ["add"]}}),
+        true,
+    )
+    .await;
+    wait_mcp(mcp_addr(&s), &f).await;
+    let out = agent(
+        mcp_addr(&s),
+        &f,
+        "legacy",
+        json!([
+            ["list_tools"],
+            ["call", "weather", {"city": "Oslo"}],
+            ["call", "add", {"a": 1, "b": 1}],
+            ["call", "add", {"a": 1, "b": 1}],
+            ["call", "add", {"a": 1, "b": 1}],
+            ["call", "echo", {"text": "still fine"}],
+            ["call", "nope", {}],
+        ]),
+    )
+    .await;
+    let tools = out[1]["tools"].as_array().unwrap();
+    assert!(!tools.contains(&json!("weather")) && !tools.contains(&json!("delete_everything")));
+    assert!(tools.contains(&json!("echo")), "{tools:?}");
+    assert_eq!(out[2]["error"]["code"], -32001, "{:?}", out[2]);
+    assert_eq!(out[2]["error"]["data"]["reason"], "policy_blocked");
+    assert_eq!(out[3]["text"], json!(["2"]));
+    assert_eq!(out[4]["text"], json!(["2"]));
+    assert_eq!(out[5]["error"]["code"], -32004, "third add: {:?}", out[5]);
+    assert!(
+        out[5]["error"]["data"]["retry_after_secs"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    assert_eq!(
+        out[6]["text"],
+        json!(["modern:still fine"]),
+        "other tools are not limited"
+    );
+    assert_eq!(out[7]["error"]["code"], -32002, "{:?}", out[7]);
+    s.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_servers_are_skipped_open_and_fail_closed() {
+    let logs = tempfile::tempdir().unwrap();
+    let modern = Upstream::start(false, logs.path()).await;
+    let dead = format!("http://{}/mcp", free_addr());
+    let s = embedded().await;
+    let open = mcp_fixture(
+        &s.admin,
+        "mcp-open",
+        &modern.url(),
+        &dead,
+        json!({"fail_mode": "open"}),
+    )
+    .await;
+    let closed = mcp_fixture(
+        &s.admin,
+        "mcp-closed",
+        &modern.url(),
+        &dead,
+        json!({"fail_mode": "closed"}),
+    )
+    .await;
+    wait_mcp(mcp_addr(&s), &open).await;
+    wait_mcp(mcp_addr(&s), &closed).await;
+    let out = agent(
+        mcp_addr(&s),
+        &open,
+        "auto",
+        json!([["list_tools"], ["call", "echo", {"text": "x"}]]),
+    )
+    .await;
+    assert!(
+        out[1]["tools"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("search")),
+        "the live server's tools, unprefixed (nothing collides): {out:?}"
+    );
+    assert_eq!(out[2]["text"], json!(["modern:x"]));
+    let out = agent(mcp_addr(&s), &closed, "auto", json!([["list_tools"]])).await;
+    assert_eq!(out[1]["error"]["code"], -32005, "{out:?}");
+    assert_eq!(out[1]["error"]["data"]["registry"], "legacy");
+    s.running.shutdown().await;
+}
+
+/// A JSON-RPC POST to the MCP endpoint; returns the status, the session header and
+/// the JSON-RPC message (from a JSON or an SSE body).
+async fn rpc(
+    addr: SocketAddr,
+    consumer: &str,
+    headers: &[(&str, &str)],
+    body: Value,
+) -> (u16, Option<String>, Value, reqwest::header::HeaderMap) {
+    let mut req = client()
+        .post(format!("http://{addr}/{consumer}/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .json(&body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let hdrs = resp.headers().clone();
+    let session = hdrs
+        .get("mcp-session-id")
+        .map(|v| v.to_str().unwrap().to_string());
+    let text = resp.text().await.unwrap();
+    let message = serde_json::from_str(&text).unwrap_or_else(|_| {
+        sse_data(&text)
+            .iter()
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .find(|m| m.get("id").is_some())
+            .unwrap_or(Value::Null)
+    });
+    (status, session, message, hdrs)
+}
+
+fn initialize() -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"}}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_without_the_right_key_are_refused_before_any_session() {
+    let logs = tempfile::tempdir().unwrap();
+    let modern = Upstream::start(false, logs.path()).await;
+    let s = embedded().await;
+    let a = mcp_fixture(
+        &s.admin,
+        "mcp-auth",
+        &modern.url(),
+        &modern.url(),
+        Value::Null,
+    )
+    .await;
+    let gid = &a.gateway_id;
+    let b = s
+        .admin
+        .ok(
+            "POST",
+            &format!("/v1/gateways/{gid}/consumers"),
+            Some(json!({"name": "other", "type": "MCP"})),
+            201,
+        )
+        .await;
+    let b_slug = b["slug"].as_str().unwrap().to_string();
+    let b_id = b["id"].as_str().unwrap().to_string();
+    s.admin
+        .ok(
+            "POST",
+            &format!(
+                "/v1/gateways/{gid}/consumers/{b_id}/registries/{}",
+                a.modern_id
+            ),
+            Some(json!({"weight": 1})),
+            200,
+        )
+        .await;
+    let auth = s
+        .admin
+        .ok(
+            "POST",
+            &format!("/v1/gateways/{gid}/auths"),
+            Some(json!({"name": "b key", "type": "api_key"})),
+            201,
+        )
+        .await;
+    let b_key = auth["key"].as_str().unwrap().to_string();
+    s.admin
+        .ok(
+            "POST",
+            &format!(
+                "/v1/gateways/{gid}/consumers/{b_id}/auths/{}",
+                auth["id"].as_str().unwrap()
+            ),
+            None,
+            200,
+        )
+        .await;
+    wait_mcp(mcp_addr(&s), &a).await;
+    let addr = mcp_addr(&s);
+    let gw = ("x-ag-gateway-slug", a.gateway_slug.as_str());
+
+    let (status, session, msg, hdrs) = rpc(addr, &a.consumer_slug, &[gw], initialize()).await;
+    assert_eq!(status, 401);
+    assert!(session.is_none());
+    assert!(
+        hdrs.get("www-authenticate")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    assert_eq!(
+        msg["error"]["data"]["reason"], "missing_credentials",
+        "{msg}"
+    );
+    let (status, _, msg, _) = rpc(
+        addr,
+        &a.consumer_slug,
+        &[gw, ("x-ag-api-key", "ag_not-a-key")],
+        initialize(),
+    )
+    .await;
+    assert_eq!(
+        (status, msg["error"]["data"]["reason"].clone()),
+        (401, json!("invalid_api_key"))
+    );
+    let (status, _, msg, _) = rpc(
+        addr,
+        &a.consumer_slug,
+        &[gw, ("x-ag-api-key", &b_key)],
+        initialize(),
+    )
+    .await;
+    assert_eq!(
+        (status, msg["error"]["data"]["reason"].clone()),
+        (403, json!("key_not_for_consumer"))
+    );
+    let (status, _, _, _) = rpc(
+        addr,
+        "nobody",
+        &[gw, ("x-ag-api-key", &a.key)],
+        initialize(),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // A session opened by consumer A is not consumer B's, even with B's own key.
+    let (status, session, msg, _) = rpc(
+        addr,
+        &a.consumer_slug,
+        &[gw, ("x-ag-api-key", &a.key)],
+        initialize(),
+    )
+    .await;
+    assert_eq!(status, 200, "{msg}");
+    let session = session.expect("a session id");
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let (_, _, msg, _) = rpc(
+        addr,
+        &b_slug,
+        &[
+            gw,
+            ("x-ag-api-key", &b_key),
+            ("mcp-session-id", &session),
+            ("mcp-protocol-version", "2025-06-18"),
+        ],
+        list.clone(),
+    )
+    .await;
+    assert!(
+        msg["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("another consumer"),
+        "{msg}"
+    );
+    s.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_hop_replicas_and_survive_an_upstream_restart() {
+    use sluice::{Plane, launch};
+    use sluice_shared::settings::Settings;
+    let logs = tempfile::tempdir().unwrap();
+    let mut modern = Upstream::start(false, logs.path()).await;
+    let legacy = Upstream::start(true, logs.path()).await;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let settings = |i: usize| {
+        let mut s = Settings::ephemeral(dirs[i].path().to_path_buf());
+        s.redis_url = Some("redis://127.0.0.1:6379/15".into());
+        s.admin_token = Some(ADMIN_TOKEN.into());
+        s.secret_key = Some(SECRET_KEY.into());
+        s
+    };
+    let admin_plane = launch(&settings(0), &[Plane::Admin]).await.unwrap();
+    let one = launch(&settings(1), &[Plane::Mcp]).await.unwrap();
+    let two = launch(&settings(2), &[Plane::Mcp]).await.unwrap();
+    let admin = Admin::new(admin_plane.admin_addr.unwrap());
+    let slug = format!("mcp-hop-{}", std::process::id());
+    let f = mcp_fixture(&admin, &slug, &modern.url(), &legacy.url(), Value::Null).await;
+    let (a, b) = (one.mcp_addr.unwrap(), two.mcp_addr.unwrap());
+    wait_mcp(a, &f).await;
+    wait_mcp(b, &f).await;
+
+    // A raw client opens a session on replica one and goes on with it on replica two.
+    let gw = ("x-ag-gateway-slug", f.gateway_slug.as_str());
+    let key = ("x-ag-api-key", f.key.as_str());
+    let (status, session, _, _) = rpc(a, &f.consumer_slug, &[gw, key], initialize()).await;
+    assert_eq!(status, 200);
+    let session = session.unwrap();
+    let sid = ("mcp-session-id", session.as_str());
+    let version = ("mcp-protocol-version", "2025-06-18");
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let (status, _, _, _) = rpc(a, &f.consumer_slug, &[gw, key, sid, version], initialized).await;
+    assert_eq!(status, 202);
+    let call = |id: u64| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+               "params": {"name": "echo", "arguments": {"text": "hop"}}})
+    };
+    let (status, _, msg, _) = rpc(b, &f.consumer_slug, &[gw, key, sid, version], call(2)).await;
+    assert_eq!(status, 200, "{msg}");
+    assert_eq!(
+        msg["result"]["content"][0]["text"], "modern:hop",
+        "served on replica two: {msg}"
+    );
+
+    // The upstream restarts (its sessions are gone); the same agent session goes on.
+    modern.restart().await;
+    let (_, _, msg, _) = rpc(b, &f.consumer_slug, &[gw, key, sid, version], call(3)).await;
+    assert_eq!(msg["result"]["content"][0]["text"], "modern:hop", "{msg}");
+
+    // The official SDK's agent, mid-session, while the upstream restarts under it.
+    let flag = logs.path().join("restarted");
+    let steps = json!([
+        ["call", "echo", {"text": "before"}],
+        ["wait_file", flag.to_str().unwrap()],
+        ["call", "echo", {"text": "after"}],
+    ]);
+    let run = {
+        let f = f.clone();
+        tokio::spawn(async move { agent(a, &f, "legacy", steps).await })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    modern.restart().await;
+    std::fs::write(&flag, b"1").unwrap();
+    let out = run.await.unwrap();
+    assert_eq!(out[1]["text"], json!(["modern:before"]), "{out:?}");
+    assert_eq!(out[3]["text"], json!(["modern:after"]), "{out:?}");
+
+    for r in [two, one, admin_plane] {
+        r.shutdown().await;
+    }
+}
