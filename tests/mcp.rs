@@ -732,8 +732,10 @@ async fn sessions_hop_replicas_and_survive_an_upstream_restart() {
 
     // The official SDK's agent, mid-session, while the upstream restarts under it.
     let flag = logs.path().join("restarted");
+    let ready = logs.path().join("called");
     let steps = json!([
         ["call", "echo", {"text": "before"}],
+        ["touch", ready.to_str().unwrap()],
         ["wait_file", flag.to_str().unwrap()],
         ["call", "echo", {"text": "after"}],
     ]);
@@ -741,12 +743,17 @@ async fn sessions_hop_replicas_and_survive_an_upstream_restart() {
         let f = f.clone();
         tokio::spawn(async move { agent(a, &f, "legacy", steps).await })
     };
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    eventually(
+        Duration::from_secs(60),
+        "the agent's first call",
+        || async { ready.exists().then_some(()) },
+    )
+    .await;
     modern.restart().await;
     std::fs::write(&flag, b"1").unwrap();
     let out = run.await.unwrap();
     assert_eq!(out[1]["text"], json!(["modern:before"]), "{out:?}");
-    assert_eq!(out[3]["text"], json!(["modern:after"]), "{out:?}");
+    assert_eq!(out[4]["text"], json!(["modern:after"]), "{out:?}");
 
     for r in [two, one, admin_plane] {
         r.shutdown().await;

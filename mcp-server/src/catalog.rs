@@ -103,6 +103,17 @@ impl Catalog {
             .remove(&(server, kind));
     }
 
+    /// Drop a listing fetched more than `age` ago.
+    pub fn invalidate_older(&self, server: Uuid, kind: ListKind, age: Duration) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache
+            .get(&(server, kind))
+            .is_some_and(|c| c.at.elapsed() > age)
+        {
+            cache.remove(&(server, kind));
+        }
+    }
+
     fn cached(&self, server: &McpServer, kind: ListKind) -> Option<Listing> {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         cache

@@ -30,6 +30,9 @@ use crate::errors;
 use crate::governance::{Limits, tool_blocked};
 use crate::upstream::{ListKind, Listener, Upstreams};
 
+/// How old a tool listing must be before a call to an unknown name refreshes it.
+const REFRESH_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// An agent session that hears about list changes.
 struct Downstream {
     peer: Peer<RoleServer>,
@@ -226,9 +229,13 @@ impl Gateway {
                 return Ok(t);
             }
             if attempt == 0 {
+                // Listings fetched in the last seconds are trusted, so calls to names
+                // that do not exist cannot make every upstream list again and again.
                 for reach in &caller.mcp.servers {
                     if let Ok(s) = &reach.server {
-                        self.plane.catalog().invalidate(s.id, ListKind::Tools);
+                        self.plane
+                            .catalog()
+                            .invalidate_older(s.id, ListKind::Tools, REFRESH_AFTER);
                     }
                 }
             }
@@ -366,15 +373,18 @@ impl ServerHandler for Gateway {
             .iter()
             .filter_map(|r| r.server.as_ref().ok().map(|s| s.id))
             .collect();
-        self.plane
+        let mut sessions = self
+            .plane
             .notifier
             .sessions
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Downstream {
-                peer: context.peer,
-                servers,
-            });
+            .unwrap_or_else(|p| p.into_inner());
+        // Ended sessions are dropped here too, so the list stays as long as the live ones.
+        sessions.retain(|s| !s.peer.is_transport_closed());
+        sessions.push(Downstream {
+            peer: context.peer,
+            servers,
+        });
     }
 
     async fn list_tools(

@@ -5,8 +5,8 @@ agent.py URL HEADERS MODE STEPS: HEADERS a JSON object of HTTP headers (the API 
 gateway slug), MODE being legacy (the initialize handshake) or auto
 (server/discover first, as today's SDKs do). A step is ["list_tools"], ["call", name,
 args], ["progress", name, args], ["list_prompts"], ["prompt", name, args],
-["list_resources"], ["list_templates"], ["read", uri], ["ping"] or ["wait_file", path]
-(wait until the file exists: the test changes something meanwhile). A failed step
+["list_resources"], ["list_templates"], ["read", uri], ["ping"], ["touch", path] (tell the
+test this point is reached) or ["wait_file", path] (wait until the test says go on). A failed step
 prints {"error": {"code": ..., "message": ..., "data": ...}}.
 """
 
@@ -56,6 +56,10 @@ async def step(client, s):
     if kind == "read":
         r = await client.read_resource(s[1])
         return {"contents": [c.text for c in r.contents]}
+    if kind == "touch":
+        with open(s[1], "w") as f:
+            f.write("1")
+        return {"touched": True}
     if kind == "wait_file":
         while not os.path.exists(s[1]):
             await asyncio.sleep(0.05)
