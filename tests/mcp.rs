@@ -533,6 +533,47 @@ async fn rpc(
     (status, session, message, hdrs)
 }
 
+/// A fresh embedded sluice whose fixture has the modern server behind both
+/// registries, served by its MCP plane.
+async fn modern_only(
+    slug: &str,
+    mcp: Value,
+) -> (tempfile::TempDir, Upstream, Embedded, McpFixture) {
+    let logs = tempfile::tempdir().unwrap();
+    let modern = Upstream::start(false, logs.path()).await;
+    let s = embedded().await;
+    let f = mcp_fixture(&s.admin, slug, &modern.url(), &modern.url(), mcp).await;
+    wait_mcp(mcp_addr(&s), &f).await;
+    (logs, modern, s, f)
+}
+
+/// Another MCP consumer of the fixture's gateway, reaching its modern registry:
+/// its slug and id.
+async fn second_consumer(admin: &Admin, f: &McpFixture, name: &str) -> (String, String) {
+    let gid = &f.gateway_id;
+    let c = admin
+        .ok(
+            "POST",
+            &format!("/v1/gateways/{gid}/consumers"),
+            Some(json!({"name": name, "type": "MCP"})),
+            201,
+        )
+        .await;
+    let id = c["id"].as_str().unwrap().to_string();
+    admin
+        .ok(
+            "POST",
+            &format!(
+                "/v1/gateways/{gid}/consumers/{id}/registries/{}",
+                f.modern_id
+            ),
+            Some(json!({"weight": 1})),
+            200,
+        )
+        .await;
+    (c["slug"].as_str().unwrap().to_string(), id)
+}
+
 fn initialize() -> Value {
     json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {},
@@ -541,40 +582,9 @@ fn initialize() -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callers_without_the_right_key_are_refused_before_any_session() {
-    let logs = tempfile::tempdir().unwrap();
-    let modern = Upstream::start(false, logs.path()).await;
-    let s = embedded().await;
-    let a = mcp_fixture(
-        &s.admin,
-        "mcp-auth",
-        &modern.url(),
-        &modern.url(),
-        Value::Null,
-    )
-    .await;
+    let (_logs, _modern, s, a) = modern_only("mcp-auth", Value::Null).await;
     let gid = &a.gateway_id;
-    let b = s
-        .admin
-        .ok(
-            "POST",
-            &format!("/v1/gateways/{gid}/consumers"),
-            Some(json!({"name": "other", "type": "MCP"})),
-            201,
-        )
-        .await;
-    let b_slug = b["slug"].as_str().unwrap().to_string();
-    let b_id = b["id"].as_str().unwrap().to_string();
-    s.admin
-        .ok(
-            "POST",
-            &format!(
-                "/v1/gateways/{gid}/consumers/{b_id}/registries/{}",
-                a.modern_id
-            ),
-            Some(json!({"weight": 1})),
-            200,
-        )
-        .await;
+    let (b_slug, b_id) = second_consumer(&s.admin, &a, "other").await;
     let auth = s
         .admin
         .ok(
@@ -596,7 +606,13 @@ async fn callers_without_the_right_key_are_refused_before_any_session() {
             200,
         )
         .await;
-    wait_mcp(mcp_addr(&s), &a).await;
+    // Consumer b and its key are served too before they are used.
+    let b_fixture = McpFixture {
+        consumer_slug: b_slug.clone(),
+        key: b_key.clone(),
+        ..a.clone()
+    };
+    wait_mcp(mcp_addr(&s), &b_fixture).await;
     let addr = mcp_addr(&s);
     let gw = ("x-ag-gateway-slug", a.gateway_slug.as_str());
 
@@ -758,4 +774,286 @@ async fn sessions_hop_replicas_and_survive_an_upstream_restart() {
     for r in [two, one, admin_plane] {
         r.shutdown().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_signs_in_through_sluices_authorization_server() {
+    let (_logs, _modern, s, f) = modern_only("mcp-oauth", json!({"toolkit": {"modern": {}}})).await;
+    let addr = mcp_addr(&s);
+    let url = format!("http://{addr}/{}/mcp", f.consumer_slug);
+
+    // Without credentials the endpoint says where its authorization metadata is.
+    let (status, _, _, hdrs) = rpc(
+        addr,
+        &f.consumer_slug,
+        &[("x-ag-gateway-slug", &f.gateway_slug)],
+        initialize(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let challenge = hdrs
+        .get("www-authenticate")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        challenge,
+        format!(
+            "Bearer resource_metadata=\"http://{addr}/.well-known/oauth-protected-resource/{}/mcp?gateway={}\"",
+            f.consumer_slug, f.gateway_slug
+        )
+    );
+
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new(sdk_python())
+            .arg(root().join("tests/mcp/oauth_agent.py"))
+            .args([&url, &f.gateway_slug, &f.key])
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["sign_in_pages"], 1, "{r}");
+    assert_eq!(r["sign_in_status"], 200);
+    assert_eq!(
+        r["wrong_key_status"], 401,
+        "a wrong key gets the form again"
+    );
+    assert_eq!(r["authorize_status"], 303, "{r}");
+    assert!(
+        r["tools"].as_array().unwrap().contains(&json!("echo")),
+        "{r}"
+    );
+    assert_eq!(r["after_refresh"], json!(["modern:after refresh"]));
+    assert_ne!(
+        r["first_access"], r["second_access"],
+        "the refresh issued a new token"
+    );
+
+    // The old access token still works until it expires; the used refresh token never again.
+    let http = client();
+    let token = |body: Vec<(&str, &str)>| {
+        http.post(format!("http://{addr}/oauth/{}/token", f.gateway_slug))
+            .header("x-ag-gateway-slug", &f.gateway_slug)
+            .form(&body)
+            .send()
+    };
+    let again = token(vec![
+        ("grant_type", "refresh_token"),
+        ("refresh_token", r["first_refresh"].as_str().unwrap()),
+        ("client_id", r["client_id"].as_str().unwrap()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(again.status().as_u16(), 400);
+    assert_eq!(
+        again.json::<Value>().await.unwrap()["error"],
+        "invalid_grant"
+    );
+
+    // A token is worth one consumer: presented on another's endpoint it is refused.
+    let bearer = format!("Bearer {}", r["second_access"].as_str().unwrap());
+    let gw = ("x-ag-gateway-slug", f.gateway_slug.as_str());
+    let (status, _, _, _) = rpc(
+        addr,
+        &f.consumer_slug,
+        &[gw, ("authorization", &bearer)],
+        initialize(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (other_slug, _) = second_consumer(&s.admin, &f, "b").await;
+    let (status, _, msg, hdrs) = eventually(Duration::from_secs(10), "consumer b served", || {
+        let bearer = bearer.clone();
+        let other_slug = other_slug.clone();
+        async move {
+            let r = rpc(
+                addr,
+                &other_slug,
+                &[gw, ("authorization", &bearer)],
+                initialize(),
+            )
+            .await;
+            (r.0 != 404).then_some(r)
+        }
+    })
+    .await;
+    assert_eq!(
+        (status, msg["error"]["data"]["reason"].clone()),
+        (401, json!("invalid_token"))
+    );
+    assert!(
+        hdrs.get("www-authenticate")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("error=\"invalid_token\"")
+    );
+    s.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_authorization_server_refuses_hostile_requests() {
+    let (_logs, _modern, s, f) = modern_only("mcp-as", Value::Null).await;
+    let base = format!("http://{}/oauth/{}", mcp_addr(&s), f.gateway_slug);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let meta: Value = http
+        .get(format!(
+            "http://{}/.well-known/oauth-authorization-server/oauth/{}",
+            mcp_addr(&s),
+            f.gateway_slug
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["issuer"], base);
+    assert_eq!(meta["code_challenge_methods_supported"], json!(["S256"]));
+
+    // Registration: only https or loopback redirects.
+    let reg = |uris: Value| {
+        http.post(format!("{base}/register"))
+            .json(&json!({"redirect_uris": uris, "token_endpoint_auth_method": "none"}))
+            .send()
+    };
+    let bad = reg(json!(["http://evil.example/cb"])).await.unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    assert_eq!(
+        bad.json::<Value>().await.unwrap()["error"],
+        "invalid_redirect_uri"
+    );
+    let client: Value = reg(json!(["http://127.0.0.1:9/cb"]))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let client_id = client["client_id"].as_str().unwrap();
+    assert!(
+        client.get("client_secret").is_none(),
+        "a public client gets no secret"
+    );
+
+    let verifier = "a-verifier-that-is-long-enough-to-be-a-real-pkce-verifier-0123456789";
+    let challenge = {
+        use base64::Engine;
+        use sha2::Digest;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sha2::Sha256::digest(verifier.as_bytes()))
+    };
+    let resource = format!("http://{}/{}/mcp", mcp_addr(&s), f.consumer_slug);
+    let params = |redirect: &str, method: &str| {
+        vec![
+            ("response_type", "code".to_string()),
+            ("client_id", client_id.to_string()),
+            ("redirect_uri", redirect.to_string()),
+            ("code_challenge", challenge.clone()),
+            ("code_challenge_method", method.to_string()),
+            ("resource", resource.clone()),
+            ("state", "s1".to_string()),
+        ]
+    };
+    // An unregistered redirect is shown an error, never redirected to.
+    let r = http
+        .get(format!("{base}/authorize"))
+        .query(&params("http://127.0.0.1:9/other", "S256"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    // plain PKCE is refused.
+    let r = http
+        .get(format!("{base}/authorize"))
+        .query(&params("http://127.0.0.1:9/cb", "plain"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    // A sign-in page whose values are escaped.
+    let mut p = params("http://127.0.0.1:9/cb", "S256");
+    p[6].1 = "\"><script>alert(1)</script>".into();
+    let page = http
+        .get(format!("{base}/authorize"))
+        .query(&p)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("<script>alert"), "{page}");
+
+    // A code, redeemed with a wrong verifier, then with the right one once.
+    let mut form = params("http://127.0.0.1:9/cb", "S256");
+    form.push(("api_key", f.key.clone()));
+    let r = http
+        .post(format!("{base}/authorize"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let location = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    assert_eq!(
+        location
+            .query_pairs()
+            .find(|(k, _)| k == "state")
+            .unwrap()
+            .1,
+        "s1"
+    );
+    let redeem = |verifier: &str| {
+        http.post(format!("{base}/token"))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", "http://127.0.0.1:9/cb"),
+                ("client_id", client_id),
+                ("code_verifier", verifier),
+            ])
+            .send()
+    };
+    let wrong = redeem("not-the-verifier").await.unwrap();
+    assert_eq!(wrong.status().as_u16(), 400);
+    assert_eq!(
+        wrong.json::<Value>().await.unwrap()["error"],
+        "invalid_grant"
+    );
+    // The failed attempt used the code up: a code is tried once.
+    let again = redeem(verifier).await.unwrap();
+    assert_eq!(
+        again.json::<Value>().await.unwrap()["error"],
+        "invalid_grant"
+    );
+    let r = http
+        .post(format!("{base}/token"))
+        .form(&[("grant_type", "password"), ("client_id", client_id)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"],
+        "unsupported_grant_type"
+    );
+    s.running.shutdown().await;
 }

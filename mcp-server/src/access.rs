@@ -2,7 +2,8 @@
 //! `Host`), the consumer (by the slug in the path) and the API key it presents. Checked
 //! on every HTTP request before the MCP transport sees it, so an unauthenticated caller
 //! never opens a session; the answer to a refusal is a JSON-RPC error body with the
-//! HTTP status that says why.
+//! HTTP status that says why. A caller proves itself with one of the consumer's API
+//! keys or with an access token from sluice's authorization server ([`crate::oauth`]).
 
 use std::sync::Arc;
 
@@ -12,6 +13,8 @@ use serde_json::json;
 use sluice_shared::apikey;
 use sluice_shared::snapshot::mcp::CompiledMcp;
 use sluice_shared::snapshot::{CompiledConsumer, CompiledGateway, Snapshot};
+
+use crate::oauth::OAuth;
 
 pub const GATEWAY_HEADER: &str = "x-ag-gateway-slug";
 
@@ -36,8 +39,12 @@ pub enum Refusal {
     UnknownConsumer,
     #[error("this consumer reaches no MCP server")]
     NotMcp,
-    #[error("an API key is required (X-AG-API-Key or Authorization: Bearer)")]
+    #[error("an API key or an access token is required (X-AG-API-Key or Authorization: Bearer)")]
     MissingKey,
+    #[error(
+        "the access token is not valid for this endpoint (unknown, expired or for another resource)"
+    )]
+    InvalidToken,
     #[error("the API key is not valid")]
     InvalidKey,
     #[error("the API key does not belong to this consumer")]
@@ -50,7 +57,7 @@ impl Refusal {
     fn status(self) -> StatusCode {
         match self {
             Self::UnknownGateway | Self::UnknownConsumer | Self::NotMcp => StatusCode::NOT_FOUND,
-            Self::MissingKey | Self::InvalidKey => StatusCode::UNAUTHORIZED,
+            Self::MissingKey | Self::InvalidKey | Self::InvalidToken => StatusCode::UNAUTHORIZED,
             Self::KeyNotForConsumer | Self::ConsumerInactive | Self::GatewayInactive => {
                 StatusCode::FORBIDDEN
             }
@@ -64,6 +71,7 @@ impl Refusal {
             Self::UnknownConsumer => "unknown_consumer",
             Self::NotMcp => "not_an_mcp_consumer",
             Self::MissingKey => "missing_credentials",
+            Self::InvalidToken => "invalid_token",
             Self::InvalidKey => "invalid_api_key",
             Self::KeyNotForConsumer => "key_not_for_consumer",
             Self::ConsumerInactive => "consumer_inactive",
@@ -71,8 +79,10 @@ impl Refusal {
     }
 }
 
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
+impl Refusal {
+    /// The HTTP answer: a JSON-RPC error body; a `401` names where the endpoint's
+    /// OAuth metadata is (`resource_metadata`), as MCP clients expect.
+    pub fn response(self, resource_metadata: &str) -> Response {
         let status = self.status();
         let body = json!({
             "jsonrpc": "2.0",
@@ -85,21 +95,27 @@ impl IntoResponse for Refusal {
         });
         let mut response = (status, axum::Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"sluice-mcp\""),
-            );
+            let error = if self == Self::InvalidToken {
+                "error=\"invalid_token\", "
+            } else {
+                ""
+            };
+            let value = format!("Bearer {error}resource_metadata=\"{resource_metadata}\"");
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, value);
+            }
         }
         response
     }
 }
 
-/// Resolve and authenticate the caller of `/{consumer_slug}/mcp`.
-pub fn resolve(
-    snapshot: &Snapshot,
-    consumer_slug: &str,
+/// The gateway a request is for: `X-AG-Gateway-Slug`, else `Host`.
+pub fn gateway<'s>(
+    snapshot: &'s Snapshot,
     headers: &HeaderMap,
-) -> Result<Caller, Refusal> {
+) -> Result<&'s Arc<CompiledGateway>, Refusal> {
     let gateway = match headers.get(GATEWAY_HEADER).and_then(|v| v.to_str().ok()) {
         Some(slug) => snapshot.gateway_by_slug(slug.trim()),
         None => headers
@@ -111,15 +127,35 @@ pub fn resolve(
     if !gateway.active {
         return Err(Refusal::GatewayInactive);
     }
+    Ok(gateway)
+}
+
+/// Resolve and authenticate the caller of `/{consumer_slug}/mcp`: one of the
+/// consumer's API keys, or an access token sluice's authorization server issued for it.
+pub async fn resolve(
+    snapshot: &Snapshot,
+    oauth: &OAuth,
+    consumer_slug: &str,
+    headers: &HeaderMap,
+) -> Result<Caller, Refusal> {
+    let gateway = gateway(snapshot, headers)?;
     let consumer = gateway
         .consumer(consumer_slug)
         .ok_or(Refusal::UnknownConsumer)?;
-    let key = apikey::presented(headers).ok_or(Refusal::MissingKey)?;
-    let auth = gateway
-        .auth_for_key(&apikey::digest(key))
-        .ok_or(Refusal::InvalidKey)?;
-    if !consumer.accepts(auth) {
-        return Err(Refusal::KeyNotForConsumer);
+    if let Some(key) = apikey::presented(headers) {
+        let auth = gateway
+            .auth_for_key(&apikey::digest(key))
+            .ok_or(Refusal::InvalidKey)?;
+        if !consumer.accepts(auth) {
+            return Err(Refusal::KeyNotForConsumer);
+        }
+    } else {
+        let token = apikey::bearer(headers).ok_or(Refusal::MissingKey)?;
+        let grant = oauth.access(token).await.ok_or(Refusal::InvalidToken)?;
+        // A token is bound to one gateway's consumer: its audience is this endpoint.
+        if grant.gateway_id != gateway.id || grant.consumer_id != consumer.id {
+            return Err(Refusal::InvalidToken);
+        }
     }
     if !consumer.active {
         return Err(Refusal::ConsumerInactive);

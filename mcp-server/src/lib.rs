@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod errors;
 pub mod governance;
 pub mod handler;
+pub mod oauth;
 pub mod sessions;
 pub mod upstream;
 
@@ -21,7 +22,7 @@ use std::time::Duration;
 
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use rmcp::transport::streamable_http_server::session::SessionStore;
@@ -38,6 +39,7 @@ use tower::ServiceExt;
 
 use crate::governance::Limits;
 use crate::handler::{Gateway, Notifier, Plane};
+use crate::oauth::OAuth;
 use crate::upstream::Upstreams;
 
 /// What the MCP plane runs with besides its config.
@@ -64,6 +66,7 @@ type Transport = StreamableHttpService<Gateway, LocalSessionManager>;
 #[derive(Clone)]
 struct Endpoint {
     snapshots: SnapshotHandle,
+    oauth: Arc<OAuth>,
     transport: Transport,
 }
 
@@ -85,6 +88,10 @@ pub fn router(snapshots: SnapshotHandle, options: McpOptions, stop: Cancellation
     config.cancellation_token = stop;
     config.max_request_body_bytes = options.max_body_bytes;
     config.sse_keep_alive = Some(Duration::from_secs(15));
+    let oauth = Arc::new(OAuth::new(
+        snapshots.clone(),
+        options.redis.as_ref().map(RedisLimits::cache),
+    ));
     config.session_store = options.redis.map(|redis| {
         Arc::new(sessions::RedisSessions::new(redis.cache())) as Arc<dyn SessionStore>
     });
@@ -95,10 +102,12 @@ pub fn router(snapshots: SnapshotHandle, options: McpOptions, stop: Cancellation
     );
     let endpoint = Endpoint {
         snapshots: snapshots.clone(),
+        oauth: oauth.clone(),
         transport,
     };
     Router::new()
         .route("/{consumer}/mcp", any(mcp).with_state(endpoint))
+        .merge(oauth::routes(oauth))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route(
             "/metrics",
@@ -143,10 +152,14 @@ async fn mcp(
     mut request: Request,
 ) -> Response {
     let snapshot = endpoint.snapshots.load();
-    match access::resolve(&snapshot, &consumer, request.headers()) {
+    let headers = request.headers();
+    match access::resolve(&snapshot, &endpoint.oauth, &consumer, headers).await {
         Err(refusal) => {
             tracing::debug!(%consumer, %refusal, "mcp caller refused");
-            refusal.into_response()
+            let gateway = access::gateway(&snapshot, headers)
+                .map(|g| g.slug.as_str())
+                .unwrap_or_default();
+            refusal.response(&oauth::resource_metadata_url(headers, gateway, &consumer))
         }
         Ok(caller) => {
             request.extensions_mut().insert(caller);

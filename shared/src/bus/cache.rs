@@ -57,6 +57,11 @@ impl RedisCache {
         Ok(())
     }
 
+    /// Read and delete in one step: a value taken once is gone for everyone.
+    pub async fn take(&self, key: &str) -> Result<Option<String>, BusError> {
+        Ok(self.client.getdel(key).await?)
+    }
+
     pub async fn delete(&self, key: &str) -> Result<(), BusError> {
         let _: i64 = self.client.del(key).await?;
         Ok(())
