@@ -11,23 +11,14 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use support::*;
 
-const RSA_PRIVATE: &str = include_str!("fixtures/jwt/rsa-private.pem");
 const EC_PRIVATE: &str = include_str!("fixtures/jwt/ec-private.pem");
 const EC_PUBLIC: &str = include_str!("fixtures/jwt/ec-public.pem");
-const JWKS: &str = include_str!("fixtures/jwt/jwks.json");
 
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
-}
-
-fn rs256(claims: &Value) -> String {
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some("test-rsa-1".into());
-    let key = EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap();
-    jsonwebtoken::encode(&header, claims, &key).unwrap()
 }
 
 fn good_claims() -> Value {

@@ -547,6 +547,23 @@ async fn modern_only(
     (logs, modern, s, f)
 }
 
+/// `initialize` with a bearer token.
+async fn initialize_with(
+    addr: SocketAddr,
+    f: &McpFixture,
+    token: &str,
+) -> (u16, Option<String>, Value, reqwest::header::HeaderMap) {
+    let bearer = format!("Bearer {token}");
+    let gw = ("x-ag-gateway-slug", f.gateway_slug.as_str());
+    rpc(
+        addr,
+        &f.consumer_slug,
+        &[gw, ("authorization", &bearer)],
+        initialize(),
+    )
+    .await
+}
+
 /// Another MCP consumer of the fixture's gateway, reaching its modern registry:
 /// its slug and id.
 async fn second_consumer(admin: &Admin, f: &McpFixture, name: &str) -> (String, String) {
@@ -1055,5 +1072,75 @@ async fn the_authorization_server_refuses_hostile_requests() {
         r.json::<Value>().await.unwrap()["error"],
         "unsupported_grant_type"
     );
+    s.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_of_an_issuer_the_consumer_trusts_open_the_endpoint() {
+    let (_logs, _modern, s, f) = modern_only("mcp-jwt", Value::Null).await;
+    let jwks = serve_json(JWKS.to_string()).await;
+    let auth = s
+        .admin
+        .ok(
+            "POST",
+            &format!("/v1/gateways/{}/auths", f.gateway_id),
+            Some(
+                json!({"name": "idp", "type": "oauth2", "oauth2": {"issuer": "https://idp.test",
+                "audiences": ["sluice-mcp"], "jwks_url": format!("http://{jwks}/jwks.json"),
+                "required_scopes": ["mcp"]}}),
+            ),
+            201,
+        )
+        .await;
+    s.admin
+        .ok(
+            "POST",
+            &format!(
+                "/v1/gateways/{}/consumers/{}/auths/{}",
+                f.gateway_id,
+                f.consumer_id,
+                auth["id"].as_str().unwrap()
+            ),
+            None,
+            200,
+        )
+        .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = |aud: &str, scope: &str, exp: u64| json!({"iss": "https://idp.test", "aud": aud, "sub": "agent-7", "exp": exp, "scope": scope});
+    let addr = mcp_addr(&s);
+    let good = rs256(&claims("sluice-mcp", "mcp read", now + 600));
+    eventually(Duration::from_secs(10), "the oauth2 auth applies", || {
+        let good = good.clone();
+        let f = &f;
+        async move { (initialize_with(addr, f, &good).await.0 == 200).then_some(()) }
+    })
+    .await;
+    for (token, expected) in [
+        (
+            rs256(&claims("someone-else", "mcp", now + 600)),
+            (401, "invalid_token"),
+        ),
+        (
+            rs256(&claims("sluice-mcp", "read", now + 600)),
+            (403, "insufficient_scope"),
+        ),
+        (
+            rs256(&claims("sluice-mcp", "mcp", now - 600)),
+            (401, "invalid_token"),
+        ),
+    ] {
+        let (status, _, msg, _) = initialize_with(addr, &f, &token).await;
+        assert_eq!(
+            (
+                status,
+                msg["error"]["data"]["reason"].as_str().unwrap_or("")
+            ),
+            expected,
+            "{msg}"
+        );
+    }
     s.running.shutdown().await;
 }

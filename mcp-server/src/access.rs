@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use sluice_shared::apikey;
+use sluice_shared::bearer::{BearerError, Verifier};
 use sluice_shared::snapshot::mcp::CompiledMcp;
 use sluice_shared::snapshot::{CompiledConsumer, CompiledGateway, Snapshot};
 
@@ -24,6 +25,8 @@ pub struct Caller {
     pub gateway: Arc<CompiledGateway>,
     pub consumer: Arc<CompiledConsumer>,
     pub mcp: Arc<CompiledMcp>,
+    /// Who the caller is when it presented a token: its subject claim.
+    pub subject: Option<String>,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
 }
@@ -45,6 +48,10 @@ pub enum Refusal {
         "the access token is not valid for this endpoint (unknown, expired or for another resource)"
     )]
     InvalidToken,
+    #[error("the token lacks a scope this consumer requires")]
+    InsufficientScope,
+    #[error("the token cannot be verified now (its issuer is unreachable)")]
+    AuthUnavailable,
     #[error("the API key is not valid")]
     InvalidKey,
     #[error("the API key does not belong to this consumer")]
@@ -58,9 +65,11 @@ impl Refusal {
         match self {
             Self::UnknownGateway | Self::UnknownConsumer | Self::NotMcp => StatusCode::NOT_FOUND,
             Self::MissingKey | Self::InvalidKey | Self::InvalidToken => StatusCode::UNAUTHORIZED,
-            Self::KeyNotForConsumer | Self::ConsumerInactive | Self::GatewayInactive => {
-                StatusCode::FORBIDDEN
-            }
+            Self::KeyNotForConsumer
+            | Self::ConsumerInactive
+            | Self::GatewayInactive
+            | Self::InsufficientScope => StatusCode::FORBIDDEN,
+            Self::AuthUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -72,6 +81,8 @@ impl Refusal {
             Self::NotMcp => "not_an_mcp_consumer",
             Self::MissingKey => "missing_credentials",
             Self::InvalidToken => "invalid_token",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::AuthUnavailable => "auth_unavailable",
             Self::InvalidKey => "invalid_api_key",
             Self::KeyNotForConsumer => "key_not_for_consumer",
             Self::ConsumerInactive => "consumer_inactive",
@@ -131,10 +142,13 @@ pub fn gateway<'s>(
 }
 
 /// Resolve and authenticate the caller of `/{consumer_slug}/mcp`: one of the
-/// consumer's API keys, or an access token sluice's authorization server issued for it.
+/// consumer's API keys, an access token sluice's authorization server issued for it,
+/// or a token of an issuer the consumer trusts (its OAuth2 / OIDC auths: a JWT by
+/// the issuer's keys, an opaque token by introspection).
 pub async fn resolve(
     snapshot: &Snapshot,
     oauth: &OAuth,
+    verifier: &Verifier,
     consumer_slug: &str,
     headers: &HeaderMap,
 ) -> Result<Caller, Refusal> {
@@ -142,6 +156,7 @@ pub async fn resolve(
     let consumer = gateway
         .consumer(consumer_slug)
         .ok_or(Refusal::UnknownConsumer)?;
+    let mut subject = None;
     if let Some(key) = apikey::presented(headers) {
         let auth = gateway
             .auth_for_key(&apikey::digest(key))
@@ -151,11 +166,7 @@ pub async fn resolve(
         }
     } else {
         let token = apikey::bearer(headers).ok_or(Refusal::MissingKey)?;
-        let grant = oauth.access(token).await.ok_or(Refusal::InvalidToken)?;
-        // A token is bound to one gateway's consumer: its audience is this endpoint.
-        if grant.gateway_id != gateway.id || grant.consumer_id != consumer.id {
-            return Err(Refusal::InvalidToken);
-        }
+        subject = bearer(gateway, consumer, oauth, verifier, token).await?;
     }
     if !consumer.active {
         return Err(Refusal::ConsumerInactive);
@@ -171,7 +182,40 @@ pub async fn resolve(
         gateway: gateway.clone(),
         consumer: consumer.clone(),
         mcp,
+        subject,
         client_ip: text("x-forwarded-for"),
         user_agent: text("user-agent"),
     })
+}
+
+/// A bearer token: sluice's own (opaque, from its authorization server) or, when the
+/// consumer trusts an issuer, that issuer's. Returns the token's subject.
+async fn bearer(
+    gateway: &CompiledGateway,
+    consumer: &CompiledConsumer,
+    oauth: &OAuth,
+    verifier: &Verifier,
+    token: &str,
+) -> Result<Option<String>, Refusal> {
+    let is_jwt = token.bytes().filter(|b| *b == b'.').count() == 2;
+    if !is_jwt && let Some(grant) = oauth.access(token).await {
+        // Bound to one gateway's consumer: its audience is this endpoint.
+        if grant.gateway_id != gateway.id || grant.consumer_id != consumer.id {
+            return Err(Refusal::InvalidToken);
+        }
+        return Ok(Some(format!("client:{}", grant.client_id)));
+    }
+    let auths: Vec<_> = gateway.bearer_auths(&consumer.auth_ids).cloned().collect();
+    if auths.is_empty() {
+        return Err(Refusal::InvalidToken);
+    }
+    match verifier.verify(&auths, token).await {
+        Ok(caller) => Ok(caller.subject),
+        Err(BearerError::InsufficientScope) => Err(Refusal::InsufficientScope),
+        Err(BearerError::Unavailable) => Err(Refusal::AuthUnavailable),
+        Err(e) => {
+            tracing::debug!(error = %e, "bearer token refused");
+            Err(Refusal::InvalidToken)
+        }
+    }
 }

@@ -29,6 +29,7 @@ use rmcp::transport::streamable_http_server::session::SessionStore;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
+use sluice_shared::bearer::Verifier;
 use sluice_shared::bus::{LocalLimits, RedisLimits};
 use sluice_shared::sync::SnapshotHandle;
 use sluice_telemetry::Telemetry;
@@ -67,6 +68,7 @@ type Transport = StreamableHttpService<Gateway, LocalSessionManager>;
 struct Endpoint {
     snapshots: SnapshotHandle,
     oauth: Arc<OAuth>,
+    verifier: Arc<Verifier>,
     transport: Transport,
 }
 
@@ -103,6 +105,7 @@ pub fn router(snapshots: SnapshotHandle, options: McpOptions, stop: Cancellation
     let endpoint = Endpoint {
         snapshots: snapshots.clone(),
         oauth: oauth.clone(),
+        verifier: Arc::new(Verifier::default()),
         transport,
     };
     Router::new()
@@ -153,7 +156,15 @@ async fn mcp(
 ) -> Response {
     let snapshot = endpoint.snapshots.load();
     let headers = request.headers();
-    match access::resolve(&snapshot, &endpoint.oauth, &consumer, headers).await {
+    let resolved = access::resolve(
+        &snapshot,
+        &endpoint.oauth,
+        &endpoint.verifier,
+        &consumer,
+        headers,
+    )
+    .await;
+    match resolved {
         Err(refusal) => {
             tracing::debug!(%consumer, %refusal, "mcp caller refused");
             let gateway = access::gateway(&snapshot, headers)

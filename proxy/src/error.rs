@@ -180,6 +180,18 @@ impl ProxyError {
     }
 }
 
+impl From<sluice_shared::bearer::BearerError> for ProxyError {
+    fn from(e: sluice_shared::bearer::BearerError) -> Self {
+        use sluice_shared::bearer::BearerError;
+        match e {
+            BearerError::NotAccepted => Self::InvalidApiKey,
+            BearerError::Invalid(reason) => Self::InvalidToken(reason),
+            BearerError::InsufficientScope => Self::InsufficientScope,
+            BearerError::Unavailable => Self::AuthUnavailable,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

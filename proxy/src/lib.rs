@@ -7,7 +7,6 @@
 //! chunk. Nothing on this path touches the database or the config bus.
 
 mod balance;
-mod bearer;
 mod body;
 mod cache;
 mod cors;

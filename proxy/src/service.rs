@@ -52,7 +52,7 @@ pub struct SluiceProxy {
     pub(crate) semantic: Semantic,
     pub(crate) telemetry: Telemetry,
     pub(crate) policies: Policies,
-    pub(crate) bearer: crate::bearer::Verifier,
+    pub(crate) bearer: sluice_shared::bearer::Verifier,
 }
 
 impl SluiceProxy {
@@ -73,7 +73,7 @@ impl SluiceProxy {
             semantic: Semantic::default(),
             telemetry,
             policies: Policies::new(counters),
-            bearer: crate::bearer::Verifier::default(),
+            bearer: sluice_shared::bearer::Verifier::default(),
         }
     }
 }
@@ -112,7 +112,7 @@ pub struct RequestCtx {
     /// Token budgets to charge when the usage is known.
     pub(crate) settle: Vec<Settle>,
     /// The verified bearer-token caller, when the request presented one.
-    pub(crate) caller: Option<crate::bearer::Caller>,
+    pub(crate) caller: Option<sluice_shared::bearer::Caller>,
     /// Policy outcomes still being decided beside the request.
     pub(crate) pending: Vec<Pending>,
     pub(crate) response_body: Option<String>,

@@ -6,6 +6,7 @@
 //! proxy, admin and mcp planes can share it and it can be tested alone.
 
 pub mod apikey;
+pub mod bearer;
 pub mod bus;
 pub mod catalog;
 pub mod document;

@@ -635,3 +635,15 @@ pub async fn with_policy(name: &str, spec: Value) -> (Embedded, MockProvider, Fi
     let pid = policy(&s.admin, &f, spec, true).await;
     (s, m, f, pid)
 }
+
+/// The test issuer's RSA key, whose public half is in `JWKS` (kid `test-rsa-1`).
+pub const RSA_PRIVATE: &str = include_str!("../fixtures/jwt/rsa-private.pem");
+pub const JWKS: &str = include_str!("../fixtures/jwt/jwks.json");
+
+/// A JWT of the test issuer, signed RS256 with the key the JWKS publishes.
+pub fn rs256(claims: &Value) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("test-rsa-1".into());
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).expect("rsa key");
+    jsonwebtoken::encode(&header, claims, &key).expect("jwt")
+}

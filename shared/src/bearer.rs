@@ -10,15 +10,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::snapshot::BearerAuth;
 use base64::Engine;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
-use sluice_shared::snapshot::BearerAuth;
 use tracing::debug;
 use uuid::Uuid;
-
-use crate::error::ProxyError;
 
 /// How long a fetched JWKS is used before it is fetched again.
 const JWKS_TTL: Duration = Duration::from_secs(300);
@@ -41,8 +39,23 @@ pub struct Verifier {
     jwks: Mutex<HashMap<String, (Instant, Arc<JwkSet>)>>,
 }
 
-fn invalid(reason: &str) -> ProxyError {
-    ProxyError::InvalidToken(reason.to_string())
+/// Why a bearer token was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BearerError {
+    /// The consumer has no OAuth2 or OIDC auth to verify a token with.
+    #[error("the consumer accepts no bearer tokens")]
+    NotAccepted,
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    #[error("the token lacks a required scope")]
+    InsufficientScope,
+    /// The issuer's keys or introspection endpoint could not be reached.
+    #[error("the token cannot be verified now")]
+    Unavailable,
+}
+
+fn invalid(reason: &str) -> BearerError {
+    BearerError::Invalid(reason.to_string())
 }
 
 const ASYMMETRIC: &[Algorithm] = &[
@@ -95,9 +108,9 @@ fn audience_ok(claims: &Value, audiences: &[String]) -> bool {
     }
 }
 
-fn caller(auth: &BearerAuth, claims: Value) -> Result<Caller, ProxyError> {
+fn caller(auth: &BearerAuth, claims: Value) -> Result<Caller, BearerError> {
     if !has_scopes(&claims, &auth.required_scopes) {
-        return Err(ProxyError::InsufficientScope);
+        return Err(BearerError::InsufficientScope);
     }
     Ok(Caller {
         auth_id: auth.id,
@@ -115,9 +128,9 @@ impl Verifier {
         &self,
         auths: &[Arc<BearerAuth>],
         token: &str,
-    ) -> Result<Caller, ProxyError> {
+    ) -> Result<Caller, BearerError> {
         if auths.is_empty() {
-            return Err(ProxyError::InvalidApiKey);
+            return Err(BearerError::NotAccepted);
         }
         match jsonwebtoken::decode_header(token) {
             Ok(header) => {
@@ -177,7 +190,7 @@ impl Verifier {
         auth: &BearerAuth,
         alg: Algorithm,
         kid: Option<&str>,
-    ) -> Result<Vec<DecodingKey>, ProxyError> {
+    ) -> Result<Vec<DecodingKey>, BearerError> {
         let mut keys: Vec<DecodingKey> = auth
             .public_keys
             .iter()
@@ -213,7 +226,7 @@ impl Verifier {
         Ok(keys)
     }
 
-    async fn jwks(&self, url: &str, refresh: bool) -> Result<Arc<JwkSet>, ProxyError> {
+    async fn jwks(&self, url: &str, refresh: bool) -> Result<Arc<JwkSet>, BearerError> {
         let cached = self.jwks.lock().ok().and_then(|c| c.get(url).cloned());
         if let Some((at, set)) = &cached {
             let age = at.elapsed();
@@ -243,7 +256,7 @@ impl Verifier {
                 Ok(set)
             }
             // The issuer is unreachable: the last good set still verifies.
-            None => cached.map(|(_, s)| s).ok_or(ProxyError::AuthUnavailable),
+            None => cached.map(|(_, s)| s).ok_or(BearerError::Unavailable),
         }
     }
 
@@ -252,7 +265,7 @@ impl Verifier {
         auth: &BearerAuth,
         url: &str,
         token: &str,
-    ) -> Result<Caller, ProxyError> {
+    ) -> Result<Caller, BearerError> {
         let resp = self
             .http
             .post(url)
@@ -260,11 +273,11 @@ impl Verifier {
             .form(&[("token", token)])
             .send()
             .await
-            .map_err(|_| ProxyError::AuthUnavailable)?;
+            .map_err(|_| BearerError::Unavailable)?;
         if !resp.status().is_success() {
-            return Err(ProxyError::AuthUnavailable);
+            return Err(BearerError::Unavailable);
         }
-        let claims: Value = resp.json().await.map_err(|_| ProxyError::AuthUnavailable)?;
+        let claims: Value = resp.json().await.map_err(|_| BearerError::Unavailable)?;
         if claims.get("active").and_then(Value::as_bool) != Some(true) {
             return Err(invalid("the token is not active"));
         }
