@@ -281,7 +281,8 @@ async fn aggregates_two_real_servers_for_agents_of_both_eras() {
                 "say",
                 "sleep",
                 "slow",
-                "weather"
+                "weather",
+                "whoami"
             ]),
             "{mode}: renamed, collided and filtered"
         );
@@ -1142,5 +1143,183 @@ async fn tokens_of_an_issuer_the_consumer_trusts_open_the_endpoint() {
             "{msg}"
         );
     }
+    s.running.shutdown().await;
+}
+
+/// A raw handshake-era session with `auth` as the Authorization header; calls `tool`
+/// and returns the JSON-RPC answer.
+async fn call_with(addr: SocketAddr, f: &McpFixture, auth: &str, tool: &str) -> Value {
+    let gw = ("x-ag-gateway-slug", f.gateway_slug.as_str());
+    let authz = ("authorization", auth);
+    let (status, session, msg, _) = rpc(addr, &f.consumer_slug, &[gw, authz], initialize()).await;
+    assert_eq!(status, 200, "{msg}");
+    let session = session.unwrap();
+    let headers = [
+        gw,
+        authz,
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", "2025-06-18"),
+    ];
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    rpc(addr, &f.consumer_slug, &headers, initialized).await;
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                      "params": {"name": tool, "arguments": {}}});
+    rpc(addr, &f.consumer_slug, &headers, call).await.2
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstreams_see_the_registrys_token_or_the_callers_own() {
+    let logs = tempfile::tempdir().unwrap();
+    let modern = Upstream::start(false, logs.path()).await;
+    let s = embedded().await;
+    let token_endpoint = serve_json(
+        json!({"access_token": "cc-token-1", "token_type": "Bearer", "expires_in": 3600})
+            .to_string(),
+    )
+    .await;
+    let jwks = serve_json(JWKS.to_string()).await;
+    let gw = s
+        .admin
+        .ok(
+            "POST",
+            "/v1/gateways",
+            Some(json!({"name": "mcp-up", "slug": "mcp-up"})),
+            201,
+        )
+        .await;
+    let gid = gw["id"].as_str().unwrap().to_string();
+    let mut ids = Vec::new();
+    for (name, auth) in [
+        (
+            "cc",
+            json!({"mode": "client_credentials", "token_url": format!("http://{token_endpoint}/token"),
+                      "client_id": "sluice", "client_secret": "s3cret"}),
+        ),
+        (
+            "pt",
+            json!({"mode": "passthrough", "audience": "modern-mcp"}),
+        ),
+    ] {
+        let r = s
+            .admin
+            .ok(
+                "POST",
+                &format!("/v1/gateways/{gid}/registries"),
+                Some(json!({"name": name, "type": "MCP",
+                            "mcp_target": {"url": modern.url(), "code": name, "auth": auth}})),
+                201,
+            )
+            .await;
+        assert!(
+            !r.to_string().contains("s3cret"),
+            "the client secret is never shown: {r}"
+        );
+        ids.push(r["id"].as_str().unwrap().to_string());
+    }
+    let consumer = s
+        .admin
+        .ok(
+            "POST",
+            &format!("/v1/gateways/{gid}/consumers"),
+            Some(
+                json!({"name": "agent", "type": "MCP", "mcp": {"fail_mode": "closed",
+                "toolkit": {"cc": {"tools": ["whoami"]}, "pt": {"tools": ["whoami"]}}}}),
+            ),
+            201,
+        )
+        .await;
+    let cid = consumer["id"].as_str().unwrap().to_string();
+    for rid in &ids {
+        s.admin
+            .ok(
+                "POST",
+                &format!("/v1/gateways/{gid}/consumers/{cid}/registries/{rid}"),
+                Some(json!({"weight": 1})),
+                200,
+            )
+            .await;
+    }
+    let auth = s
+        .admin
+        .ok(
+            "POST",
+            &format!("/v1/gateways/{gid}/auths"),
+            Some(
+                json!({"name": "idp", "type": "oauth2", "oauth2": {"issuer": "https://idp.test",
+                "audiences": ["sluice-mcp"], "jwks_url": format!("http://{jwks}/jwks.json")}}),
+            ),
+            201,
+        )
+        .await;
+    s.admin
+        .ok(
+            "POST",
+            &format!(
+                "/v1/gateways/{gid}/consumers/{cid}/auths/{}",
+                auth["id"].as_str().unwrap()
+            ),
+            None,
+            200,
+        )
+        .await;
+    let (_, key) = attach_key(&s.admin, &gid, &cid).await;
+    let f = McpFixture {
+        gateway_id: gid.clone(),
+        gateway_slug: "mcp-up".into(),
+        consumer_id: cid.clone(),
+        consumer_slug: consumer["slug"].as_str().unwrap().to_string(),
+        key: key.clone(),
+        modern_id: ids[0].clone(),
+        legacy_id: ids[1].clone(),
+    };
+    wait_mcp(mcp_addr(&s), &f).await;
+    let addr = mcp_addr(&s);
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let jwt = rs256(
+        &json!({"iss": "https://idp.test", "aud": ["sluice-mcp", "modern-mcp"],
+                            "sub": "agent-7", "exp": exp}),
+    );
+    let bearer = format!("Bearer {jwt}");
+
+    // The registry's own token, from its token endpoint.
+    let msg = call_with(addr, &f, &bearer, "cc__whoami").await;
+    assert_eq!(
+        msg["result"]["content"][0]["text"], "Bearer cc-token-1",
+        "{msg}"
+    );
+    // The caller's own token, because it names the server as an audience.
+    let msg = call_with(addr, &f, &bearer, "pt__whoami").await;
+    assert_eq!(
+        msg["result"]["content"][0]["text"],
+        bearer.as_str(),
+        "{msg}"
+    );
+
+    // A token not meant for the server is never replayed to it; an API key has no
+    // token to pass through.
+    let narrow = format!(
+        "Bearer {}",
+        rs256(
+            &json!({"iss": "https://idp.test", "aud": "sluice-mcp", "sub": "agent-7", "exp": exp})
+        )
+    );
+    let msg = call_with(addr, &f, &narrow, "pt__whoami").await;
+    assert_eq!(msg["error"]["code"], -32005, "fail_mode closed: {msg}");
+    assert!(
+        msg["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not meant for modern-mcp"),
+        "{msg}"
+    );
+    let msg = call_with(addr, &f, &format!("Bearer {key}"), "pt__whoami").await;
+    assert_eq!(msg["error"]["code"], -32005, "{msg}");
+    // The registry's own token needs no caller token.
+    let msg = call_with(addr, &f, &format!("Bearer {key}"), "cc__whoami").await;
+    assert_eq!(msg["result"]["content"][0]["text"], "Bearer cc-token-1", "{msg}");
     s.running.shutdown().await;
 }

@@ -27,6 +27,9 @@ pub struct Caller {
     pub mcp: Arc<CompiledMcp>,
     /// Who the caller is when it presented a token: its subject claim.
     pub subject: Option<String>,
+    /// The token of a trusted issuer the caller presented, for upstreams that take
+    /// the caller's own token (`passthrough`); never sluice's own tokens.
+    pub token: Option<Arc<str>>,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
 }
@@ -156,7 +159,7 @@ pub async fn resolve(
     let consumer = gateway
         .consumer(consumer_slug)
         .ok_or(Refusal::UnknownConsumer)?;
-    let mut subject = None;
+    let (mut subject, mut presented) = (None, None);
     if let Some(key) = apikey::presented(headers) {
         let auth = gateway
             .auth_for_key(&apikey::digest(key))
@@ -166,7 +169,7 @@ pub async fn resolve(
         }
     } else {
         let token = apikey::bearer(headers).ok_or(Refusal::MissingKey)?;
-        subject = bearer(gateway, consumer, oauth, verifier, token).await?;
+        (subject, presented) = bearer(gateway, consumer, oauth, verifier, token).await?;
     }
     if !consumer.active {
         return Err(Refusal::ConsumerInactive);
@@ -183,34 +186,36 @@ pub async fn resolve(
         consumer: consumer.clone(),
         mcp,
         subject,
+        token: presented,
         client_ip: text("x-forwarded-for"),
         user_agent: text("user-agent"),
     })
 }
 
 /// A bearer token: sluice's own (opaque, from its authorization server) or, when the
-/// consumer trusts an issuer, that issuer's. Returns the token's subject.
+/// consumer trusts an issuer, that issuer's. Returns the token's subject, and the
+/// token when it is an issuer's (an upstream may take it).
 async fn bearer(
     gateway: &CompiledGateway,
     consumer: &CompiledConsumer,
     oauth: &OAuth,
     verifier: &Verifier,
     token: &str,
-) -> Result<Option<String>, Refusal> {
+) -> Result<(Option<String>, Option<Arc<str>>), Refusal> {
     let is_jwt = token.bytes().filter(|b| *b == b'.').count() == 2;
     if !is_jwt && let Some(grant) = oauth.access(token).await {
         // Bound to one gateway's consumer: its audience is this endpoint.
         if grant.gateway_id != gateway.id || grant.consumer_id != consumer.id {
             return Err(Refusal::InvalidToken);
         }
-        return Ok(Some(format!("client:{}", grant.client_id)));
+        return Ok((Some(format!("client:{}", grant.client_id)), None));
     }
     let auths: Vec<_> = gateway.bearer_auths(&consumer.auth_ids).cloned().collect();
     if auths.is_empty() {
         return Err(Refusal::InvalidToken);
     }
     match verifier.verify(&auths, token).await {
-        Ok(caller) => Ok(caller.subject),
+        Ok(caller) => Ok((caller.subject, Some(Arc::from(token)))),
         Err(BearerError::InsufficientScope) => Err(Refusal::InsufficientScope),
         Err(BearerError::Unavailable) => Err(Refusal::AuthUnavailable),
         Err(e) => {

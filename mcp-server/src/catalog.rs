@@ -126,17 +126,18 @@ impl Catalog {
         &self,
         upstreams: &Upstreams,
         server: &McpServer,
+        token: Option<&str>,
         kind: ListKind,
     ) -> Result<Listing, FetchError> {
         if let Some(listing) = self.cached(server, kind) {
             return Ok(listing);
         }
-        let listing = match fetch(upstreams, server, kind).await {
+        let listing = match fetch(upstreams, server, token, kind).await {
             Ok(l) => l,
             Err(e) if e.transport_failed() => {
                 // The connection died (the server restarted, say): reopen once.
-                upstreams.forget(server).await;
-                fetch(upstreams, server, kind).await?
+                upstreams.forget(server, token).await;
+                fetch(upstreams, server, token, kind).await?
             }
             Err(e) => return Err(e),
         };
@@ -157,6 +158,7 @@ impl Catalog {
         &self,
         upstreams: &Upstreams,
         mcp: &'m CompiledMcp,
+        token: Option<&str>,
         kind: ListKind,
     ) -> Result<Vec<(Arc<McpServer>, &'m Selection, Listing)>, ErrorData> {
         let fetches = mcp.servers.iter().map(|reach| async move {
@@ -164,7 +166,7 @@ impl Catalog {
                 Ok(s) => s.clone(),
                 Err(reason) => return Err((None, reason.to_string())),
             };
-            match self.listing(upstreams, &server, kind).await {
+            match self.listing(upstreams, &server, token, kind).await {
                 Ok(l) => Ok((server, &reach.select, l)),
                 Err(e) => Err((Some(server), e.to_string())),
             }
@@ -196,9 +198,11 @@ impl Catalog {
         &self,
         upstreams: &Upstreams,
         mcp: &CompiledMcp,
+        token: Option<&str>,
     ) -> Result<Vec<Exposed<Tool>>, ErrorData> {
         let mut out = Vec::new();
-        for (server, select, listing) in self.gather(upstreams, mcp, ListKind::Tools).await? {
+        for (server, select, listing) in self.gather(upstreams, mcp, token, ListKind::Tools).await?
+        {
             let Listing::Tools(tools) = listing else {
                 continue;
             };
@@ -225,9 +229,13 @@ impl Catalog {
         &self,
         upstreams: &Upstreams,
         mcp: &CompiledMcp,
+        token: Option<&str>,
     ) -> Result<Vec<Exposed<Prompt>>, ErrorData> {
         let mut out = Vec::new();
-        for (server, select, listing) in self.gather(upstreams, mcp, ListKind::Prompts).await? {
+        for (server, select, listing) in self
+            .gather(upstreams, mcp, token, ListKind::Prompts)
+            .await?
+        {
             let Listing::Prompts(prompts) = listing else {
                 continue;
             };
@@ -255,10 +263,14 @@ impl Catalog {
         &self,
         upstreams: &Upstreams,
         mcp: &CompiledMcp,
+        token: Option<&str>,
     ) -> Result<(Vec<Exposed<Resource>>, Vec<Exposed<ResourceTemplate>>), ErrorData> {
         let mut resources: Vec<Exposed<Resource>> = Vec::new();
         let mut templates = Vec::new();
-        for (server, select, listing) in self.gather(upstreams, mcp, ListKind::Resources).await? {
+        for (server, select, listing) in self
+            .gather(upstreams, mcp, token, ListKind::Resources)
+            .await?
+        {
             let Listing::Resources(both) = listing else {
                 continue;
             };
@@ -288,9 +300,10 @@ impl Catalog {
 async fn fetch(
     upstreams: &Upstreams,
     server: &McpServer,
+    token: Option<&str>,
     kind: ListKind,
 ) -> Result<Listing, FetchError> {
-    let peer = upstreams.peer(server).await?;
+    let peer = upstreams.peer(server, token).await?;
     let caps = peer.peer_info().map(|i| i.capabilities.clone());
     let has = |k: ListKind| {
         caps.as_ref().is_none_or(|c| match k {

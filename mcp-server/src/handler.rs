@@ -223,7 +223,7 @@ impl Gateway {
             let tools = self
                 .plane
                 .catalog()
-                .tools(&self.plane.upstreams, &caller.mcp)
+                .tools(&self.plane.upstreams, &caller.mcp, caller.token.as_deref())
                 .await?;
             if let Some(t) = tools.into_iter().find(|t| t.name == name) {
                 return Ok(t);
@@ -246,6 +246,7 @@ impl Gateway {
     async fn forward_tool(
         &self,
         tool: &Exposed<rmcp::model::Tool>,
+        token: Option<&str>,
         request: &CallToolRequestParams,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
@@ -258,7 +259,7 @@ impl Gateway {
             let peer = self
                 .plane
                 .upstreams
-                .peer(server)
+                .peer(server, token)
                 .await
                 .map_err(|e| FetchError::from(e).into_error(&server.name))?;
             let sent = peer
@@ -271,7 +272,7 @@ impl Gateway {
                 Ok(h) => h,
                 Err(ServiceError::TransportClosed) if !retried => {
                     retried = true;
-                    self.plane.upstreams.forget(server).await;
+                    self.plane.upstreams.forget(server, token).await;
                     continue;
                 }
                 Err(e) => return Err(FetchError::from(e).into_error(&server.name)),
@@ -299,7 +300,7 @@ impl Gateway {
                 Some(Err(_)) if !retried => {
                     // The connection died mid-call (the server restarted): reopen once.
                     retried = true;
-                    self.plane.upstreams.forget(server).await;
+                    self.plane.upstreams.forget(server, token).await;
                     continue;
                 }
                 Some(Err(_)) => Err(ServiceError::TransportClosed),
@@ -396,7 +397,7 @@ impl ServerHandler for Gateway {
         let tools = self
             .plane
             .catalog()
-            .tools(&self.plane.upstreams, &caller.mcp)
+            .tools(&self.plane.upstreams, &caller.mcp, caller.token.as_deref())
             .await?;
         let visible = tools
             .into_iter()
@@ -427,7 +428,8 @@ impl ServerHandler for Gateway {
                 .limits
                 .admit(&caller, Some(&[&name, &upstream]), &mut outcomes)
                 .await?;
-            self.forward_tool(&tool, &request, &context).await
+            self.forward_tool(&tool, caller.token.as_deref(), &request, &context)
+                .await
         }
         .await;
         let tool_error =
@@ -452,7 +454,7 @@ impl ServerHandler for Gateway {
         let prompts = self
             .plane
             .catalog()
-            .prompts(&self.plane.upstreams, &caller.mcp)
+            .prompts(&self.plane.upstreams, &caller.mcp, caller.token.as_deref())
             .await?;
         Ok(ListPromptsResult::with_all_items(
             prompts.into_iter().map(|p| p.item).collect(),
@@ -472,7 +474,7 @@ impl ServerHandler for Gateway {
             let prompts = self
                 .plane
                 .catalog()
-                .prompts(&self.plane.upstreams, &caller.mcp)
+                .prompts(&self.plane.upstreams, &caller.mcp, caller.token.as_deref())
                 .await?;
             let prompt = prompts
                 .into_iter()
@@ -489,7 +491,7 @@ impl ServerHandler for Gateway {
             let peer = self
                 .plane
                 .upstreams
-                .peer(&prompt.server)
+                .peer(&prompt.server, caller.token.as_deref())
                 .await
                 .map_err(|e| FetchError::from(e).into_error(&prompt.server.name))?;
             let mut answer = peer
@@ -522,7 +524,7 @@ impl ServerHandler for Gateway {
         let (resources, _) = self
             .plane
             .catalog()
-            .resources(&self.plane.upstreams, &caller.mcp)
+            .resources(&self.plane.upstreams, &caller.mcp, caller.token.as_deref())
             .await?;
         Ok(ListResourcesResult::with_all_items(
             resources.into_iter().map(|r| r.item).collect(),
@@ -538,7 +540,7 @@ impl ServerHandler for Gateway {
         let (_, templates) = self
             .plane
             .catalog()
-            .resources(&self.plane.upstreams, &caller.mcp)
+            .resources(&self.plane.upstreams, &caller.mcp, caller.token.as_deref())
             .await?;
         Ok(ListResourceTemplatesResult::with_all_items(
             templates.into_iter().map(|t| t.item).collect(),
@@ -558,7 +560,7 @@ impl ServerHandler for Gateway {
             let (resources, templates) = self
                 .plane
                 .catalog()
-                .resources(&self.plane.upstreams, &caller.mcp)
+                .resources(&self.plane.upstreams, &caller.mcp, caller.token.as_deref())
                 .await?;
             let owner = resources
                 .iter()
@@ -582,7 +584,7 @@ impl ServerHandler for Gateway {
             let peer = self
                 .plane
                 .upstreams
-                .peer(&server)
+                .peer(&server, caller.token.as_deref())
                 .await
                 .map_err(|e| FetchError::from(e).into_error(&server.name))?;
             let mut answer = peer

@@ -13,8 +13,9 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use http::{HeaderName, HeaderValue};
 use rmcp::model::{
     ClientCapabilities, ClientConfig, Implementation, ProgressNotificationParam, ProgressToken,
     ProtocolVersion,
@@ -47,9 +48,30 @@ pub trait Listener: Send + Sync + 'static {
 
 type Client = RunningService<RoleClient, Relay>;
 
+/// How long a connection made for one agent's identity (passthrough) is kept unused.
+const IDLE: Duration = Duration::from_secs(600);
+
 struct Slot {
     fingerprint: u64,
     client: tokio::sync::Mutex<Option<Client>>,
+    used: Mutex<Instant>,
+}
+
+impl Slot {
+    fn new(fingerprint: u64) -> Arc<Self> {
+        Arc::new(Self {
+            fingerprint,
+            client: tokio::sync::Mutex::new(None),
+            used: Mutex::new(Instant::now()),
+        })
+    }
+}
+
+/// Who the upstream sees, and the headers that say so.
+struct Identity {
+    /// Empty for the registry's own identity, else a digest of the agent's token.
+    key: String,
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// Where a progress notification from upstream goes.
@@ -60,7 +82,11 @@ struct ProgressRoute {
 
 /// The pool of upstream connections.
 pub struct Upstreams {
-    slots: Mutex<HashMap<Uuid, Arc<Slot>>>,
+    slots: Mutex<HashMap<(Uuid, String), Arc<Slot>>>,
+    /// Client-credentials tokens by registry: the token and when to fetch anew.
+    tokens: tokio::sync::Mutex<HashMap<Uuid, (Instant, String)>>,
+    http: reqwest::Client,
+    swept: Mutex<Instant>,
     progress: Arc<Mutex<HashMap<ProgressToken, ProgressRoute>>>,
     listener: Arc<dyn Listener>,
     generation: AtomicU64,
@@ -71,6 +97,8 @@ pub struct Upstreams {
 pub enum UpstreamError {
     #[error("upstream auth mode {0} is not supported by this plane yet")]
     UnsupportedAuth(String),
+    #[error("{0}")]
+    Credential(String),
     #[error("connecting timed out")]
     Timeout,
     #[error("{0}")]
@@ -81,42 +109,149 @@ impl Upstreams {
     pub fn new(listener: Arc<dyn Listener>) -> Self {
         Self {
             slots: Mutex::new(HashMap::new()),
+            tokens: tokio::sync::Mutex::default(),
+            http: reqwest::Client::builder()
+                .timeout(CONNECT_TIMEOUT)
+                .build()
+                .unwrap_or_default(),
+            swept: Mutex::new(Instant::now()),
             progress: Arc::default(),
             listener,
             generation: AtomicU64::new(0),
         }
     }
 
-    fn slot(&self, server: &McpServer) -> Arc<Slot> {
+    fn slot(&self, server: &McpServer, identity: &str) -> Arc<Slot> {
+        let now = Instant::now();
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        let slot = slots.entry(server.id).or_insert_with(|| {
-            Arc::new(Slot {
-                fingerprint: server.fingerprint,
-                client: tokio::sync::Mutex::new(None),
-            })
-        });
-        if slot.fingerprint != server.fingerprint {
-            *slot = Arc::new(Slot {
-                fingerprint: server.fingerprint,
-                client: tokio::sync::Mutex::new(None),
-            });
+        {
+            // Connections of agents gone quiet are closed, at most once a minute.
+            let mut swept = self.swept.lock().unwrap_or_else(|p| p.into_inner());
+            if now.duration_since(*swept) > Duration::from_secs(60) {
+                *swept = now;
+                slots.retain(|(_, who), slot| {
+                    who.is_empty()
+                        || now.duration_since(*slot.used.lock().unwrap_or_else(|p| p.into_inner()))
+                            < IDLE
+                });
+            }
         }
+        let slot = slots
+            .entry((server.id, identity.to_string()))
+            .or_insert_with(|| Slot::new(server.fingerprint));
+        if slot.fingerprint != server.fingerprint {
+            *slot = Slot::new(server.fingerprint);
+        }
+        *slot.used.lock().unwrap_or_else(|p| p.into_inner()) = now;
         slot.clone()
     }
 
-    /// A live client of `server`, opening one when there is none.
-    pub async fn peer(&self, server: &McpServer) -> Result<Peer<RoleClient>, UpstreamError> {
-        if let McpUpstreamAuth::Unsupported(mode) = &server.auth {
-            return Err(UpstreamError::UnsupportedAuth(mode.clone()));
+    /// Who `server` sees for an agent that presented `caller_token` (its own IdP
+    /// token, if any), and the headers that carry it.
+    async fn identity(
+        &self,
+        server: &McpServer,
+        caller_token: Option<&str>,
+    ) -> Result<Identity, UpstreamError> {
+        let mut headers = server.headers.clone();
+        let key = match &server.auth {
+            McpUpstreamAuth::None => String::new(),
+            McpUpstreamAuth::Unsupported(mode) => {
+                return Err(UpstreamError::UnsupportedAuth(mode.clone()));
+            }
+            McpUpstreamAuth::ClientCredentials { .. } => {
+                let token = self.client_token(server).await?;
+                headers.push(bearer(&token)?);
+                // A new token makes a new session: the old one ends with its token.
+                format!("cc:{}", crate::oauth::s256(&token))
+            }
+            McpUpstreamAuth::Passthrough { audience } => {
+                let token = caller_token.ok_or_else(|| {
+                    UpstreamError::Credential(
+                        "this server takes the caller's own token (passthrough), and the caller presented none".into(),
+                    )
+                })?;
+                if let Some(audience) = audience
+                    && !audience_names(token, audience)
+                {
+                    return Err(UpstreamError::Credential(format!(
+                        "the caller's token is not meant for {audience} (its aud does not name it)"
+                    )));
+                }
+                headers.push(bearer(token)?);
+                format!("pt:{}", crate::oauth::s256(token))
+            }
+        };
+        Ok(Identity { key, headers })
+    }
+
+    /// The registry's client-credentials token, fetched anew a minute before expiry.
+    async fn client_token(&self, server: &McpServer) -> Result<String, UpstreamError> {
+        let McpUpstreamAuth::ClientCredentials {
+            token_url,
+            client_id,
+            client_secret,
+            scope,
+            audience,
+        } = &server.auth
+        else {
+            return Err(UpstreamError::Credential(
+                "not a client_credentials registry".into(),
+            ));
+        };
+        let mut tokens = self.tokens.lock().await;
+        if let Some((renew, token)) = tokens.get(&server.id)
+            && Instant::now() < *renew
+        {
+            return Ok(token.clone());
         }
-        let slot = self.slot(server);
+        let mut form = vec![("grant_type", "client_credentials")];
+        if let Some(scope) = scope {
+            form.push(("scope", scope));
+        }
+        if let Some(audience) = audience {
+            form.push(("audience", audience));
+        }
+        let failed =
+            |e: String| UpstreamError::Credential(format!("the token endpoint failed: {e}"));
+        let response = self
+            .http
+            .post(token_url)
+            .basic_auth(client_id, Some(client_secret))
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(failed(format!("status {}", response.status())));
+        }
+        let body: serde_json::Value = response.json().await.map_err(|e| failed(e.to_string()))?;
+        let token = body["access_token"]
+            .as_str()
+            .ok_or_else(|| failed("no access_token in the answer".into()))?
+            .to_string();
+        let lifetime = body["expires_in"].as_u64().unwrap_or(300);
+        let renew = Instant::now() + Duration::from_secs(lifetime.saturating_sub(60).max(1));
+        tokens.insert(server.id, (renew, token.clone()));
+        Ok(token)
+    }
+
+    /// A live client of `server` for an agent that presented `caller_token`, opening
+    /// one when there is none.
+    pub async fn peer(
+        &self,
+        server: &McpServer,
+        caller_token: Option<&str>,
+    ) -> Result<Peer<RoleClient>, UpstreamError> {
+        let identity = self.identity(server, caller_token).await?;
+        let slot = self.slot(server, &identity.key);
         let mut client = slot.client.lock().await;
         if let Some(c) = client.as_ref()
             && !c.is_closed()
         {
             return Ok(c.peer().clone());
         }
-        let opened = tokio::time::timeout(CONNECT_TIMEOUT, self.connect(server))
+        let opened = tokio::time::timeout(CONNECT_TIMEOUT, self.connect(server, identity.headers))
             .await
             .map_err(|_| UpstreamError::Timeout)??;
         let peer = opened.peer().clone();
@@ -131,22 +266,29 @@ impl Upstreams {
 
     /// Drop the connection to `server` (its transport failed), so the next call opens
     /// a fresh one.
-    pub async fn forget(&self, server: &McpServer) {
-        let slot = self.slot(server);
+    pub async fn forget(&self, server: &McpServer, caller_token: Option<&str>) {
+        let Ok(identity) = self.identity(server, caller_token).await else {
+            return;
+        };
+        let slot = self.slot(server, &identity.key);
         let old = slot.client.lock().await.take();
         if let Some(old) = old {
             let _ = old.cancel().await;
         }
     }
 
-    async fn connect(&self, server: &McpServer) -> Result<Client, UpstreamError> {
+    async fn connect(
+        &self,
+        server: &McpServer,
+        headers: Vec<(HeaderName, HeaderValue)>,
+    ) -> Result<Client, UpstreamError> {
         let relay = Relay {
             server: server.id,
             progress: self.progress.clone(),
             listener: self.listener.clone(),
         };
         self.generation.fetch_add(1, Ordering::Relaxed);
-        open(server, relay).await
+        open(server, headers, relay).await
     }
 
     /// Send the upstream progress of `upstream` to `peer` under the agent's `token`,
@@ -178,10 +320,14 @@ impl Upstreams {
 
 /// Open a client session to `server`: `server/discover` first, `initialize` when the
 /// server is of the handshake era.
-async fn open(server: &McpServer, relay: Relay) -> Result<Client, UpstreamError> {
+async fn open(
+    server: &McpServer,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    relay: Relay,
+) -> Result<Client, UpstreamError> {
     let mut config = StreamableHttpClientTransportConfig::with_uri(server.url.clone());
     config.reinit_on_expired_session = true;
-    config.custom_headers = server.headers.iter().cloned().collect();
+    config.custom_headers = headers.into_iter().collect();
     let transport = StreamableHttpClientTransport::from_config(config);
     let mode = ClientLifecycleMode::Auto {
         preferred_versions: vec![ProtocolVersion::LATEST],
@@ -193,6 +339,36 @@ async fn open(server: &McpServer, relay: Relay) -> Result<Client, UpstreamError>
         .map_err(|e| UpstreamError::Connect(e.to_string()))
 }
 
+/// `Authorization: Bearer {token}`, kept out of logs.
+fn bearer(token: &str) -> Result<(HeaderName, HeaderValue), UpstreamError> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| UpstreamError::Credential("the token is not a valid header value".into()))?;
+    value.set_sensitive(true);
+    Ok((http::header::AUTHORIZATION, value))
+}
+
+/// Whether a JWT's `aud` (a string or a list) names `audience`. The token was
+/// verified when the agent presented it; this only reads its claims.
+fn audience_names(token: &str, audience: &str) -> bool {
+    use base64::Engine;
+    let Some(payload) = token.split('.').nth(1) else {
+        return false;
+    };
+    let Ok(bytes) =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('='))
+    else {
+        return false;
+    };
+    let Ok(claims) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return false;
+    };
+    match &claims["aud"] {
+        serde_json::Value::String(a) => a == audience,
+        serde_json::Value::Array(list) => list.iter().any(|a| a.as_str() == Some(audience)),
+        _ => false,
+    }
+}
+
 struct Deaf;
 
 impl Listener for Deaf {
@@ -202,15 +378,19 @@ impl Listener for Deaf {
 /// The tools `server` offers now, over a session opened for the question and closed
 /// after it (admin's live view of a registry).
 pub async fn live_tools(server: &McpServer) -> Result<Vec<rmcp::model::Tool>, UpstreamError> {
-    if let McpUpstreamAuth::Unsupported(mode) = &server.auth {
-        return Err(UpstreamError::UnsupportedAuth(mode.clone()));
+    if let McpUpstreamAuth::Passthrough { .. } = &server.auth {
+        return Err(UpstreamError::Credential(
+            "this server takes each caller's own token (passthrough): admin has none to list it with".into(),
+        ));
     }
+    let upstreams = Upstreams::new(Arc::new(Deaf));
+    let identity = upstreams.identity(server, None).await?;
     let relay = Relay {
         server: server.id,
         progress: Arc::default(),
         listener: Arc::new(Deaf),
     };
-    let client = tokio::time::timeout(CONNECT_TIMEOUT, open(server, relay))
+    let client = tokio::time::timeout(CONNECT_TIMEOUT, open(server, identity.headers, relay))
         .await
         .map_err(|_| UpstreamError::Timeout)??;
     let tools = tokio::time::timeout(CONNECT_TIMEOUT, client.peer().list_all_tools()).await;

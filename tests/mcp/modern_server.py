@@ -52,6 +52,13 @@ def explode() -> str:
     raise ValueError("the tool exploded")
 
 
+@server.tool()
+def whoami(ctx: Context) -> str:
+    """The Authorization header this server was called with."""
+    headers = ctx.headers or {}
+    return headers.get("authorization", "none")
+
+
 @server.prompt()
 def greet(name: str) -> str:
     """A greeting prompt."""

@@ -382,6 +382,20 @@ fn validate_mcp_target(target: &McpTarget, p: &mut Problems) {
                 format!("must be one of: {}", MCP_AUTH_MODES.join(", ")),
             );
         }
+        if mode == "client_credentials" {
+            for key in ["token_url", "client_id", "client_secret"] {
+                if auth
+                    .get(key)
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
+                    p.add(
+                        format!("mcp_target.auth.{key}"),
+                        "is required by client_credentials auth",
+                    );
+                }
+            }
+        }
         if mode == "static" {
             let text = |k: &str| auth.get(k).and_then(Value::as_str).unwrap_or("");
             // `header` defaults to Authorization.

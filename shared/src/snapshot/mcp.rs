@@ -23,6 +23,18 @@ use crate::secrets::SecretBox;
 pub enum McpUpstreamAuth {
     /// No credential, or only the registry's static headers.
     None,
+    /// The registry's own token from an OAuth token endpoint (client credentials
+    /// grant), fetched when needed and reused until it expires.
+    ClientCredentials {
+        token_url: String,
+        client_id: String,
+        client_secret: String,
+        scope: Option<String>,
+        audience: Option<String>,
+    },
+    /// The agent's own bearer token, forwarded when its `aud` names `audience` (so a
+    /// token meant for somebody else is never replayed to this server).
+    Passthrough { audience: Option<String> },
     /// A mode this plane does not implement yet: calls fail with a clear error.
     Unsupported(String),
 }
@@ -80,6 +92,24 @@ impl McpServer {
                 )?);
                 McpUpstreamAuth::None
             }
+            "client_credentials" => {
+                let required = |k: &str| {
+                    text(k)
+                        .filter(|v| !v.is_empty())
+                        .map(str::to_string)
+                        .ok_or_else(|| format!("client_credentials auth needs {k}"))
+                };
+                McpUpstreamAuth::ClientCredentials {
+                    token_url: required("token_url")?,
+                    client_id: required("client_id")?,
+                    client_secret: required("client_secret")?,
+                    scope: text("scope").map(str::to_string),
+                    audience: text("audience").map(str::to_string),
+                }
+            }
+            "passthrough" => McpUpstreamAuth::Passthrough {
+                audience: text("audience").map(str::to_string),
+            },
             other => McpUpstreamAuth::Unsupported(other.to_string()),
         };
         let code = target
@@ -93,6 +123,7 @@ impl McpServer {
             n.as_str().hash(&mut hasher);
             v.as_bytes().hash(&mut hasher);
         }
+        format!("{auth:?}").hash(&mut hasher);
         Ok(Self {
             id: registry.id,
             name: registry.spec.name.clone(),
