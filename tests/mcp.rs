@@ -1178,6 +1178,7 @@ async fn upstreams_see_the_registrys_token_or_the_callers_own() {
     )
     .await;
     let jwks = serve_json(JWKS.to_string()).await;
+    let exchange = token_exchange_endpoint().await;
     let gw = s
         .admin
         .ok(
@@ -1198,6 +1199,11 @@ async fn upstreams_see_the_registrys_token_or_the_callers_own() {
         (
             "pt",
             json!({"mode": "passthrough", "audience": "modern-mcp"}),
+        ),
+        (
+            "ex",
+            json!({"mode": "exchange", "token_url": format!("http://{exchange}/token"),
+                   "client_id": "sluice", "client_secret": "s3cret", "audience": "modern-mcp"}),
         ),
     ] {
         let r = s
@@ -1223,7 +1229,8 @@ async fn upstreams_see_the_registrys_token_or_the_callers_own() {
             &format!("/v1/gateways/{gid}/consumers"),
             Some(
                 json!({"name": "agent", "type": "MCP", "mcp": {"fail_mode": "closed",
-                "toolkit": {"cc": {"tools": ["whoami"]}, "pt": {"tools": ["whoami"]}}}}),
+                "toolkit": {"cc": {"tools": ["whoami"]}, "pt": {"tools": ["whoami"]},
+                            "ex": {"tools": ["whoami"]}}}}),
             ),
             201,
         )
@@ -1299,6 +1306,14 @@ async fn upstreams_see_the_registrys_token_or_the_callers_own() {
         "{msg}"
     );
 
+    // A token for the server, exchanged for the caller's (RFC 8693).
+    let msg = call_with(addr, &f, &bearer, "ex__whoami").await;
+    assert_eq!(
+        msg["result"]["content"][0]["text"],
+        format!("Bearer exchanged:modern-mcp:{}", &jwt[..12]),
+        "{msg}"
+    );
+
     // A token not meant for the server is never replayed to it; an API key has no
     // token to pass through.
     let narrow = format!(
@@ -1320,6 +1335,74 @@ async fn upstreams_see_the_registrys_token_or_the_callers_own() {
     assert_eq!(msg["error"]["code"], -32005, "{msg}");
     // The registry's own token needs no caller token.
     let msg = call_with(addr, &f, &format!("Bearer {key}"), "cc__whoami").await;
-    assert_eq!(msg["result"]["content"][0]["text"], "Bearer cc-token-1", "{msg}");
+    assert_eq!(
+        msg["result"]["content"][0]["text"], "Bearer cc-token-1",
+        "{msg}"
+    );
     s.running.shutdown().await;
+}
+
+/// An RFC 8693 token endpoint: it answers a token exchange with
+/// `exchanged:{audience}:{first 12 characters of the subject token}`, anything else
+/// with 400.
+async fn token_exchange_endpoint() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                let body_at = loop {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                    if let Some(i) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&request[..body_at]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                while request.len() < body_at + length {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let form: std::collections::HashMap<String, String> =
+                    url::form_urlencoded::parse(&request[body_at..])
+                        .into_owned()
+                        .collect();
+                let exchange = form.get("grant_type").map(String::as_str)
+                    == Some("urn:ietf:params:oauth:grant-type:token-exchange");
+                let (status, body) = match (
+                    exchange,
+                    form.get("subject_token"),
+                    form.get("audience"),
+                ) {
+                    (true, Some(subject), Some(audience)) if subject.len() > 12 => (
+                        "200 OK",
+                        json!({"access_token": format!("exchanged:{audience}:{}", &subject[..12]),
+                               "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+                               "token_type": "Bearer", "expires_in": 600}),
+                    ),
+                    _ => ("400 Bad Request", json!({"error": "invalid_request"})),
+                };
+                let body = body.to_string();
+                let head = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(body.as_bytes()).await;
+            });
+        }
+    });
+    addr
 }

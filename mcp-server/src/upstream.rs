@@ -83,8 +83,9 @@ struct ProgressRoute {
 /// The pool of upstream connections.
 pub struct Upstreams {
     slots: Mutex<HashMap<(Uuid, String), Arc<Slot>>>,
-    /// Client-credentials tokens by registry: the token and when to fetch anew.
-    tokens: tokio::sync::Mutex<HashMap<Uuid, (Instant, String)>>,
+    /// Tokens sluice obtained, by registry and (for exchanged ones) the digest of the
+    /// agent's token: the token and when to fetch anew.
+    tokens: tokio::sync::Mutex<HashMap<(Uuid, String), (Instant, String)>>,
     http: reqwest::Client,
     swept: Mutex<Instant>,
     progress: Arc<Mutex<HashMap<ProgressToken, ProgressRoute>>>,
@@ -159,8 +160,18 @@ impl Upstreams {
             McpUpstreamAuth::Unsupported(mode) => {
                 return Err(UpstreamError::UnsupportedAuth(mode.clone()));
             }
+            McpUpstreamAuth::Exchange { .. } => {
+                let subject = caller_token.ok_or_else(|| {
+                    UpstreamError::Credential(
+                        "this server takes a token exchanged for the caller's own (exchange), and the caller presented none".into(),
+                    )
+                })?;
+                let token = self.obtained_token(server, Some(subject)).await?;
+                headers.push(bearer(&token)?);
+                format!("ex:{}", crate::oauth::s256(subject))
+            }
             McpUpstreamAuth::ClientCredentials { .. } => {
-                let token = self.client_token(server).await?;
+                let token = self.obtained_token(server, None).await?;
                 headers.push(bearer(&token)?);
                 // A new token makes a new session: the old one ends with its token.
                 format!("cc:{}", crate::oauth::s256(&token))
@@ -185,27 +196,63 @@ impl Upstreams {
         Ok(Identity { key, headers })
     }
 
-    /// The registry's client-credentials token, fetched anew a minute before expiry.
-    async fn client_token(&self, server: &McpServer) -> Result<String, UpstreamError> {
-        let McpUpstreamAuth::ClientCredentials {
-            token_url,
-            client_id,
-            client_secret,
-            scope,
-            audience,
-        } = &server.auth
-        else {
-            return Err(UpstreamError::Credential(
-                "not a client_credentials registry".into(),
-            ));
+    /// A token from the registry's token endpoint: its own (client credentials), or
+    /// one in exchange for the agent's `subject` token (RFC 8693). Reused until a
+    /// minute before it expires.
+    async fn obtained_token(
+        &self,
+        server: &McpServer,
+        subject: Option<&str>,
+    ) -> Result<String, UpstreamError> {
+        let (token_url, client_id, client_secret, scope, audience) = match &server.auth {
+            McpUpstreamAuth::ClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                scope,
+                audience,
+            }
+            | McpUpstreamAuth::Exchange {
+                token_url,
+                client_id,
+                client_secret,
+                scope,
+                audience,
+            } => (token_url, client_id, client_secret, scope, audience),
+            _ => {
+                return Err(UpstreamError::Credential(
+                    "the registry obtains no tokens".into(),
+                ));
+            }
         };
+        let key = (
+            server.id,
+            subject.map(crate::oauth::s256).unwrap_or_default(),
+        );
         let mut tokens = self.tokens.lock().await;
-        if let Some((renew, token)) = tokens.get(&server.id)
+        if let Some((renew, token)) = tokens.get(&key)
             && Instant::now() < *renew
         {
             return Ok(token.clone());
         }
-        let mut form = vec![("grant_type", "client_credentials")];
+        let mut form = match subject {
+            None => vec![("grant_type", "client_credentials")],
+            Some(subject) => vec![
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
+                ),
+                ("subject_token", subject),
+                (
+                    "subject_token_type",
+                    "urn:ietf:params:oauth:token-type:access_token",
+                ),
+                (
+                    "requested_token_type",
+                    "urn:ietf:params:oauth:token-type:access_token",
+                ),
+            ],
+        };
         if let Some(scope) = scope {
             form.push(("scope", scope));
         }
@@ -232,7 +279,11 @@ impl Upstreams {
             .to_string();
         let lifetime = body["expires_in"].as_u64().unwrap_or(300);
         let renew = Instant::now() + Duration::from_secs(lifetime.saturating_sub(60).max(1));
-        tokens.insert(server.id, (renew, token.clone()));
+        if tokens.len() > 10_000 {
+            let now = Instant::now();
+            tokens.retain(|_, (renew, _)| *renew > now);
+        }
+        tokens.insert(key, (renew, token.clone()));
         Ok(token)
     }
 
@@ -378,9 +429,9 @@ impl Listener for Deaf {
 /// The tools `server` offers now, over a session opened for the question and closed
 /// after it (admin's live view of a registry).
 pub async fn live_tools(server: &McpServer) -> Result<Vec<rmcp::model::Tool>, UpstreamError> {
-    if let McpUpstreamAuth::Passthrough { .. } = &server.auth {
+    if let McpUpstreamAuth::Passthrough { .. } | McpUpstreamAuth::Exchange { .. } = &server.auth {
         return Err(UpstreamError::Credential(
-            "this server takes each caller's own token (passthrough): admin has none to list it with".into(),
+            "this server takes a token of each caller's (passthrough or exchange): admin has none to list it with".into(),
         ));
     }
     let upstreams = Upstreams::new(Arc::new(Deaf));

@@ -382,7 +382,7 @@ fn validate_mcp_target(target: &McpTarget, p: &mut Problems) {
                 format!("must be one of: {}", MCP_AUTH_MODES.join(", ")),
             );
         }
-        if mode == "client_credentials" {
+        if matches!(mode, "client_credentials" | "exchange") {
             for key in ["token_url", "client_id", "client_secret"] {
                 if auth
                     .get(key)
@@ -391,7 +391,7 @@ fn validate_mcp_target(target: &McpTarget, p: &mut Problems) {
                 {
                     p.add(
                         format!("mcp_target.auth.{key}"),
-                        "is required by client_credentials auth",
+                        format!("is required by {mode} auth"),
                     );
                 }
             }

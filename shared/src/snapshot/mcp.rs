@@ -35,6 +35,15 @@ pub enum McpUpstreamAuth {
     /// The agent's own bearer token, forwarded when its `aud` names `audience` (so a
     /// token meant for somebody else is never replayed to this server).
     Passthrough { audience: Option<String> },
+    /// A token for this server in exchange for the agent's own (RFC 8693 token
+    /// exchange at the registry's token endpoint), per agent, reused until it expires.
+    Exchange {
+        token_url: String,
+        client_id: String,
+        client_secret: String,
+        audience: Option<String>,
+        scope: Option<String>,
+    },
     /// A mode this plane does not implement yet: calls fail with a clear error.
     Unsupported(String),
 }
@@ -83,7 +92,14 @@ impl McpServer {
         }
         let auth = target.auth.as_ref();
         let text = |k: &str| auth.and_then(|a| a.get(k)).and_then(Value::as_str);
-        let auth = match text("mode").unwrap_or("none") {
+        let mode = text("mode").unwrap_or("none");
+        let required = |k: &str| {
+            text(k)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+                .ok_or_else(|| format!("{mode} auth needs {k}"))
+        };
+        let auth = match mode {
             "none" => McpUpstreamAuth::None,
             "static" => {
                 headers.push(header(
@@ -92,21 +108,20 @@ impl McpServer {
                 )?);
                 McpUpstreamAuth::None
             }
-            "client_credentials" => {
-                let required = |k: &str| {
-                    text(k)
-                        .filter(|v| !v.is_empty())
-                        .map(str::to_string)
-                        .ok_or_else(|| format!("client_credentials auth needs {k}"))
-                };
-                McpUpstreamAuth::ClientCredentials {
-                    token_url: required("token_url")?,
-                    client_id: required("client_id")?,
-                    client_secret: required("client_secret")?,
-                    scope: text("scope").map(str::to_string),
-                    audience: text("audience").map(str::to_string),
-                }
-            }
+            "client_credentials" => McpUpstreamAuth::ClientCredentials {
+                token_url: required("token_url")?,
+                client_id: required("client_id")?,
+                client_secret: required("client_secret")?,
+                scope: text("scope").map(str::to_string),
+                audience: text("audience").map(str::to_string),
+            },
+            "exchange" => McpUpstreamAuth::Exchange {
+                token_url: required("token_url")?,
+                client_id: required("client_id")?,
+                client_secret: required("client_secret")?,
+                audience: text("audience").map(str::to_string),
+                scope: text("scope").map(str::to_string),
+            },
             "passthrough" => McpUpstreamAuth::Passthrough {
                 audience: text("audience").map(str::to_string),
             },
