@@ -385,7 +385,9 @@ async fn policies_govern_tool_calls_with_stable_error_codes() {
     let logs = tempfile::tempdir().unwrap();
     let modern = Upstream::start(false, logs.path()).await;
     let legacy = Upstream::start(true, logs.path()).await;
-    let s = embedded().await;
+    let events = logs.path().join("telemetry.jsonl");
+    let file = events.clone();
+    let s = embedded_with(|st| st.telemetry_file = Some(file)).await;
     let f = mcp_fixture(
         &s.admin,
         "mcp-gov",
@@ -454,6 +456,46 @@ async fn policies_govern_tool_calls_with_stable_error_codes() {
         "other tools are not limited"
     );
     assert_eq!(out[7]["error"]["code"], -32002, "{:?}", out[7]);
+
+    // One telemetry event per call, with what it was and how it ended.
+    let calls: Vec<Value> = eventually(Duration::from_secs(10), "the mcp events", || async {
+        let text = std::fs::read_to_string(&events).unwrap_or_default();
+        let calls: Vec<Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["kind"] == "mcp")
+            .collect();
+        (calls.len() >= 6).then_some(calls)
+    })
+    .await;
+    let outcome = |e: &Value| {
+        (
+            e["mcp"]["name"].as_str().unwrap_or("").to_string(),
+            e["status"].as_u64().unwrap_or(0),
+        )
+    };
+    let seen: Vec<_> = calls.iter().map(outcome).collect();
+    assert_eq!(
+        seen,
+        [
+            ("weather", 403),
+            ("add", 200),
+            ("add", 200),
+            ("add", 429),
+            ("echo", 200),
+            ("nope", 404)
+        ]
+        .map(|(n, s)| (n.to_string(), s)),
+        "{calls:?}"
+    );
+    let blocked = &calls[0];
+    assert_eq!(blocked["error"], "policy_blocked");
+    assert_eq!(blocked["mcp"]["registry_name"], "legacy");
+    assert_eq!(blocked["policies"][0]["kind"], "tool_allowlist");
+    assert_eq!(calls[1]["mcp"]["upstream_name"], "add");
+    assert_eq!(calls[1]["mcp"]["method"], "tools/call");
+    assert_eq!(calls[1]["gateway"]["slug"], "mcp-gov");
+    assert!(calls[1]["latency"]["total_ms"].as_f64().unwrap() > 0.0);
     s.running.shutdown().await;
 }
 
