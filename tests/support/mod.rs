@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod mcp;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
