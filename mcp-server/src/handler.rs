@@ -297,13 +297,12 @@ impl Gateway {
                     let _ = handle.cancel(Some("cancelled by the client".into())).await;
                     return Err(ErrorData::internal_error("the request was cancelled", None));
                 }
-                Some(Err(_)) if !retried => {
-                    // The connection died mid-call (the server restarted): reopen once.
-                    retried = true;
+                Some(Err(_)) => {
+                    // The connection died with the call in flight. The server may have
+                    // run the tool, so the call is not repeated; the next one reconnects.
                     self.plane.upstreams.forget(server, token).await;
-                    continue;
+                    Err(ServiceError::TransportClosed)
                 }
-                Some(Err(_)) => Err(ServiceError::TransportClosed),
                 Some(Ok(answer)) => answer,
             };
             return match answer {

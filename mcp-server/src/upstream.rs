@@ -229,12 +229,16 @@ impl Upstreams {
             server.id,
             subject.map(crate::oauth::s256).unwrap_or_default(),
         );
-        let mut tokens = self.tokens.lock().await;
-        if let Some((renew, token)) = tokens.get(&key)
-            && Instant::now() < *renew
         {
-            return Ok(token.clone());
+            let tokens = self.tokens.lock().await;
+            if let Some((renew, token)) = tokens.get(&key)
+                && Instant::now() < *renew
+            {
+                return Ok(token.clone());
+            }
         }
+        // The lock is not held across the token endpoint's answer: a slow endpoint
+        // delays only the callers that need a new token (two may fetch at once).
         let mut form = match subject {
             None => vec![("grant_type", "client_credentials")],
             Some(subject) => vec![
@@ -279,6 +283,7 @@ impl Upstreams {
             .to_string();
         let lifetime = body["expires_in"].as_u64().unwrap_or(300);
         let renew = Instant::now() + Duration::from_secs(lifetime.saturating_sub(60).max(1));
+        let mut tokens = self.tokens.lock().await;
         if tokens.len() > 10_000 {
             let now = Instant::now();
             tokens.retain(|_, (renew, _)| *renew > now);
