@@ -136,7 +136,8 @@ async fn aggregates_two_real_servers_for_agents_of_both_eras() {
         [
             json!("search"),
             json!("weather"),
-            json!("delete_everything")
+            json!("delete_everything"),
+            json!("refresh")
         ]
     );
     modern_stopped(modern).await;
@@ -404,4 +405,44 @@ async fn sessions_hop_replicas_and_survive_an_upstream_restart() {
     for r in [two, one, admin_plane] {
         r.shutdown().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_list_change_reaches_the_agent() {
+    let logs = tempfile::tempdir().unwrap();
+    let legacy = Upstream::start(true, logs.path()).await;
+    let s = embedded().await;
+    let f = mcp_fixture(
+        &s.admin,
+        "mcp-changed",
+        &legacy.url(),
+        &legacy.url(),
+        Value::Null,
+    )
+    .await;
+    wait_mcp(mcp_addr(&s), &f).await;
+    let out = agent(
+        mcp_addr(&s),
+        &f,
+        "legacy",
+        json!([
+            ["list_tools"],
+            ["call", "leg__refresh", {}],
+            ["wait_notification", "notifications/tools/list_changed"],
+        ]),
+    )
+    .await;
+    assert!(
+        out[1]["tools"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("leg__refresh")),
+        "{out:?}"
+    );
+    assert_eq!(out[2]["text"], json!(["refreshed"]), "{out:?}");
+    assert_eq!(
+        out[3]["notified"], "notifications/tools/list_changed",
+        "the upstream's notification is passed on: {out:?}"
+    );
+    s.running.shutdown().await;
 }

@@ -6,7 +6,8 @@ gateway slug), MODE being legacy (the initialize handshake) or auto
 (server/discover first, as today's SDKs do). A step is ["list_tools"], ["call", name,
 args], ["progress", name, args], ["list_prompts"], ["prompt", name, args],
 ["list_resources"], ["list_templates"], ["read", uri], ["ping"], ["touch", path] (tell the
-test this point is reached) or ["wait_file", path] (wait until the test says go on). A failed step
+test this point is reached), ["wait_file", path] (wait until the test says go on) or
+["wait_notification", method] (wait up to 10 s for a server notification). A failed step
 prints {"error": {"code": ..., "message": ..., "data": ...}}.
 """
 
@@ -64,16 +65,31 @@ async def step(client, s):
         while not os.path.exists(s[1]):
             await asyncio.sleep(0.05)
         return {"waited": True}
+    if kind == "wait_notification":
+        for _ in range(200):
+            if s[1] in seen_notifications:
+                return {"notified": s[1]}
+            await asyncio.sleep(0.05)
+        return {"notified": None, "seen": sorted(set(seen_notifications))}
     if kind == "ping":
         await client.send_ping()
         return {"pong": True}
     raise ValueError(f"unknown step {kind}")
 
 
+seen_notifications = []
+
+
+async def on_message(message):
+    method = getattr(getattr(message, "root", message), "method", None)
+    if method:
+        seen_notifications.append(method)
+
+
 async def main():
     http = httpx2.AsyncClient(headers=headers, timeout=30)
     transport = streamable_http_client(url, http_client=http)
-    async with Client(transport, mode=mode, cache=None) as client:
+    async with Client(transport, mode=mode, cache=None, message_handler=on_message) as client:
         out({"protocol_version": client.session.protocol_version})
         for s in steps:
             try:

@@ -3,7 +3,7 @@ handshake era (initialize, Mcp-Session-Id). Run: legacy_server.py PORT."""
 
 import sys
 
-from fastmcp import FastMCP
+from fastmcp import Context, FastMCP
 
 port = int(sys.argv[1])
 
@@ -26,6 +26,13 @@ def weather(city: str) -> str:
 def delete_everything() -> str:
     """A tool an operator would rather hide."""
     return "deleted"
+
+
+@server.tool()
+async def refresh(ctx: Context) -> str:
+    """Tell the client the tool list changed."""
+    await ctx.send_tool_list_changed()
+    return "refreshed"
 
 
 @server.prompt()
