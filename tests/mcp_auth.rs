@@ -17,27 +17,14 @@ async fn callers_without_the_right_key_are_refused_before_any_session() {
     let (_logs, _modern, s, a) = modern_only("mcp-auth", Value::Null).await;
     let gid = &a.gateway_id;
     let (b_slug, b_id) = second_consumer(&s.admin, &a, "other").await;
-    let auth = s
-        .admin
-        .ok(
-            "POST",
-            &format!("/v1/gateways/{gid}/auths"),
-            Some(json!({"name": "b key", "type": "api_key"})),
-            201,
-        )
-        .await;
+    let auth = attach_auth(
+        &s.admin,
+        gid,
+        &b_id,
+        json!({"name": "b key", "type": "api_key"}),
+    )
+    .await;
     let b_key = auth["key"].as_str().unwrap().to_string();
-    s.admin
-        .ok(
-            "POST",
-            &format!(
-                "/v1/gateways/{gid}/consumers/{b_id}/auths/{}",
-                auth["id"].as_str().unwrap()
-            ),
-            None,
-            200,
-        )
-        .await;
     // Consumer b and its key are served too before they are used.
     let b_fixture = McpFixture {
         consumer_slug: b_slug.clone(),
@@ -412,32 +399,15 @@ async fn the_authorization_server_refuses_hostile_requests() {
 async fn tokens_of_an_issuer_the_consumer_trusts_open_the_endpoint() {
     let (_logs, _modern, s, f) = modern_only("mcp-jwt", Value::Null).await;
     let jwks = serve_json(JWKS.to_string()).await;
-    let auth = s
-        .admin
-        .ok(
-            "POST",
-            &format!("/v1/gateways/{}/auths", f.gateway_id),
-            Some(
-                json!({"name": "idp", "type": "oauth2", "oauth2": {"issuer": "https://idp.test",
-                "audiences": ["sluice-mcp"], "jwks_url": format!("http://{jwks}/jwks.json"),
-                "required_scopes": ["mcp"]}}),
-            ),
-            201,
-        )
-        .await;
-    s.admin
-        .ok(
-            "POST",
-            &format!(
-                "/v1/gateways/{}/consumers/{}/auths/{}",
-                f.gateway_id,
-                f.consumer_id,
-                auth["id"].as_str().unwrap()
-            ),
-            None,
-            200,
-        )
-        .await;
+    attach_auth(
+        &s.admin,
+        &f.gateway_id,
+        &f.consumer_id,
+        json!({"name": "idp", "type": "oauth2", "oauth2": {"issuer": "https://idp.test",
+            "audiences": ["sluice-mcp"], "jwks_url": format!("http://{jwks}/jwks.json"),
+            "required_scopes": ["mcp"]}}),
+    )
+    .await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -557,29 +527,14 @@ async fn upstreams_see_the_registrys_token_or_the_callers_own() {
             )
             .await;
     }
-    let auth = s
-        .admin
-        .ok(
-            "POST",
-            &format!("/v1/gateways/{gid}/auths"),
-            Some(
-                json!({"name": "idp", "type": "oauth2", "oauth2": {"issuer": "https://idp.test",
-                "audiences": ["sluice-mcp"], "jwks_url": format!("http://{jwks}/jwks.json")}}),
-            ),
-            201,
-        )
-        .await;
-    s.admin
-        .ok(
-            "POST",
-            &format!(
-                "/v1/gateways/{gid}/consumers/{cid}/auths/{}",
-                auth["id"].as_str().unwrap()
-            ),
-            None,
-            200,
-        )
-        .await;
+    attach_auth(
+        &s.admin,
+        &gid,
+        &cid,
+        json!({"name": "idp", "type": "oauth2", "oauth2": {"issuer": "https://idp.test",
+            "audiences": ["sluice-mcp"], "jwks_url": format!("http://{jwks}/jwks.json")}}),
+    )
+    .await;
     let (_, key) = attach_key(&s.admin, &gid, &cid).await;
     let f = McpFixture {
         gateway_id: gid.clone(),

@@ -130,14 +130,14 @@ pub fn gateway<'s>(
     snapshot: &'s Snapshot,
     headers: &HeaderMap,
 ) -> Result<&'s Arc<CompiledGateway>, Refusal> {
-    let gateway = match headers.get(GATEWAY_HEADER).and_then(|v| v.to_str().ok()) {
-        Some(slug) => snapshot.gateway_by_slug(slug.trim()),
-        None => headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .and_then(|h| snapshot.gateway_by_host(h)),
-    }
-    .ok_or(Refusal::UnknownGateway)?;
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let gateway = snapshot
+        .gateway_for(text(GATEWAY_HEADER), text(header::HOST.as_str()))
+        .ok_or(Refusal::UnknownGateway)?;
     if !gateway.active {
         return Err(Refusal::GatewayInactive);
     }

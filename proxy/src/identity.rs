@@ -19,11 +19,10 @@ pub fn gateway<'s>(
     headers: &HeaderMap,
     host: Option<&str>,
 ) -> Result<&'s Arc<CompiledGateway>, ProxyError> {
-    let found = match headers.get(GATEWAY_HEADER).and_then(|v| v.to_str().ok()) {
-        Some(slug) => snapshot.gateway_by_slug(slug.trim()),
-        None => host.and_then(|h| snapshot.gateway_by_host(h)),
-    };
-    let gateway = found.ok_or(ProxyError::UnknownGateway)?;
+    let slug = headers.get(GATEWAY_HEADER).and_then(|v| v.to_str().ok());
+    let gateway = snapshot
+        .gateway_for(slug, host)
+        .ok_or(ProxyError::UnknownGateway)?;
     if !gateway.active {
         return Err(ProxyError::GatewayInactive);
     }

@@ -207,15 +207,28 @@ pub async fn setup(admin: &Admin, slug: &str, base_url: &str) -> Fixture {
 
 /// Create an API-key auth and attach it to a consumer; returns its id and key.
 pub async fn attach_key(admin: &Admin, gid: &str, cid: &str) -> (String, String) {
+    let auth = attach_auth(
+        admin,
+        gid,
+        cid,
+        json!({"name": "app key", "type": "api_key"}),
+    )
+    .await;
+    let aid = auth["id"].as_str().expect("id").to_string();
+    (aid, auth["key"].as_str().expect("key").to_string())
+}
+
+/// Create an auth from `spec` and attach it to a consumer; returns the created auth.
+pub async fn attach_auth(admin: &Admin, gid: &str, cid: &str, spec: Value) -> Value {
     let auth = admin
         .ok(
             "POST",
             &format!("/v1/gateways/{gid}/auths"),
-            Some(json!({"name": "app key", "type": "api_key"})),
+            Some(spec),
             201,
         )
         .await;
-    let aid = auth["id"].as_str().expect("id").to_string();
+    let aid = auth["id"].as_str().expect("id");
     admin
         .ok(
             "POST",
@@ -224,7 +237,7 @@ pub async fn attach_key(admin: &Admin, gid: &str, cid: &str) -> (String, String)
             200,
         )
         .await;
-    (aid, auth["key"].as_str().expect("key").to_string())
+    auth
 }
 
 /// A client of the proxy.

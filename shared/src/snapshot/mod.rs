@@ -71,6 +71,19 @@ impl Snapshot {
         self.by_slug.get(slug)
     }
 
+    /// The gateway a request is for: the slug it names (`X-AG-Gateway-Slug`), else
+    /// its `Host`. Both planes resolve gateways here.
+    pub fn gateway_for(
+        &self,
+        slug: Option<&str>,
+        host: Option<&str>,
+    ) -> Option<&Arc<CompiledGateway>> {
+        match slug {
+            Some(slug) => self.gateway_by_slug(slug.trim()),
+            None => host.and_then(|h| self.gateway_by_host(h)),
+        }
+    }
+
     /// The gateway a `Host` header names: its own `domain`, or `{slug}.{base_domain}`.
     /// A port in the host is ignored.
     pub fn gateway_by_host(&self, host: &str) -> Option<&Arc<CompiledGateway>> {
