@@ -36,6 +36,9 @@ enum Command {
     Mcp,
     /// Apply the store's migrations and exit.
     Migrate,
+    /// Print the admin API's OpenAPI 3.1 document and exit (the one `GET /openapi.json`
+    /// serves), for client generators and CI checks that run no server.
+    Openapi,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -56,6 +59,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => {
             migrate(&cli.settings).await?.close().await;
             tracing::info!("migrations applied");
+            return Ok(());
+        }
+        Command::Openapi => {
+            println!("{}", sluice_admin::openapi::DOCUMENT.as_str());
             return Ok(());
         }
     };

@@ -19,9 +19,9 @@ use crate::AdminState;
 use crate::error::ApiError;
 use crate::scope;
 
-/// Paths that answer without a token: liveness and readiness probes, and metrics for
-/// the scraper (admin listens on loopback by default).
-const OPEN_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+/// Paths that answer without a token: liveness and readiness probes, metrics for the
+/// scraper (admin listens on loopback by default), and the API's documentation.
+use crate::openapi::OPEN_PATHS;
 
 /// The admin token in force, and whether it was generated just now (so the caller can
 /// show it once).

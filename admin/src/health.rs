@@ -9,6 +9,7 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 use sluice_shared::bus::{RedisHealth, wall_ms};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AdminState;
@@ -37,6 +38,41 @@ impl std::fmt::Debug for HealthSource {
     }
 }
 
+/// A registry's health. Which fields are present depends on `source`: `proxy` (the
+/// in-process proxy's live view), `shared` (ejections the proxies share through Redis)
+/// or `none` (no proxy reports to this admin).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // built as JSON from the proxy's view; this type gives it a schema
+pub struct RegistryHealth {
+    registry_id: Uuid,
+    /// `null` when no proxy reports to this admin.
+    healthy: Option<bool>,
+    /// `proxy`, `shared` or `none`.
+    source: String,
+    /// `proxy`: false until the proxy has sent it traffic or probed it.
+    observed: Option<bool>,
+    /// `proxy`: whether its first active probe has run.
+    probed: Option<bool>,
+    /// `proxy`: requests in flight on this proxy.
+    in_flight: Option<u32>,
+    /// `proxy`: peak-EWMA time to first byte.
+    latency_ewma_ms: Option<f64>,
+    /// `proxy`: failures in a row.
+    consecutive_failures: Option<u32>,
+    /// `proxy`: how often it was ejected.
+    ejections: Option<u64>,
+    /// `proxy`: requests sent to it while every candidate was ejected.
+    forced_requests: Option<u64>,
+    /// `shared`: how much longer it stays ejected.
+    ejected_for_ms: Option<u64>,
+}
+
+/// A registry's health as the proxies see it.
+#[utoipa::path(get, path = "/v1/gateways/{gateway_id}/registries/{registry_id}/health",
+    tag = "registries", operation_id = "get_registry_health",
+    params(("gateway_id" = Uuid, Path), ("registry_id" = Uuid, Path)),
+    responses((status = 200, description = "Its health", body = RegistryHealth),
+        (status = 503, description = "`unavailable`: the shared state cannot be read", body = crate::openapi::ErrorBody)))]
 pub async fn registry_health(
     State(state): State<AdminState>,
     Ids(ids): Ids,

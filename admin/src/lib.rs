@@ -9,14 +9,16 @@ mod error;
 mod extract;
 mod health;
 mod models_sync;
+pub mod openapi;
 mod publish;
 mod routes;
 mod scope;
 
 use std::time::Duration;
 
-use axum::Router;
 use std::sync::Arc;
+
+use axum::Router;
 
 use sluice_shared::bus::ConfigBus;
 use sluice_shared::secrets::SecretBox;
@@ -45,7 +47,9 @@ pub struct AdminState {
 
 /// The admin API's routes.
 pub fn router(state: AdminState) -> Router {
-    routes::router()
+    let (routes, _document) = routes::router().split_for_parts();
+    routes
+        .fallback(|| async { ApiError::not_found("route") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

@@ -1,28 +1,32 @@
 //! `/v1/gateways`: create, list (`?slug`), read, update, delete (with everything under it).
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::Value;
 use sluice_shared::model::{Gateway, GatewaySpec};
 use sluice_shared::store::Paged;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{created, merge};
 use crate::AdminState;
 use crate::error::ApiError;
 use crate::extract::{Ids, ListQuery, StrictJson};
+use crate::openapi::PageParams;
 
-pub fn routes() -> Router<AdminState> {
-    Router::new()
-        .route("/v1/gateways", get(list).post(create))
-        .route(
-            "/v1/gateways/{gateway_id}",
-            get(read).put(update).delete(remove),
-        )
+pub fn routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update, remove))
 }
 
+/// Create a gateway.
+#[utoipa::path(post, path = "/v1/gateways", tag = "gateways", operation_id = "create_gateway",
+    request_body = GatewaySpec,
+    responses((status = 201, description = "The new gateway", body = Gateway),
+        (status = 409, description = "`already_exists`: the slug is taken", body = crate::openapi::ErrorBody)))]
 async fn create(
     State(state): State<AdminState>,
     StrictJson(spec): StrictJson<GatewaySpec>,
@@ -33,6 +37,10 @@ async fn create(
     Ok(created(gateway))
 }
 
+/// List gateways, optionally the one with a slug.
+#[utoipa::path(get, path = "/v1/gateways", tag = "gateways", operation_id = "list_gateways",
+    params(("slug" = Option<String>, Query, description = "only the gateway with this slug"), PageParams),
+    responses((status = 200, description = "A page of gateways", body = Paged<Gateway>)))]
 async fn list(
     State(state): State<AdminState>,
     query: ListQuery,
@@ -45,10 +53,20 @@ async fn list(
     ))
 }
 
+/// Read a gateway.
+#[utoipa::path(get, path = "/v1/gateways/{gateway_id}", tag = "gateways", operation_id = "get_gateway",
+    params(("gateway_id" = Uuid, Path)),
+    responses((status = 200, description = "The gateway", body = Gateway)))]
 async fn read(State(state): State<AdminState>, Ids(ids): Ids) -> Result<Json<Gateway>, ApiError> {
     Ok(Json(state.store.gateway(ids[0]).await?))
 }
 
+/// Change the fields the body names; the others keep their values.
+#[utoipa::path(put, path = "/v1/gateways/{gateway_id}", tag = "gateways", operation_id = "update_gateway",
+    params(("gateway_id" = Uuid, Path)),
+    request_body(content = GatewaySpec, description = "any subset of the gateway's fields"),
+    responses((status = 200, description = "The changed gateway", body = Gateway),
+        (status = 409, description = "`already_exists`: the slug is taken", body = crate::openapi::ErrorBody)))]
 async fn update(
     State(state): State<AdminState>,
     Ids(ids): Ids,
@@ -62,6 +80,10 @@ async fn update(
     Ok(Json(gateway))
 }
 
+/// Delete a gateway and everything under it.
+#[utoipa::path(delete, path = "/v1/gateways/{gateway_id}", tag = "gateways", operation_id = "delete_gateway",
+    params(("gateway_id" = Uuid, Path)),
+    responses((status = 204, description = "Deleted")))]
 async fn remove(State(state): State<AdminState>, Ids(ids): Ids) -> Result<StatusCode, ApiError> {
     state.store.delete_gateway(ids[0]).await?;
     state.unpublish(ids[0]).await;

@@ -2,7 +2,7 @@
 
 mod admin_tokens;
 mod auths;
-mod catalogs;
+pub(crate) mod catalogs;
 mod consumers;
 mod gateways;
 mod health;
@@ -11,19 +11,24 @@ mod registries;
 mod roles;
 mod test_connection;
 
-use axum::Router;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AdminState;
 use crate::error::ApiError;
 use crate::extract::from_value_strict;
+use crate::openapi::{__path_docs, __path_openapi_json, ApiDoc, docs, openapi_json};
 
-pub fn router() -> Router<AdminState> {
-    Router::new()
+/// Every route with its documentation: the router and the OpenAPI document are two
+/// views of this one value (`split_for_parts`).
+pub fn router() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::routes())
         .merge(gateways::routes())
         .merge(registries::routes())
@@ -34,7 +39,8 @@ pub fn router() -> Router<AdminState> {
         .merge(catalogs::routes())
         .merge(admin_tokens::routes())
         .merge(test_connection::routes())
-        .fallback(|| async { ApiError::not_found("route") })
+        .routes(routes!(openapi_json))
+        .routes(routes!(docs))
 }
 
 /// Apply a PUT body to a stored spec: the fields it names replace the stored ones, the

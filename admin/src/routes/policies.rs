@@ -1,37 +1,35 @@
 //! `/v1/gateways/{gateway_id}/policies`: CRUD, `POST|DELETE /{id}/global` to apply a
 //! policy to every consumer of the gateway or stop that, `POST /{id}/duplicate`.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde_json::Value;
 use sluice_shared::model::{Policy, PolicySpec};
 use sluice_shared::store::Paged;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{created, merge};
 use crate::AdminState;
 use crate::error::ApiError;
 use crate::extract::{Ids, ListQuery, StrictJson};
+use crate::openapi::PageParams;
 
-pub fn routes() -> Router<AdminState> {
-    Router::new()
-        .route("/v1/gateways/{gateway_id}/policies", get(list).post(create))
-        .route(
-            "/v1/gateways/{gateway_id}/policies/{policy_id}",
-            get(read).put(update).delete(remove),
-        )
-        .route(
-            "/v1/gateways/{gateway_id}/policies/{policy_id}/global",
-            post(make_global).delete(make_local),
-        )
-        .route(
-            "/v1/gateways/{gateway_id}/policies/{policy_id}/duplicate",
-            post(duplicate),
-        )
+pub fn routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update, remove))
+        .routes(routes!(make_global, make_local))
+        .routes(routes!(duplicate))
 }
 
+/// Create a policy; its `settings` are checked against its kind's schema.
+#[utoipa::path(post, path = "/v1/gateways/{gateway_id}/policies", tag = "policies", operation_id = "create_policy",
+    params(("gateway_id" = Uuid, Path)), request_body = PolicySpec,
+    responses((status = 201, description = "The new policy", body = Policy),
+        (status = 409, description = "`already_exists`: the name is taken", body = crate::openapi::ErrorBody)))]
 async fn create(
     State(state): State<AdminState>,
     Ids(ids): Ids,
@@ -43,6 +41,10 @@ async fn create(
     Ok(created(policy))
 }
 
+/// List policies.
+#[utoipa::path(get, path = "/v1/gateways/{gateway_id}/policies", tag = "policies", operation_id = "list_policies",
+    params(("gateway_id" = Uuid, Path), PageParams),
+    responses((status = 200, description = "A page of policies", body = Paged<Policy>)))]
 async fn list(
     State(state): State<AdminState>,
     Ids(ids): Ids,
@@ -52,10 +54,20 @@ async fn list(
     Ok(Json(state.store.list_policies(ids[0], query.page).await?))
 }
 
+/// Read a policy.
+#[utoipa::path(get, path = "/v1/gateways/{gateway_id}/policies/{policy_id}", tag = "policies", operation_id = "get_policy",
+    params(("gateway_id" = Uuid, Path), ("policy_id" = Uuid, Path)),
+    responses((status = 200, description = "The policy", body = Policy)))]
 async fn read(State(state): State<AdminState>, Ids(ids): Ids) -> Result<Json<Policy>, ApiError> {
     Ok(Json(state.store.policy(ids[0], ids[1]).await?))
 }
 
+/// Change the fields the body names; the others keep their values.
+#[utoipa::path(put, path = "/v1/gateways/{gateway_id}/policies/{policy_id}", tag = "policies", operation_id = "update_policy",
+    params(("gateway_id" = Uuid, Path), ("policy_id" = Uuid, Path)),
+    request_body(content = PolicySpec, description = "any subset of the policy's fields"),
+    responses((status = 200, description = "The changed policy", body = Policy),
+        (status = 409, description = "`already_exists`: the name is taken", body = crate::openapi::ErrorBody)))]
 async fn update(
     State(state): State<AdminState>,
     Ids(ids): Ids,
@@ -69,6 +81,10 @@ async fn update(
     Ok(Json(policy))
 }
 
+/// Delete a policy; it is detached from its consumers.
+#[utoipa::path(delete, path = "/v1/gateways/{gateway_id}/policies/{policy_id}", tag = "policies", operation_id = "delete_policy",
+    params(("gateway_id" = Uuid, Path), ("policy_id" = Uuid, Path)),
+    responses((status = 204, description = "Deleted")))]
 async fn remove(State(state): State<AdminState>, Ids(ids): Ids) -> Result<StatusCode, ApiError> {
     state.store.delete_policy(ids[0], ids[1]).await?;
     state.publish(ids[0]).await;
@@ -88,6 +104,10 @@ async fn set_global(
     Ok(Json(policy))
 }
 
+/// Apply the policy to every consumer of the gateway.
+#[utoipa::path(post, path = "/v1/gateways/{gateway_id}/policies/{policy_id}/global", tag = "policies",
+    operation_id = "make_policy_global", params(("gateway_id" = Uuid, Path), ("policy_id" = Uuid, Path)),
+    responses((status = 200, description = "The policy", body = Policy)))]
 async fn make_global(
     State(state): State<AdminState>,
     Ids(ids): Ids,
@@ -95,6 +115,10 @@ async fn make_global(
     set_global(state, &ids, true).await
 }
 
+/// Stop applying the policy to every consumer; it stays on those it is attached to.
+#[utoipa::path(delete, path = "/v1/gateways/{gateway_id}/policies/{policy_id}/global", tag = "policies",
+    operation_id = "make_policy_local", params(("gateway_id" = Uuid, Path), ("policy_id" = Uuid, Path)),
+    responses((status = 200, description = "The policy", body = Policy)))]
 async fn make_local(
     State(state): State<AdminState>,
     Ids(ids): Ids,
@@ -102,6 +126,10 @@ async fn make_local(
     set_global(state, &ids, false).await
 }
 
+/// Copy a policy under a new name (`… (copy)`), attached to no consumer.
+#[utoipa::path(post, path = "/v1/gateways/{gateway_id}/policies/{policy_id}/duplicate", tag = "policies",
+    operation_id = "duplicate_policy", params(("gateway_id" = Uuid, Path), ("policy_id" = Uuid, Path)),
+    responses((status = 201, description = "The copy", body = Policy)))]
 async fn duplicate(
     State(state): State<AdminState>,
     Ids(ids): Ids,

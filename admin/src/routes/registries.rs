@@ -1,46 +1,55 @@
 //! `/v1/gateways/{gateway_id}/registries`: the upstreams. Responses never carry a secret:
 //! credentials are masked, and a masked value sent back on update keeps the stored one.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use serde::Serialize;
 use serde_json::Value;
 use sluice_shared::model::{Registry, RegistrySpec};
 use sluice_shared::store::Paged;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
 
 use super::{created, merge};
 use crate::AdminState;
 use crate::error::ApiError;
 use crate::extract::{Ids, ListQuery, StrictJson};
+use crate::health::{__path_registry_health, registry_health};
+use crate::openapi::{ErrorBody, PageParams};
 
-pub fn routes() -> Router<AdminState> {
-    Router::new()
-        .route(
-            "/v1/gateways/{gateway_id}/registries",
-            get(list).post(create),
-        )
-        .route(
-            "/v1/gateways/{gateway_id}/registries/{registry_id}",
-            get(read).put(update).delete(remove),
-        )
-        .route(
-            "/v1/gateways/{gateway_id}/registries/{registry_id}/health",
-            get(crate::health::registry_health),
-        )
-        .route(
-            "/v1/gateways/{gateway_id}/registries/{registry_id}/tools",
-            get(live_tools),
-        )
+pub fn routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update, remove))
+        .routes(routes!(registry_health))
+        .routes(routes!(live_tools))
 }
 
-/// `GET …/registries/{id}/tools`: the tools an MCP registry's server offers right now,
-/// asked over a session of its own with the registry's credentials.
+/// The tools an MCP server offers, as its `tools/list` answered.
+#[derive(Debug, Serialize, ToSchema)]
+struct LiveTools {
+    registry_id: Uuid,
+    /// MCP `Tool` objects: `name`, `description`, `inputSchema`, …
+    tools: Vec<Value>,
+}
+
+/// The tools an MCP registry's server offers right now, asked over a session of its own
+/// with the registry's credentials.
+#[utoipa::path(get, path = "/v1/gateways/{gateway_id}/registries/{registry_id}/tools",
+    tag = "registries", operation_id = "list_registry_tools",
+    params(("gateway_id" = Uuid, Path), ("registry_id" = Uuid, Path)),
+    responses((status = 200, description = "The server's tools", body = LiveTools),
+        (status = 409, description = "`not_an_mcp_registry`", body = ErrorBody),
+        (status = 422, description = "`registry_unusable`: its target cannot be used", body = ErrorBody),
+        (status = 502, description = "`upstream_unavailable`: the server cannot be listed", body = ErrorBody)))]
 async fn live_tools(
     State(state): State<AdminState>,
     Ids(ids): Ids,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LiveTools>, ApiError> {
     let registry = state.store.registry(ids[0], ids[1]).await?;
     if registry.spec.kind != sluice_shared::model::RegistryKind::Mcp {
         return Err(ApiError::new(
@@ -66,10 +75,14 @@ async fn live_tools(
                 format!("the MCP server cannot be listed: {e}"),
             )
         })?;
-    Ok(Json(serde_json::json!({
-        "registry_id": registry.id,
-        "tools": tools,
-    })))
+    let tools = tools
+        .into_iter()
+        .map(|t| serde_json::to_value(t).unwrap_or(Value::Null))
+        .collect();
+    Ok(Json(LiveTools {
+        registry_id: registry.id,
+        tools,
+    }))
 }
 
 /// A registry as responses show it: secrets opened only to be masked.
@@ -78,6 +91,12 @@ fn view(state: &AdminState, mut registry: Registry) -> Registry {
     registry
 }
 
+/// Create a registry; its secrets are sealed before they are stored.
+#[utoipa::path(post, path = "/v1/gateways/{gateway_id}/registries", tag = "registries",
+    operation_id = "create_registry", params(("gateway_id" = Uuid, Path)),
+    request_body = RegistrySpec,
+    responses((status = 201, description = "The new registry, secrets masked", body = Registry),
+        (status = 409, description = "`already_exists`: the name is taken", body = ErrorBody)))]
 async fn create(
     State(state): State<AdminState>,
     Ids(ids): Ids,
@@ -92,6 +111,13 @@ async fn create(
     Ok(created(view(&state, registry)))
 }
 
+/// List registries.
+#[utoipa::path(get, path = "/v1/gateways/{gateway_id}/registries", tag = "registries",
+    operation_id = "list_registries",
+    params(("gateway_id" = Uuid, Path),
+        ("name" = Option<String>, Query, description = "only the registry with this name"),
+        ("type" = Option<String>, Query, description = "`LLM` or `MCP`"), PageParams),
+    responses((status = 200, description = "A page of registries, secrets masked", body = Paged<Registry>)))]
 async fn list(
     State(state): State<AdminState>,
     Ids(ids): Ids,
@@ -111,6 +137,10 @@ async fn list(
     Ok(Json(page))
 }
 
+/// Read a registry.
+#[utoipa::path(get, path = "/v1/gateways/{gateway_id}/registries/{registry_id}", tag = "registries",
+    operation_id = "get_registry", params(("gateway_id" = Uuid, Path), ("registry_id" = Uuid, Path)),
+    responses((status = 200, description = "The registry, secrets masked", body = Registry)))]
 async fn read(State(state): State<AdminState>, Ids(ids): Ids) -> Result<Json<Registry>, ApiError> {
     Ok(Json(view(
         &state,
@@ -118,6 +148,12 @@ async fn read(State(state): State<AdminState>, Ids(ids): Ids) -> Result<Json<Reg
     )))
 }
 
+/// Change the fields the body names. A masked secret sent back keeps the stored one.
+#[utoipa::path(put, path = "/v1/gateways/{gateway_id}/registries/{registry_id}", tag = "registries",
+    operation_id = "update_registry", params(("gateway_id" = Uuid, Path), ("registry_id" = Uuid, Path)),
+    request_body(content = RegistrySpec, description = "any subset of the registry's fields"),
+    responses((status = 200, description = "The changed registry, secrets masked", body = Registry),
+        (status = 409, description = "`already_exists`: the name is taken", body = ErrorBody)))]
 async fn update(
     State(state): State<AdminState>,
     Ids(ids): Ids,
@@ -135,6 +171,13 @@ async fn update(
     Ok(Json(view(&state, registry)))
 }
 
+/// Delete a registry. One still attached to consumers or roles needs `force=true`.
+#[utoipa::path(delete, path = "/v1/gateways/{gateway_id}/registries/{registry_id}", tag = "registries",
+    operation_id = "delete_registry",
+    params(("gateway_id" = Uuid, Path), ("registry_id" = Uuid, Path),
+        ("force" = Option<bool>, Query, description = "detach it from consumers and roles first")),
+    responses((status = 204, description = "Deleted"),
+        (status = 409, description = "`has_dependents`: attached, and not forced", body = ErrorBody)))]
 async fn remove(
     State(state): State<AdminState>,
     Ids(ids): Ids,

@@ -7,12 +7,15 @@
 
 use std::time::{Duration, Instant};
 
+use axum::Json;
 use axum::extract::State;
-use axum::{Json, Router, routing::post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sluice_shared::model::{Provider, Registry, RegistryKind, RegistrySpec, UpstreamAuth};
 use sluice_shared::snapshot::{UpstreamCredential, UpstreamTarget};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AdminState;
@@ -21,14 +24,13 @@ use crate::extract::{Ids, StrictJson};
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub fn routes() -> Router<AdminState> {
-    Router::new().route(
-        "/v1/gateways/{gateway_id}/registries/test-connection",
-        post(test),
-    )
+pub fn routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new().routes(routes!(test))
 }
 
-#[derive(Debug, Deserialize)]
+/// A saved registry by id, or an unsaved one by its provider, options and credentials.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = TestConnectionRequest)]
 struct Request {
     #[serde(default)]
     registry_id: Option<Uuid>,
@@ -40,10 +42,15 @@ struct Request {
     auth: Option<UpstreamAuth>,
 }
 
-#[derive(Debug, Serialize)]
+/// How far the probe got.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = TestConnectionOutcome)]
 struct Outcome {
     ok: bool,
+    /// `connectivity`, `authentication`, `provider` or `unsupported`.
+    #[schema(value_type = String)]
     stage: &'static str,
+    #[schema(value_type = Option<String>)]
     provider: Option<&'static str>,
     status_code: Option<u16>,
     latency_ms: Option<u64>,
@@ -61,6 +68,11 @@ fn unsupported(provider: Option<Provider>, message: String) -> Outcome {
     }
 }
 
+/// Can sluice reach this provider with these credentials? Calls its model list.
+#[utoipa::path(post, path = "/v1/gateways/{gateway_id}/registries/test-connection", tag = "registries",
+    operation_id = "test_registry_connection", params(("gateway_id" = Uuid, Path)),
+    request_body = Request,
+    responses((status = 200, description = "The outcome; `ok: false` names the failed stage", body = Outcome)))]
 async fn test(
     State(state): State<AdminState>,
     Ids(ids): Ids,

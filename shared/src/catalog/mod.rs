@@ -8,7 +8,7 @@ mod policies;
 mod providers;
 mod schema;
 
-pub use mcp_servers::mcp_servers;
+pub use mcp_servers::{McpServerEntry, mcp_servers};
 pub use models::{ModelEntry, find as find_model, models, replace_models};
 pub use policies::{PolicyKind, policy_kind, policy_kinds};
 pub use providers::{ProviderEntry, providers};

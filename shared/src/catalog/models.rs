@@ -9,7 +9,8 @@ use std::sync::{Arc, LazyLock};
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One model of the catalog; prices are US dollars per million tokens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ModelEntry {
     pub provider: String,
     pub model: String,

@@ -7,12 +7,17 @@ use std::sync::LazyLock;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-#[derive(Debug, Clone, Serialize)]
+/// One policy kind of the catalog.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PolicyKind {
+    #[schema(value_type = String)]
     pub slug: &'static str,
+    #[schema(value_type = String)]
     pub description: &'static str,
+    #[schema(value_type = Vec<String>)]
     pub stages: &'static [&'static str],
     pub supports_throttle: bool,
+    /// The JSON Schema a policy's `settings` must match.
     pub settings_schema: Value,
     /// Whether the proxy applies this kind yet; the others are stored, validated and
     /// reported as `not_enforced` in telemetry.

@@ -6,14 +6,20 @@ use serde_json::{Value, json};
 
 use crate::model::Provider;
 
-#[derive(Debug, Clone, Serialize)]
+/// One provider family of the catalog.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ProviderEntry {
+    #[schema(value_type = String)]
     pub id: &'static str,
+    #[schema(value_type = String)]
     pub wire_format: &'static str,
+    #[schema(value_type = Option<String>)]
     pub default_base_url: Option<&'static str>,
+    #[schema(value_type = Vec<String>)]
     pub auth_types: &'static [&'static str],
     /// Whether the proxy routes to it yet.
     pub routable: bool,
+    /// The JSON Schema a registry's `provider_options` must match.
     pub options_schema: Value,
 }
 

@@ -4,11 +4,12 @@
 //! OIDC and mTLS auths carry how to verify a token or a client certificate.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::validation::Problems;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthKind {
     #[default]
@@ -30,7 +31,7 @@ impl AuthKind {
 }
 
 /// Verifying OAuth2 bearer tokens: JWTs against a JWKS, or opaque tokens by introspection.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OAuth2Config {
     pub issuer: String,
     #[serde(default)]
@@ -46,7 +47,7 @@ pub struct OAuth2Config {
 }
 
 /// Verifying OIDC ID tokens.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OidcConfig {
     pub issuer: String,
     #[serde(default)]
@@ -61,7 +62,7 @@ pub struct OidcConfig {
 }
 
 /// Verifying client certificates.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct MtlsConfig {
     /// PEM CA bundle the client certificate must chain to.
     pub ca_cert: String,
@@ -75,7 +76,7 @@ pub struct MtlsConfig {
 }
 
 /// The fields an operator writes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AuthSpec {
     #[serde(default)]
     pub name: String,
@@ -175,13 +176,15 @@ impl AuthSpec {
 
 /// A stored auth. `key_hash` travels to the proxy in the config document and is never
 /// part of an API response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Auth {
     pub id: Uuid,
     pub gateway_id: Uuid,
     #[serde(flatten)]
     pub spec: AuthSpec,
+    /// Never shown by the admin API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
     pub key_hash: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_prefix: Option<String>,

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::routing::{
@@ -11,7 +12,7 @@ use super::routing::{
 };
 use super::validation::Problems;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub enum ConsumerKind {
     #[default]
     #[serde(rename = "LLM", alias = "llm")]
@@ -22,7 +23,7 @@ pub enum ConsumerKind {
     A2a,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RoutingMode {
     #[default]
@@ -31,7 +32,7 @@ pub enum RoutingMode {
 }
 
 /// The fields an operator writes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ConsumerSpec {
     #[serde(default)]
     pub name: String,
@@ -99,14 +100,14 @@ impl ConsumerSpec {
 }
 
 /// A registry attached to a consumer, with its balancing weight (1..=100).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RegistryLink {
     pub registry_id: Uuid,
     pub weight: u8,
 }
 
 /// A stored consumer with its links.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Consumer {
     pub id: Uuid,
     pub gateway_id: Uuid,

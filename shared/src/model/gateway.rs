@@ -4,12 +4,13 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::validation::{Problems, is_slug};
 
 /// Whether a gateway serves traffic.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GatewayStatus {
     #[default]
@@ -18,14 +19,14 @@ pub enum GatewayStatus {
 }
 
 /// A telemetry sink of the gateway's events (`kafka`, `file`, `stdout`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TelemetryExporter {
     pub name: String,
     #[serde(default)]
     pub settings: Map<String, Value>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TelemetryConfig {
     #[serde(default)]
     pub exporters: Vec<TelemetryExporter>,
@@ -39,7 +40,7 @@ pub struct TelemetryConfig {
 }
 
 /// Where a conversation's session id comes from, for sticky routing and telemetry.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SessionConfig {
     #[serde(default)]
     pub enabled: bool,
@@ -50,7 +51,7 @@ pub struct SessionConfig {
 }
 
 /// What the gateway's tenant is entitled to.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Entitlements {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<String>,
@@ -61,7 +62,7 @@ pub struct Entitlements {
 }
 
 /// The fields an operator writes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct GatewaySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -130,7 +131,7 @@ impl GatewaySpec {
 }
 
 /// A stored gateway.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Gateway {
     pub id: Uuid,
     #[serde(flatten)]

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::secret_fields::SecretFields;
@@ -10,7 +11,7 @@ use super::upstream_auth::UpstreamAuth;
 use super::validation::Problems;
 
 /// What a registry serves.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub enum RegistryKind {
     #[default]
     #[serde(rename = "LLM", alias = "llm")]
@@ -21,7 +22,7 @@ pub enum RegistryKind {
 
 /// The provider family of an LLM registry. It decides the default base URL, the wire
 /// format and how credentials are presented.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Provider {
     Openai,
@@ -126,7 +127,7 @@ impl Provider {
 }
 
 /// Upstream timeouts of a registry.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Timeouts {
     /// Establishing the connection (TLS included).
@@ -145,7 +146,7 @@ pub struct Timeouts {
 }
 
 /// How a registry's health is watched. Absent fields take provider-appropriate defaults.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct HealthChecks {
     /// Eject the backend after consecutive failures of real traffic.
     #[serde(default = "enabled")]
@@ -167,7 +168,7 @@ pub struct HealthChecks {
 }
 
 /// The MCP server behind an MCP registry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct McpTarget {
     /// Short code used to prefix colliding tool names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -227,7 +228,7 @@ const MCP_AUTH_MODES: [&str; 6] = [
 ];
 
 /// The fields an operator writes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RegistrySpec {
     #[serde(default)]
     pub name: String,
@@ -412,7 +413,7 @@ fn validate_mcp_target(target: &McpTarget, p: &mut Problems) {
 }
 
 /// A stored registry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Registry {
     pub id: Uuid,
     pub gateway_id: Uuid,

@@ -4,12 +4,13 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::routing::{ModelPolicy, validate_model_policies};
 use super::validation::Problems;
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RoleSpec {
     #[serde(default)]
     pub name: String,
@@ -48,7 +49,7 @@ impl RoleSpec {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Role {
     pub id: Uuid,
     pub gateway_id: Uuid,

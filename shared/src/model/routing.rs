@@ -2,12 +2,13 @@
 //! used, and which is the default.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::validation::Problems;
 
 /// The models a consumer or role may use on one registry.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ModelPolicy {
     pub registry_id: Uuid,
     /// Allowed model names; empty allows any.
@@ -78,7 +79,7 @@ mod tests {
 }
 
 /// How a consumer's or role's traffic is spread over its registries.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum LbAlgorithm {
     #[default]
@@ -95,7 +96,7 @@ pub enum LbAlgorithm {
 }
 
 /// A member of a balancing pool.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LbMember {
     pub registry_id: Uuid,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,7 +109,7 @@ pub struct LbMember {
     pub description: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LbConfig {
     #[serde(default)]
     pub algorithm: LbAlgorithm,
@@ -126,7 +127,7 @@ pub struct LbConfig {
 }
 
 /// What makes a request fall back to the next registry of the chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FallbackTrigger {
     #[serde(rename = "http_5xx")]
@@ -137,7 +138,7 @@ pub enum FallbackTrigger {
     ProviderError,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct FallbackBudget {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<u32>,
@@ -145,7 +146,7 @@ pub struct FallbackBudget {
     pub max_total_latency_ms: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Fallback {
     #[serde(default)]
     pub enabled: bool,
@@ -159,7 +160,7 @@ pub struct Fallback {
 }
 
 /// What an MCP consumer or role does when an upstream MCP server is unreachable.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FailMode {
     /// Skip the unreachable server.
@@ -170,7 +171,7 @@ pub enum FailMode {
 }
 
 /// The MCP tools, prompts and resources a consumer or role may use.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct McpAccess {
     /// Per registry: which tools (with `*` wildcards) and how they are exposed.
     #[serde(default)]

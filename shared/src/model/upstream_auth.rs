@@ -5,13 +5,14 @@
 //! all work through that one list, so a new variant cannot forget a secret.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::secret_fields::SecretFields;
 use super::validation::Problems;
 use crate::secrets::is_sealed;
 
 /// Where an API key goes on the upstream request.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ApiKeyLocation {
     #[default]
@@ -22,7 +23,7 @@ pub enum ApiKeyLocation {
 /// How sluice authenticates to the upstream. Unknown fields are refused here (serde
 /// cannot report them from inside a tagged enum otherwise), so a misspelt credential
 /// field is an error, not a silently ignored one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum UpstreamAuth {
     /// A static key. In a header (default `Authorization: Bearer <key>`; any other header

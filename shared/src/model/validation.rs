@@ -2,9 +2,10 @@
 //! several objects share.
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// One thing wrong with one field of a request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Problem {
     pub field: String,
     pub problem: String,

@@ -11,7 +11,7 @@ use crate::apikey;
 use crate::time::now_rfc3339;
 
 /// A scoped admin token as stored and listed (never the token itself).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AdminToken {
     pub id: Uuid,
     pub name: String,

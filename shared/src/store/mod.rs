@@ -86,11 +86,14 @@ impl PageRequest {
 }
 
 /// A page of results with the total count of the listing.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Paged<T> {
     pub items: Vec<T>,
+    /// The page number, from 1.
     pub page: u32,
+    /// The page size asked for (1 to 200).
     pub size: u32,
+    /// How many items the whole listing holds.
     pub total: i64,
 }
 
