@@ -159,6 +159,7 @@ pub async fn launch(settings: &Settings, planes: &[Plane]) -> anyhow::Result<Run
         running.store = Some(store);
     }
 
+    let mut mcp_secrets = None;
     if has(Plane::Proxy) || has(Plane::Mcp) {
         // Planes that use secrets open them; without the key they still serve, and the
         // registries whose credential is sealed answer a clear error.
@@ -175,9 +176,10 @@ pub async fn launch(settings: &Settings, planes: &[Plane]) -> anyhow::Result<Run
             handle.clone(),
             settings.gateway_base_domain.clone(),
             settings.resync_interval(),
-            secrets,
+            secrets.clone(),
             stopped.clone(),
         )));
+        mcp_secrets = secrets;
         // Serve once the first load is in, or after a short wait when the bus is down:
         // readiness reports the difference.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -250,6 +252,7 @@ pub async fn launch(settings: &Settings, planes: &[Plane]) -> anyhow::Result<Run
             redis,
             telemetry: telemetry.clone(),
             max_body_bytes: settings.max_body_bytes,
+            secrets: mcp_secrets,
         };
         tasks.push(tokio::spawn(async move {
             if let Err(error) = sluice_mcp::serve(listener, handle, options, rx).await {

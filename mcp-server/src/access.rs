@@ -16,6 +16,7 @@ use sluice_shared::snapshot::mcp::CompiledMcp;
 use sluice_shared::snapshot::{CompiledConsumer, CompiledGateway, Snapshot};
 
 use crate::oauth::OAuth;
+use crate::upstream::Agent;
 
 pub const GATEWAY_HEADER: &str = "x-ag-gateway-slug";
 
@@ -30,8 +31,27 @@ pub struct Caller {
     /// The token of a trusted issuer the caller presented, for upstreams that take
     /// the caller's own token (`passthrough`); never sluice's own tokens.
     pub token: Option<Arc<str>>,
+    /// Who the caller acts for, stable across sessions and doors: the API key it
+    /// signed in with (directly or through sluice's authorization server), or a
+    /// trusted issuer's subject. `forwarded` servers keep each user's tokens under it.
+    pub user: Option<String>,
+    /// `{scheme}://{host}` as the caller reached this plane (consent links go there).
+    pub base_url: String,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
+}
+
+impl Caller {
+    /// What the upstreams may need to know of this caller.
+    pub fn agent(&self) -> Agent<'_> {
+        Agent {
+            token: self.token.as_deref(),
+            user: self.user.as_deref(),
+            gateway_id: self.gateway.id,
+            consumer_id: self.consumer.id,
+            base_url: &self.base_url,
+        }
+    }
 }
 
 /// Why a caller was refused.
@@ -159,7 +179,7 @@ pub async fn resolve(
     let consumer = gateway
         .consumer(consumer_slug)
         .ok_or(Refusal::UnknownConsumer)?;
-    let (mut subject, mut presented) = (None, None);
+    let (subject, presented, user);
     if let Some(key) = apikey::presented(headers) {
         let auth = gateway
             .auth_for_key(&apikey::digest(key))
@@ -167,9 +187,10 @@ pub async fn resolve(
         if !consumer.accepts(auth) {
             return Err(Refusal::KeyNotForConsumer);
         }
+        (subject, presented, user) = (None, None, Some(format!("key:{auth}")));
     } else {
         let token = apikey::bearer(headers).ok_or(Refusal::MissingKey)?;
-        (subject, presented) = bearer(gateway, consumer, oauth, verifier, token).await?;
+        (subject, presented, user) = bearer(gateway, consumer, oauth, verifier, token).await?;
     }
     if !consumer.active {
         return Err(Refusal::ConsumerInactive);
@@ -187,35 +208,45 @@ pub async fn resolve(
         mcp,
         subject,
         token: presented,
+        user,
+        base_url: crate::oauth::base_url(headers),
         client_ip: text("x-forwarded-for"),
         user_agent: text("user-agent"),
     })
 }
 
 /// A bearer token: sluice's own (opaque, from its authorization server) or, when the
-/// consumer trusts an issuer, that issuer's. Returns the token's subject, and the
-/// token when it is an issuer's (an upstream may take it).
+/// consumer trusts an issuer, that issuer's. Returns the token's subject, the token
+/// when it is an issuer's (an upstream may take it), and the user it stands for.
 async fn bearer(
     gateway: &CompiledGateway,
     consumer: &CompiledConsumer,
     oauth: &OAuth,
     verifier: &Verifier,
     token: &str,
-) -> Result<(Option<String>, Option<Arc<str>>), Refusal> {
+) -> Result<(Option<String>, Option<Arc<str>>, Option<String>), Refusal> {
     let is_jwt = token.bytes().filter(|b| *b == b'.').count() == 2;
     if !is_jwt && let Some(grant) = oauth.access(token).await {
         // Bound to one gateway's consumer: its audience is this endpoint.
         if grant.gateway_id != gateway.id || grant.consumer_id != consumer.id {
             return Err(Refusal::InvalidToken);
         }
-        return Ok((Some(format!("client:{}", grant.client_id)), None));
+        // The user is the API key that signed in, as when the key is presented itself.
+        let user = grant.auth_id.map(|a| format!("key:{a}"));
+        return Ok((Some(format!("client:{}", grant.client_id)), None, user));
     }
     let auths: Vec<_> = gateway.bearer_auths(&consumer.auth_ids).cloned().collect();
     if auths.is_empty() {
         return Err(Refusal::InvalidToken);
     }
     match verifier.verify(&auths, token).await {
-        Ok(caller) => Ok((caller.subject, Some(Arc::from(token)))),
+        Ok(caller) => {
+            let user = caller
+                .subject
+                .as_ref()
+                .map(|s| format!("sub:{}:{s}", caller.auth_id));
+            Ok((caller.subject, Some(Arc::from(token)), user))
+        }
         Err(BearerError::InsufficientScope) => Err(Refusal::InsufficientScope),
         Err(BearerError::Unavailable) => Err(Refusal::AuthUnavailable),
         Err(e) => {

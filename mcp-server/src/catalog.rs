@@ -24,7 +24,7 @@ use sluice_telemetry::metrics::METRICS;
 use uuid::Uuid;
 
 use crate::errors;
-use crate::upstream::{ListKind, UpstreamError, Upstreams};
+use crate::upstream::{Agent, ListKind, UpstreamError, Upstreams};
 
 /// How long an upstream listing is trusted without a `list_changed`.
 pub const TTL: Duration = Duration::from_secs(60);
@@ -84,6 +84,9 @@ impl FetchError {
     pub fn into_error(self, server: &str) -> ErrorData {
         match self {
             Self::Service(ServiceError::McpError(e)) => e,
+            Self::Upstream(UpstreamError::ConsentRequired(url)) => {
+                errors::consent_required(server, &url)
+            }
             other => errors::upstream_unavailable(server, &other.to_string()),
         }
     }
@@ -126,18 +129,18 @@ impl Catalog {
         &self,
         upstreams: &Upstreams,
         server: &McpServer,
-        token: Option<&str>,
+        agent: Agent<'_>,
         kind: ListKind,
     ) -> Result<Listing, FetchError> {
         if let Some(listing) = self.cached(server, kind) {
             return Ok(listing);
         }
-        let listing = match fetch(upstreams, server, token, kind).await {
+        let listing = match fetch(upstreams, server, agent, kind).await {
             Ok(l) => l,
             Err(e) if e.transport_failed() => {
                 // The connection died (the server restarted, say): reopen once.
-                upstreams.forget(server, token).await;
-                fetch(upstreams, server, token, kind).await?
+                upstreams.forget(server, agent).await;
+                fetch(upstreams, server, agent, kind).await?
             }
             Err(e) => return Err(e),
         };
@@ -158,31 +161,37 @@ impl Catalog {
         &self,
         upstreams: &Upstreams,
         mcp: &'m CompiledMcp,
-        token: Option<&str>,
+        agent: Agent<'_>,
         kind: ListKind,
     ) -> Result<Vec<(Arc<McpServer>, &'m Selection, Listing)>, ErrorData> {
         let fetches = mcp.servers.iter().map(|reach| async move {
             let server = match &reach.server {
                 Ok(s) => s.clone(),
-                Err(reason) => return Err((None, reason.to_string())),
+                Err(reason) => return Err((None, FetchError::Broken(reason.to_string()))),
             };
-            match self.listing(upstreams, &server, token, kind).await {
+            match self.listing(upstreams, &server, agent, kind).await {
                 Ok(l) => Ok((server, &reach.select, l)),
-                Err(e) => Err((Some(server), e.to_string())),
+                Err(e) => Err((Some(server), e)),
             }
         });
         let mut out = Vec::new();
         for result in join_all(fetches).await {
             match result {
                 Ok(found) => out.push(found),
-                Err((server, reason)) => {
+                Err((server, error)) => {
                     let name = server.as_ref().map_or("?", |s| s.name.as_str());
                     let id = server
                         .as_ref()
                         .map(|s| s.id.to_string())
                         .unwrap_or_default();
+                    let reason = error.to_string();
                     if mcp.fail_mode == FailMode::Closed {
-                        return Err(errors::upstream_unavailable(name, &reason));
+                        return Err(match error {
+                            FetchError::Upstream(UpstreamError::ConsentRequired(_)) => {
+                                error.into_error(name)
+                            }
+                            _ => errors::upstream_unavailable(name, &reason),
+                        });
                     }
                     tracing::warn!(registry = %id, name, %reason,
                         "MCP server unreachable; left out (fail_mode open)");
@@ -198,10 +207,10 @@ impl Catalog {
         &self,
         upstreams: &Upstreams,
         mcp: &CompiledMcp,
-        token: Option<&str>,
+        agent: Agent<'_>,
     ) -> Result<Vec<Exposed<Tool>>, ErrorData> {
         let mut out = Vec::new();
-        for (server, select, listing) in self.gather(upstreams, mcp, token, ListKind::Tools).await?
+        for (server, select, listing) in self.gather(upstreams, mcp, agent, ListKind::Tools).await?
         {
             let Listing::Tools(tools) = listing else {
                 continue;
@@ -229,11 +238,11 @@ impl Catalog {
         &self,
         upstreams: &Upstreams,
         mcp: &CompiledMcp,
-        token: Option<&str>,
+        agent: Agent<'_>,
     ) -> Result<Vec<Exposed<Prompt>>, ErrorData> {
         let mut out = Vec::new();
         for (server, select, listing) in self
-            .gather(upstreams, mcp, token, ListKind::Prompts)
+            .gather(upstreams, mcp, agent, ListKind::Prompts)
             .await?
         {
             let Listing::Prompts(prompts) = listing else {
@@ -263,12 +272,12 @@ impl Catalog {
         &self,
         upstreams: &Upstreams,
         mcp: &CompiledMcp,
-        token: Option<&str>,
+        agent: Agent<'_>,
     ) -> Result<(Vec<Exposed<Resource>>, Vec<Exposed<ResourceTemplate>>), ErrorData> {
         let mut resources: Vec<Exposed<Resource>> = Vec::new();
         let mut templates = Vec::new();
         for (server, select, listing) in self
-            .gather(upstreams, mcp, token, ListKind::Resources)
+            .gather(upstreams, mcp, agent, ListKind::Resources)
             .await?
         {
             let Listing::Resources(both) = listing else {
@@ -300,10 +309,10 @@ impl Catalog {
 async fn fetch(
     upstreams: &Upstreams,
     server: &McpServer,
-    token: Option<&str>,
+    agent: Agent<'_>,
     kind: ListKind,
 ) -> Result<Listing, FetchError> {
-    let peer = upstreams.peer(server, token).await?;
+    let peer = upstreams.peer(server, agent).await?;
     let caps = peer.peer_info().map(|i| i.capabilities.clone());
     let has = |k: ListKind| {
         caps.as_ref().is_none_or(|c| match k {

@@ -7,6 +7,7 @@
 //! | -32002 | `not_found`: no such tool, prompt or resource for this consumer (the code MCP itself uses for an unknown resource) |
 //! | -32004 | `rate_limited`: a rate limit is spent (`data.retry_after_secs`) |
 //! | -32005 | `upstream_unavailable`: the MCP server behind the tool cannot be reached |
+//! | -32042 | `consent_required`: the user must connect their account at a `forwarded` server; MCP's "URL elicitation required" error, whose `data.elicitations[0].url` is the consent link |
 
 use rmcp::model::{ErrorCode, ErrorData};
 use serde_json::json;
@@ -15,6 +16,9 @@ pub const POLICY_BLOCKED: i32 = -32001;
 pub const NOT_FOUND: i32 = -32002;
 pub const RATE_LIMITED: i32 = -32004;
 pub const UPSTREAM_UNAVAILABLE: i32 = -32005;
+/// MCP's own code for "URL elicitation required" (2025-11-25), which clients know to
+/// show as a link to open.
+pub const CONSENT_REQUIRED: i32 = -32042;
 
 fn error(code: i32, reason: &str, message: String, mut data: serde_json::Value) -> ErrorData {
     if let Some(map) = data.as_object_mut() {
@@ -54,6 +58,27 @@ pub fn upstream_unavailable(registry: &str, detail: &str) -> ErrorData {
     )
 }
 
+/// The user must open `url` to connect their account at `registry` before the call
+/// can go through.
+pub fn consent_required(registry: &str, url: &str) -> ErrorData {
+    let message = format!("connect your account at {registry} to use it: open the link");
+    error(
+        CONSENT_REQUIRED,
+        "consent_required",
+        message.clone(),
+        json!({
+            "registry": registry,
+            "connect_url": url,
+            "elicitations": [{
+                "mode": "url",
+                "elicitationId": format!("connect-{registry}"),
+                "url": url,
+                "message": message,
+            }],
+        }),
+    )
+}
+
 /// The stable reason of an error this plane made, for metrics and telemetry.
 pub fn reason(error: &ErrorData) -> &'static str {
     match error.code.0 {
@@ -61,6 +86,7 @@ pub fn reason(error: &ErrorData) -> &'static str {
         NOT_FOUND => "not_found",
         RATE_LIMITED => "rate_limited",
         UPSTREAM_UNAVAILABLE => "upstream_unavailable",
+        CONSENT_REQUIRED => "consent_required",
         _ => "upstream_error",
     }
 }

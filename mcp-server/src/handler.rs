@@ -28,7 +28,7 @@ use crate::access::Caller;
 use crate::catalog::{Catalog, Exposed, FetchError, template_covers};
 use crate::errors;
 use crate::governance::{Limits, tool_blocked};
-use crate::upstream::{ListKind, Listener, Upstreams};
+use crate::upstream::{Agent, ListKind, Listener, Upstreams};
 
 /// How old a tool listing must be before a call to an unknown name refreshes it.
 const REFRESH_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
@@ -223,7 +223,7 @@ impl Gateway {
             let tools = self
                 .plane
                 .catalog()
-                .tools(&self.plane.upstreams, &caller.mcp, caller.token.as_deref())
+                .tools(&self.plane.upstreams, &caller.mcp, caller.agent())
                 .await?;
             if let Some(t) = tools.into_iter().find(|t| t.name == name) {
                 return Ok(t);
@@ -246,7 +246,7 @@ impl Gateway {
     async fn forward_tool(
         &self,
         tool: &Exposed<rmcp::model::Tool>,
-        token: Option<&str>,
+        agent: Agent<'_>,
         request: &CallToolRequestParams,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
@@ -259,7 +259,7 @@ impl Gateway {
             let peer = self
                 .plane
                 .upstreams
-                .peer(server, token)
+                .peer(server, agent)
                 .await
                 .map_err(|e| FetchError::from(e).into_error(&server.name))?;
             let sent = peer
@@ -272,7 +272,7 @@ impl Gateway {
                 Ok(h) => h,
                 Err(ServiceError::TransportClosed) if !retried => {
                     retried = true;
-                    self.plane.upstreams.forget(server, token).await;
+                    self.plane.upstreams.forget(server, agent).await;
                     continue;
                 }
                 Err(e) => return Err(FetchError::from(e).into_error(&server.name)),
@@ -300,7 +300,7 @@ impl Gateway {
                 Some(Err(_)) => {
                     // The connection died with the call in flight. The server may have
                     // run the tool, so the call is not repeated; the next one reconnects.
-                    self.plane.upstreams.forget(server, token).await;
+                    self.plane.upstreams.forget(server, agent).await;
                     Err(ServiceError::TransportClosed)
                 }
                 Some(Ok(answer)) => answer,
@@ -396,7 +396,7 @@ impl ServerHandler for Gateway {
         let tools = self
             .plane
             .catalog()
-            .tools(&self.plane.upstreams, &caller.mcp, caller.token.as_deref())
+            .tools(&self.plane.upstreams, &caller.mcp, caller.agent())
             .await?;
         let visible = tools
             .into_iter()
@@ -427,7 +427,7 @@ impl ServerHandler for Gateway {
                 .limits
                 .admit(&caller, Some(&[&name, &upstream]), &mut outcomes)
                 .await?;
-            self.forward_tool(&tool, caller.token.as_deref(), &request, &context)
+            self.forward_tool(&tool, caller.agent(), &request, &context)
                 .await
         }
         .await;
@@ -453,7 +453,7 @@ impl ServerHandler for Gateway {
         let prompts = self
             .plane
             .catalog()
-            .prompts(&self.plane.upstreams, &caller.mcp, caller.token.as_deref())
+            .prompts(&self.plane.upstreams, &caller.mcp, caller.agent())
             .await?;
         Ok(ListPromptsResult::with_all_items(
             prompts.into_iter().map(|p| p.item).collect(),
@@ -473,7 +473,7 @@ impl ServerHandler for Gateway {
             let prompts = self
                 .plane
                 .catalog()
-                .prompts(&self.plane.upstreams, &caller.mcp, caller.token.as_deref())
+                .prompts(&self.plane.upstreams, &caller.mcp, caller.agent())
                 .await?;
             let prompt = prompts
                 .into_iter()
@@ -490,7 +490,7 @@ impl ServerHandler for Gateway {
             let peer = self
                 .plane
                 .upstreams
-                .peer(&prompt.server, caller.token.as_deref())
+                .peer(&prompt.server, caller.agent())
                 .await
                 .map_err(|e| FetchError::from(e).into_error(&prompt.server.name))?;
             let mut answer = peer
@@ -523,7 +523,7 @@ impl ServerHandler for Gateway {
         let (resources, _) = self
             .plane
             .catalog()
-            .resources(&self.plane.upstreams, &caller.mcp, caller.token.as_deref())
+            .resources(&self.plane.upstreams, &caller.mcp, caller.agent())
             .await?;
         Ok(ListResourcesResult::with_all_items(
             resources.into_iter().map(|r| r.item).collect(),
@@ -539,7 +539,7 @@ impl ServerHandler for Gateway {
         let (_, templates) = self
             .plane
             .catalog()
-            .resources(&self.plane.upstreams, &caller.mcp, caller.token.as_deref())
+            .resources(&self.plane.upstreams, &caller.mcp, caller.agent())
             .await?;
         Ok(ListResourceTemplatesResult::with_all_items(
             templates.into_iter().map(|t| t.item).collect(),
@@ -559,7 +559,7 @@ impl ServerHandler for Gateway {
             let (resources, templates) = self
                 .plane
                 .catalog()
-                .resources(&self.plane.upstreams, &caller.mcp, caller.token.as_deref())
+                .resources(&self.plane.upstreams, &caller.mcp, caller.agent())
                 .await?;
             let owner = resources
                 .iter()
@@ -583,7 +583,7 @@ impl ServerHandler for Gateway {
             let peer = self
                 .plane
                 .upstreams
-                .peer(&server, caller.token.as_deref())
+                .peer(&server, caller.agent())
                 .await
                 .map_err(|e| FetchError::from(e).into_error(&server.name))?;
             let mut answer = peer

@@ -11,6 +11,7 @@
 pub mod access;
 pub mod catalog;
 pub mod errors;
+pub mod forwarded;
 pub mod governance;
 pub mod handler;
 pub mod oauth;
@@ -31,6 +32,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use serde_json::json;
 use sluice_shared::bearer::Verifier;
 use sluice_shared::bus::{LocalLimits, RedisLimits};
+use sluice_shared::secrets::SecretBox;
 use sluice_shared::sync::SnapshotHandle;
 use sluice_telemetry::Telemetry;
 use tokio::net::TcpListener;
@@ -38,6 +40,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+use crate::forwarded::Forwarded;
 use crate::governance::Limits;
 use crate::handler::{Gateway, Notifier, Plane};
 use crate::oauth::OAuth;
@@ -50,6 +53,8 @@ pub struct McpOptions {
     pub telemetry: Telemetry,
     /// The largest JSON-RPC request body accepted.
     pub max_body_bytes: usize,
+    /// Seals the users' tokens of `forwarded` servers and the consent links.
+    pub secrets: Option<SecretBox>,
 }
 
 impl Default for McpOptions {
@@ -58,6 +63,7 @@ impl Default for McpOptions {
             redis: None,
             telemetry: Telemetry::off(),
             max_body_bytes: 4 * 1024 * 1024,
+            secrets: None,
         }
     }
 }
@@ -75,8 +81,13 @@ struct Endpoint {
 /// The MCP plane's routes; `stop` ends open agent streams at shutdown.
 pub fn router(snapshots: SnapshotHandle, options: McpOptions, stop: CancellationToken) -> Router {
     let notifier = Arc::new(Notifier::default());
+    let oauth = Arc::new(OAuth::new(
+        snapshots.clone(),
+        options.redis.as_ref().map(RedisLimits::cache),
+    ));
+    let forwarded = Arc::new(Forwarded::new(oauth.store.clone(), options.secrets));
     let plane = Arc::new(Plane {
-        upstreams: Upstreams::new(notifier.clone()),
+        upstreams: Upstreams::new(notifier.clone(), forwarded.clone()),
         notifier,
         limits: Limits {
             redis: options.redis.clone(),
@@ -90,10 +101,6 @@ pub fn router(snapshots: SnapshotHandle, options: McpOptions, stop: Cancellation
     config.cancellation_token = stop;
     config.max_request_body_bytes = options.max_body_bytes;
     config.sse_keep_alive = Some(Duration::from_secs(15));
-    let oauth = Arc::new(OAuth::new(
-        snapshots.clone(),
-        options.redis.as_ref().map(RedisLimits::cache),
-    ));
     config.session_store = options.redis.map(|redis| {
         Arc::new(sessions::RedisSessions::new(redis.cache())) as Arc<dyn SessionStore>
     });
@@ -111,6 +118,7 @@ pub fn router(snapshots: SnapshotHandle, options: McpOptions, stop: Cancellation
     Router::new()
         .route("/{consumer}/mcp", any(mcp).with_state(endpoint))
         .merge(oauth::routes(oauth))
+        .merge(forwarded::routes(forwarded, snapshots.clone()))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route(
             "/metrics",

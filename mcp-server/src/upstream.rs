@@ -29,6 +29,8 @@ use rmcp::{ClientHandler, RoleClient, RoleServer};
 use sluice_shared::snapshot::mcp::{McpServer, McpUpstreamAuth};
 use uuid::Uuid;
 
+use crate::forwarded::Forwarded;
+
 /// How long opening an upstream session may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -67,6 +69,21 @@ impl Slot {
     }
 }
 
+/// What an upstream may need to know of the agent behind a request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Agent<'a> {
+    /// A trusted issuer's token the agent presented (`passthrough`, `exchange`).
+    pub token: Option<&'a str>,
+    /// Who the agent acts for, stable across sessions (`forwarded` keeps each user's
+    /// tokens under it).
+    pub user: Option<&'a str>,
+    /// Where a consent link sends the user back: the agent's gateway and consumer,
+    /// and the base URL it reached this plane at.
+    pub gateway_id: Uuid,
+    pub consumer_id: Uuid,
+    pub base_url: &'a str,
+}
+
 /// Who the upstream sees, and the headers that say so.
 struct Identity {
     /// Empty for the registry's own identity, else a digest of the agent's token.
@@ -91,6 +108,7 @@ pub struct Upstreams {
     progress: Arc<Mutex<HashMap<ProgressToken, ProgressRoute>>>,
     listener: Arc<dyn Listener>,
     generation: AtomicU64,
+    forwarded: Arc<Forwarded>,
 }
 
 /// Why an upstream could not be used.
@@ -104,10 +122,14 @@ pub enum UpstreamError {
     Timeout,
     #[error("{0}")]
     Connect(String),
+    /// The user must connect their account first (`forwarded`); the consent link,
+    /// which is for the caller only and so is not in the message (messages are logged).
+    #[error("the user has not connected an account at this server yet")]
+    ConsentRequired(String),
 }
 
 impl Upstreams {
-    pub fn new(listener: Arc<dyn Listener>) -> Self {
+    pub fn new(listener: Arc<dyn Listener>, forwarded: Arc<Forwarded>) -> Self {
         Self {
             slots: Mutex::new(HashMap::new()),
             tokens: tokio::sync::Mutex::default(),
@@ -119,6 +141,7 @@ impl Upstreams {
             progress: Arc::default(),
             listener,
             generation: AtomicU64::new(0),
+            forwarded,
         }
     }
 
@@ -147,13 +170,13 @@ impl Upstreams {
         slot.clone()
     }
 
-    /// Who `server` sees for an agent that presented `caller_token` (its own IdP
-    /// token, if any), and the headers that carry it.
+    /// Who `server` sees for `agent`, and the headers that carry it.
     async fn identity(
         &self,
         server: &McpServer,
-        caller_token: Option<&str>,
+        agent: Agent<'_>,
     ) -> Result<Identity, UpstreamError> {
+        let caller_token = agent.token;
         let mut headers = server.headers.clone();
         let key = match &server.auth {
             McpUpstreamAuth::None => String::new(),
@@ -175,6 +198,32 @@ impl Upstreams {
                 headers.push(bearer(&token)?);
                 // A new token makes a new session: the old one ends with its token.
                 format!("cc:{}", crate::oauth::s256(&token))
+            }
+            McpUpstreamAuth::Forwarded(_) => {
+                let user = agent.user.ok_or_else(|| {
+                    UpstreamError::Credential(
+                        "this server acts as each user (forwarded), and the caller is no known user".into(),
+                    )
+                })?;
+                let token = self.forwarded.token(server, user).await.map_err(|e| {
+                    UpstreamError::Credential(format!("the user's tokens cannot be read: {e}"))
+                })?;
+                let Some(token) = token else {
+                    let url = self
+                        .forwarded
+                        .consent_url(
+                            server,
+                            agent.gateway_id,
+                            agent.consumer_id,
+                            user,
+                            agent.base_url,
+                        )
+                        .map_err(|e| UpstreamError::Credential(e.to_string()))?;
+                    return Err(UpstreamError::ConsentRequired(url));
+                };
+                headers.push(bearer(&token)?);
+                // A refreshed token makes a new session, as with client credentials.
+                format!("fw:{}", crate::oauth::s256(&token))
             }
             McpUpstreamAuth::Passthrough { audience } => {
                 let token = caller_token.ok_or_else(|| {
@@ -292,14 +341,13 @@ impl Upstreams {
         Ok(token)
     }
 
-    /// A live client of `server` for an agent that presented `caller_token`, opening
-    /// one when there is none.
+    /// A live client of `server` for `agent`, opening one when there is none.
     pub async fn peer(
         &self,
         server: &McpServer,
-        caller_token: Option<&str>,
+        agent: Agent<'_>,
     ) -> Result<Peer<RoleClient>, UpstreamError> {
-        let identity = self.identity(server, caller_token).await?;
+        let identity = self.identity(server, agent).await?;
         let slot = self.slot(server, &identity.key);
         let mut client = slot.client.lock().await;
         if let Some(c) = client.as_ref()
@@ -322,8 +370,8 @@ impl Upstreams {
 
     /// Drop the connection to `server` (its transport failed), so the next call opens
     /// a fresh one.
-    pub async fn forget(&self, server: &McpServer, caller_token: Option<&str>) {
-        let Ok(identity) = self.identity(server, caller_token).await else {
+    pub async fn forget(&self, server: &McpServer, agent: Agent<'_>) {
+        let Ok(identity) = self.identity(server, agent).await else {
             return;
         };
         let slot = self.slot(server, &identity.key);
@@ -434,13 +482,17 @@ impl Listener for Deaf {
 /// The tools `server` offers now, over a session opened for the question and closed
 /// after it (admin's live view of a registry).
 pub async fn live_tools(server: &McpServer) -> Result<Vec<rmcp::model::Tool>, UpstreamError> {
-    if let McpUpstreamAuth::Passthrough { .. } | McpUpstreamAuth::Exchange { .. } = &server.auth {
+    if let McpUpstreamAuth::Passthrough { .. }
+    | McpUpstreamAuth::Exchange { .. }
+    | McpUpstreamAuth::Forwarded(_) = &server.auth
+    {
         return Err(UpstreamError::Credential(
-            "this server takes a token of each caller's (passthrough or exchange): admin has none to list it with".into(),
+            "this server takes a token of each caller's (passthrough, exchange or forwarded): admin has none to list it with".into(),
         ));
     }
-    let upstreams = Upstreams::new(Arc::new(Deaf));
-    let identity = upstreams.identity(server, None).await?;
+    let forwarded = Forwarded::new(Arc::new(crate::oauth::Store::new(None)), None);
+    let upstreams = Upstreams::new(Arc::new(Deaf), Arc::new(forwarded));
+    let identity = upstreams.identity(server, Agent::default()).await?;
     let relay = Relay {
         server: server.id,
         progress: Arc::default(),

@@ -53,7 +53,7 @@ pub const SCOPE: &str = "mcp";
 /// The authorization server's state.
 pub struct OAuth {
     pub snapshots: SnapshotHandle,
-    pub store: Store,
+    pub store: Arc<Store>,
 }
 
 /// A registered client.
@@ -72,6 +72,9 @@ pub struct Grant {
     pub gateway_id: Uuid,
     pub consumer_id: Uuid,
     pub resource: String,
+    /// The API key (auth) the user signed in with: who the token stands for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_id: Option<Uuid>,
     /// Codes only: where the code was sent and the PKCE challenge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     redirect_uri: Option<String>,
@@ -106,7 +109,7 @@ impl OAuth {
     pub fn new(snapshots: SnapshotHandle, redis: Option<RedisCache>) -> Self {
         Self {
             snapshots,
-            store: Store::new(redis),
+            store: Arc::new(Store::new(redis)),
         }
     }
 
@@ -521,13 +524,13 @@ async fn authorize(
     Form(p): Form<AuthorizeParams>,
 ) -> Result<Response, OAuthError> {
     let (gateway, consumer) = check_authorize(&oauth, &gateway, &p).await?;
-    let key_ok = p
+    let auth_id = p
         .api_key
         .as_deref()
         .map(str::trim)
         .and_then(|k| gateway.auth_for_key(&apikey::digest(k)))
-        .is_some_and(|auth| consumer.accepts(auth));
-    if !key_ok {
+        .filter(|auth| consumer.accepts(*auth));
+    if auth_id.is_none() {
         let page = form(
             &p,
             &consumer,
@@ -541,6 +544,7 @@ async fn authorize(
         gateway_id: gateway.id,
         consumer_id: consumer.id,
         resource: p.resource.clone(),
+        auth_id,
         redirect_uri: Some(p.redirect_uri.clone()),
         code_challenge: Some(p.code_challenge.clone()),
     };

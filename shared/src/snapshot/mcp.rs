@@ -44,8 +44,23 @@ pub enum McpUpstreamAuth {
         audience: Option<String>,
         scope: Option<String>,
     },
+    /// Each user's own token at the server, obtained through a consent flow in which
+    /// sluice is the OAuth client of the server's authorization server. Endpoints not
+    /// given are discovered from the server; without a `client_id`, sluice registers
+    /// itself (RFC 7591).
+    Forwarded(ForwardedConfig),
     /// A mode this plane does not implement yet: calls fail with a clear error.
     Unsupported(String),
+}
+
+/// The `forwarded` mode's settings, all optional.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ForwardedConfig {
+    pub authorization_url: Option<String>,
+    pub token_url: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub scope: Option<String>,
 }
 
 /// An MCP registry, ready to be called.
@@ -122,6 +137,13 @@ impl McpServer {
                 audience: text("audience").map(str::to_string),
                 scope: text("scope").map(str::to_string),
             },
+            "forwarded" => McpUpstreamAuth::Forwarded(ForwardedConfig {
+                authorization_url: text("authorization_url").map(str::to_string),
+                token_url: text("token_url").map(str::to_string),
+                client_id: text("client_id").map(str::to_string),
+                client_secret: text("client_secret").map(str::to_string),
+                scope: text("scope").or(text("scopes")).map(str::to_string),
+            }),
             "passthrough" => McpUpstreamAuth::Passthrough {
                 audience: text("audience").map(str::to_string),
             },
