@@ -486,6 +486,8 @@ async fn upstreams_see_the_registrys_token_or_the_callers_own() {
             json!({"mode": "exchange", "token_url": format!("http://{exchange}/token"),
                    "client_id": "sluice", "client_secret": "s3cret", "audience": "modern-mcp"}),
         ),
+        // No token endpoint: sluice signs the token itself.
+        ("sx", json!({"mode": "exchange", "audience": "modern-mcp"})),
     ] {
         let r = s
             .admin
@@ -511,7 +513,7 @@ async fn upstreams_see_the_registrys_token_or_the_callers_own() {
             Some(
                 json!({"name": "agent", "type": "MCP", "mcp": {"fail_mode": "closed",
                 "toolkit": {"cc": {"tools": ["whoami"]}, "pt": {"tools": ["whoami"]},
-                            "ex": {"tools": ["whoami"]}}}}),
+                            "ex": {"tools": ["whoami"]}, "sx": {"tools": ["whoami"]}}}}),
             ),
             201,
         )
@@ -578,6 +580,72 @@ async fn upstreams_see_the_registrys_token_or_the_callers_own() {
         msg["result"]["content"][0]["text"],
         format!("Bearer exchanged:modern-mcp:{}", &jwt[..12]),
         "{msg}"
+    );
+
+    // A token sluice signed for the caller, checked here as a server would: with the
+    // keys the MCP plane publishes, for its issuer and the configured audience.
+    let msg = call_with(addr, &f, &bearer, "sx__whoami").await;
+    let signed = msg["result"]["content"][0]["text"]
+        .as_str()
+        .and_then(|t| t.strip_prefix("Bearer "))
+        .unwrap_or_else(|| panic!("{msg}"))
+        .to_string();
+    let jwks: jsonwebtoken::jwk::JwkSet = client()
+        .get(format!("http://{addr}/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let header = jsonwebtoken::decode_header(&signed).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
+    let jwk = jwks
+        .find(header.kid.as_deref().unwrap())
+        .expect("the kid is published");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    validation.set_audience(&["modern-mcp"]);
+    validation.set_issuer(&[format!("http://{addr}")]);
+    let claims = jsonwebtoken::decode::<Value>(
+        &signed,
+        &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(),
+        &validation,
+    )
+    .expect("the signed token verifies")
+    .claims;
+    assert!(
+        claims["sub"].as_str().unwrap().starts_with("sub:"),
+        "{claims}"
+    );
+    assert_eq!(claims["caller_subject"], "agent-7");
+    assert_eq!(claims["consumer_id"], cid.as_str());
+    // The same for an API-key caller, who has no token of its own to exchange.
+    let msg = call_with(addr, &f, &format!("Bearer {key}"), "sx__whoami").await;
+    let by_key = msg["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    let claims = jsonwebtoken::decode::<Value>(
+        by_key.trim_start_matches("Bearer "),
+        &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(),
+        &validation,
+    )
+    .expect("verifies")
+    .claims;
+    assert!(
+        claims["sub"].as_str().unwrap().starts_with("key:"),
+        "{claims}"
+    );
+    // Tampered, it does not.
+    let mut forged = signed.clone().into_bytes();
+    let at = forged.len() - 5;
+    forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+    assert!(
+        jsonwebtoken::decode::<Value>(
+            std::str::from_utf8(&forged).unwrap(),
+            &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(),
+            &validation,
+        )
+        .is_err()
     );
 
     // A token not meant for the server is never replayed to it; an API key has no

@@ -47,6 +47,7 @@ impl Caller {
         Agent {
             token: self.token.as_deref(),
             user: self.user.as_deref(),
+            subject: self.subject.as_deref(),
             gateway_id: self.gateway.id,
             consumer_id: self.consumer.id,
             base_url: &self.base_url,

@@ -16,6 +16,7 @@ pub mod governance;
 pub mod handler;
 pub mod oauth;
 pub mod sessions;
+pub mod signing;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -44,6 +45,7 @@ use crate::forwarded::Forwarded;
 use crate::governance::Limits;
 use crate::handler::{Gateway, Notifier, Plane};
 use crate::oauth::OAuth;
+use crate::signing::Signer;
 use crate::upstream::Upstreams;
 
 /// What the MCP plane runs with besides its config.
@@ -85,9 +87,10 @@ pub fn router(snapshots: SnapshotHandle, options: McpOptions, stop: Cancellation
         snapshots.clone(),
         options.redis.as_ref().map(RedisLimits::cache),
     ));
+    let signer = options.secrets.as_ref().and_then(Signer::new).map(Arc::new);
     let forwarded = Arc::new(Forwarded::new(oauth.store.clone(), options.secrets));
     let plane = Arc::new(Plane {
-        upstreams: Upstreams::new(notifier.clone(), forwarded.clone()),
+        upstreams: Upstreams::new(notifier.clone(), forwarded.clone(), signer.clone()),
         notifier,
         limits: Limits {
             redis: options.redis.clone(),
@@ -119,6 +122,20 @@ pub fn router(snapshots: SnapshotHandle, options: McpOptions, stop: Cancellation
         .route("/{consumer}/mcp", any(mcp).with_state(endpoint))
         .merge(oauth::routes(oauth))
         .merge(forwarded::routes(forwarded, snapshots.clone()))
+        .route(
+            "/.well-known/jwks.json",
+            get(move || {
+                let keys = signer
+                    .as_ref()
+                    .map_or_else(|| json!({"keys": []}), |s| s.jwks());
+                async move {
+                    (
+                        [(axum::http::header::CACHE_CONTROL, "max-age=300")],
+                        Json(keys),
+                    )
+                }
+            }),
+        )
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route(
             "/metrics",

@@ -30,6 +30,7 @@ use sluice_shared::snapshot::mcp::{McpServer, McpUpstreamAuth};
 use uuid::Uuid;
 
 use crate::forwarded::Forwarded;
+use crate::signing::Signer;
 
 /// How long opening an upstream session may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -77,6 +78,8 @@ pub struct Agent<'a> {
     /// Who the agent acts for, stable across sessions (`forwarded` keeps each user's
     /// tokens under it).
     pub user: Option<&'a str>,
+    /// The subject of the token the agent presented, if any.
+    pub subject: Option<&'a str>,
     /// Where a consent link sends the user back: the agent's gateway and consumer,
     /// and the base URL it reached this plane at.
     pub gateway_id: Uuid,
@@ -109,6 +112,7 @@ pub struct Upstreams {
     listener: Arc<dyn Listener>,
     generation: AtomicU64,
     forwarded: Arc<Forwarded>,
+    signer: Option<Arc<Signer>>,
 }
 
 /// Why an upstream could not be used.
@@ -129,7 +133,11 @@ pub enum UpstreamError {
 }
 
 impl Upstreams {
-    pub fn new(listener: Arc<dyn Listener>, forwarded: Arc<Forwarded>) -> Self {
+    pub fn new(
+        listener: Arc<dyn Listener>,
+        forwarded: Arc<Forwarded>,
+        signer: Option<Arc<Signer>>,
+    ) -> Self {
         Self {
             slots: Mutex::new(HashMap::new()),
             tokens: tokio::sync::Mutex::default(),
@@ -142,6 +150,7 @@ impl Upstreams {
             listener,
             generation: AtomicU64::new(0),
             forwarded,
+            signer,
         }
     }
 
@@ -198,6 +207,13 @@ impl Upstreams {
                 headers.push(bearer(&token)?);
                 // A new token makes a new session: the old one ends with its token.
                 format!("cc:{}", crate::oauth::s256(&token))
+            }
+            McpUpstreamAuth::Signed { audience } => {
+                let token = self
+                    .signed_token(server, audience.as_deref(), agent)
+                    .await?;
+                headers.push(bearer(&token)?);
+                format!("sg:{}", crate::oauth::s256(&token))
             }
             McpUpstreamAuth::Forwarded(_) => {
                 let user = agent.user.ok_or_else(|| {
@@ -337,6 +353,43 @@ impl Upstreams {
             let now = Instant::now();
             tokens.retain(|_, (renew, _)| *renew > now);
         }
+        tokens.insert(key, (renew, token.clone()));
+        Ok(token)
+    }
+
+    /// A token sluice signs for `agent` at `server`, reused until a minute before it
+    /// expires (so the upstream session lasts as long).
+    async fn signed_token(
+        &self,
+        server: &McpServer,
+        audience: Option<&str>,
+        agent: Agent<'_>,
+    ) -> Result<String, UpstreamError> {
+        let signer = self.signer.as_ref().ok_or_else(|| {
+            UpstreamError::Credential(
+                "signing tokens needs SLUICE_SECRET_KEY, and this plane has none".into(),
+            )
+        })?;
+        let user = agent.user.ok_or_else(|| {
+            UpstreamError::Credential("the caller is no known user to vouch for".into())
+        })?;
+        let key = (server.id, format!("sg:{}", crate::oauth::s256(user)));
+        let mut tokens = self.tokens.lock().await;
+        if let Some((renew, token)) = tokens.get(&key)
+            && Instant::now() < *renew
+        {
+            return Ok(token.clone());
+        }
+        let token = signer.sign(serde_json::json!({
+            "iss": agent.base_url,
+            "sub": user,
+            "aud": audience.unwrap_or(&server.url),
+            "gateway_id": agent.gateway_id,
+            "consumer_id": agent.consumer_id,
+            "caller_subject": agent.subject,
+        }));
+        let renew =
+            Instant::now() + Duration::from_secs(crate::signing::TOKEN_SECONDS.saturating_sub(60));
         tokens.insert(key, (renew, token.clone()));
         Ok(token)
     }
@@ -484,6 +537,7 @@ impl Listener for Deaf {
 pub async fn live_tools(server: &McpServer) -> Result<Vec<rmcp::model::Tool>, UpstreamError> {
     if let McpUpstreamAuth::Passthrough { .. }
     | McpUpstreamAuth::Exchange { .. }
+    | McpUpstreamAuth::Signed { .. }
     | McpUpstreamAuth::Forwarded(_) = &server.auth
     {
         return Err(UpstreamError::Credential(
@@ -491,7 +545,7 @@ pub async fn live_tools(server: &McpServer) -> Result<Vec<rmcp::model::Tool>, Up
         ));
     }
     let forwarded = Forwarded::new(Arc::new(crate::oauth::Store::new(None)), None);
-    let upstreams = Upstreams::new(Arc::new(Deaf), Arc::new(forwarded));
+    let upstreams = Upstreams::new(Arc::new(Deaf), Arc::new(forwarded), None);
     let identity = upstreams.identity(server, Agent::default()).await?;
     let relay = Relay {
         server: server.id,

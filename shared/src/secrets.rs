@@ -38,6 +38,8 @@ pub enum SecretError {
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: Aes256Gcm,
+    /// base for keys of other purposes ([`SecretBox::derive`]).
+    derivation: [u8; 32],
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -50,7 +52,21 @@ impl SecretBox {
     pub fn from_key(key: &[u8; 32]) -> Self {
         Self {
             cipher: Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key)),
+            derivation: *key,
         }
+    }
+
+    /// A 32-byte key for `purpose`, derived from this one (SHA-256 of the key and the
+    /// purpose), so every replica that shares `SLUICE_SECRET_KEY` has the same keys
+    /// for other jobs (signing the MCP plane's tokens) without more configuration,
+    /// and none of them reveals the sealing key.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        hash.update(self.derivation);
+        hash.update(b"\x00sluice-derive\x00");
+        hash.update(purpose.as_bytes());
+        hash.finalize().into()
     }
 
     /// The key from its base64 form.

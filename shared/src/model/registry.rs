@@ -383,7 +383,10 @@ fn validate_mcp_target(target: &McpTarget, p: &mut Problems) {
                 format!("must be one of: {}", MCP_AUTH_MODES.join(", ")),
             );
         }
-        if matches!(mode, "client_credentials" | "exchange") {
+        // `exchange` without a token endpoint is a token sluice signs itself.
+        let own_endpoint =
+            mode == "client_credentials" || (mode == "exchange" && auth.get("token_url").is_some());
+        if own_endpoint {
             for key in ["token_url", "client_id", "client_secret"] {
                 if auth
                     .get(key)
@@ -395,6 +398,27 @@ fn validate_mcp_target(target: &McpTarget, p: &mut Problems) {
                         format!("is required by {mode} auth"),
                     );
                 }
+            }
+        }
+        if mode == "forwarded" {
+            for key in ["authorization_url", "token_url"] {
+                if let Some(v) = auth.get(key)
+                    && !v
+                        .as_str()
+                        .and_then(|u| url::Url::parse(u).ok())
+                        .is_some_and(|u| matches!(u.scheme(), "http" | "https"))
+                {
+                    p.add(
+                        format!("mcp_target.auth.{key}"),
+                        "must be an absolute http or https URL",
+                    );
+                }
+            }
+            if auth.get("client_secret").is_some() && auth.get("client_id").is_none() {
+                p.add(
+                    "mcp_target.auth.client_id",
+                    "is required with a client_secret",
+                );
             }
         }
         if mode == "static" {

@@ -44,6 +44,10 @@ pub enum McpUpstreamAuth {
         audience: Option<String>,
         scope: Option<String>,
     },
+    /// A short-lived JWT sluice signs itself for the caller (`exchange` with no
+    /// `token_url`): `sub` the caller, `aud` the `audience` (default: the server's
+    /// URL); servers verify it with the MCP plane's `/.well-known/jwks.json`.
+    Signed { audience: Option<String> },
     /// Each user's own token at the server, obtained through a consent flow in which
     /// sluice is the OAuth client of the server's authorization server. Endpoints not
     /// given are discovered from the server; without a `client_id`, sluice registers
@@ -128,6 +132,9 @@ impl McpServer {
                 client_id: required("client_id")?,
                 client_secret: required("client_secret")?,
                 scope: text("scope").map(str::to_string),
+                audience: text("audience").map(str::to_string),
+            },
+            "exchange" if text("token_url").is_none() => McpUpstreamAuth::Signed {
                 audience: text("audience").map(str::to_string),
             },
             "exchange" => McpUpstreamAuth::Exchange {
