@@ -446,3 +446,63 @@ async fn an_upstream_list_change_reaches_the_agent() {
     );
     s.running.shutdown().await;
 }
+
+/// The stateless era (2026-07-28) has no standing stream: the agent asks for changes
+/// with `subscriptions/listen`, and so does sluice of a stateless-era upstream. A
+/// change at the upstream reaches the agent through both, and the next listing has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_change_reaches_a_stateless_era_agent_from_a_stateless_era_server() {
+    let logs = tempfile::tempdir().unwrap();
+    let port = free_addr().port();
+    let mut cmd = std::process::Command::new(sdk_python());
+    cmd.arg(root().join("tests/mcp/changing_server.py"))
+        .arg(port.to_string());
+    let _upstream = Process::spawn("changing-mcp", cmd, logs.path());
+    eventually(
+        Duration::from_secs(60),
+        "the upstream server",
+        || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+        },
+    )
+    .await;
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let s = embedded().await;
+    let f = mcp_fixture(&s.admin, "mcp-listen", &url, &url, Value::Null).await;
+    wait_mcp(mcp_addr(&s), &f).await;
+    let out = agent(
+        mcp_addr(&s),
+        &f,
+        "auto",
+        json!([
+            ["listen"],
+            ["list_tools"],
+            ["call", "mod__refresh", {}],
+            ["wait_notification", "notifications/tools/list_changed"],
+            ["list_tools"],
+        ]),
+    )
+    .await;
+    assert_eq!(out[0]["protocol_version"], "2026-07-28", "{out:?}");
+    assert_eq!(
+        out[1]["listening"], true,
+        "sluice honours the filter: {out:?}"
+    );
+    let before = out[2]["tools"].as_array().unwrap();
+    assert!(!before.contains(&json!("mod__fresh")), "{out:?}");
+    assert_eq!(out[3]["text"], json!(["refreshed"]), "{out:?}");
+    assert_eq!(
+        out[4]["notified"], "notifications/tools/list_changed",
+        "the upstream's change reaches the listening agent: {out:?}"
+    );
+    assert!(
+        out[5]["tools"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("mod__fresh")),
+        "the cached listing was dropped: {out:?}"
+    );
+    s.running.shutdown().await;
+}

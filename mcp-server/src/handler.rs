@@ -14,9 +14,12 @@ use rmcp::model::{
     GetPromptRequestParams, GetPromptResponse, Implementation, InitializeRequestParams,
     InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
     ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-    ResultType, ServerCapabilities, ServerConfig, ServerResult,
+    ResultType, ServerCapabilities, ServerConfig, ServerResult, SubscriptionFilter,
 };
-use rmcp::service::{NotificationContext, Peer, PeerRequestOptions, RequestContext, ServiceError};
+use rmcp::service::{
+    NotificationContext, Peer, PeerRequestOptions, RequestContext, ServiceError,
+    SubscriptionContext, SubscriptionSink,
+};
 use rmcp::{RoleServer, ServerHandler};
 use sluice_telemetry::metrics::METRICS;
 use sluice_telemetry::{
@@ -33,10 +36,46 @@ use crate::upstream::{Agent, ListKind, Listener, Upstreams};
 /// How old a tool listing must be before a call to an unknown name refreshes it.
 const REFRESH_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// An agent session that hears about list changes.
+/// An agent that hears about list changes: a handshake-era session, or a
+/// stateless-era `subscriptions/listen` stream (2026-07-28 has no standing stream;
+/// an agent asks for changes with a long-lived request instead).
 struct Downstream {
-    peer: Peer<RoleServer>,
+    to: Audience,
     servers: Vec<Uuid>,
+}
+
+#[derive(Clone)]
+enum Audience {
+    Session(Peer<RoleServer>),
+    Subscription { id: u64, sink: SubscriptionSink },
+}
+
+impl Audience {
+    fn alive(&self) -> bool {
+        match self {
+            Self::Session(peer) => !peer.is_transport_closed(),
+            // Removed by `listen` when the stream ends.
+            Self::Subscription { .. } => true,
+        }
+    }
+
+    async fn tell(&self, kind: ListKind) -> Result<(), String> {
+        match self {
+            Self::Session(peer) => match kind {
+                ListKind::Tools => peer.notify_tool_list_changed().await,
+                ListKind::Prompts => peer.notify_prompt_list_changed().await,
+                ListKind::Resources => peer.notify_resource_list_changed().await,
+            }
+            .map_err(|e| e.to_string()),
+            // A kind the agent did not ask for is refused by the sink, and that is fine.
+            Self::Subscription { sink, .. } => match kind {
+                ListKind::Tools => sink.notify_tool_list_changed().await,
+                ListKind::Prompts => sink.notify_prompt_list_changed().await,
+                ListKind::Resources => sink.notify_resource_list_changed().await,
+            }
+            .map_err(|e| e.to_string()),
+        }
+    }
 }
 
 /// Passes upstream `list_changed` on: drops the cached listing and tells the agents
@@ -45,28 +84,40 @@ struct Downstream {
 pub struct Notifier {
     pub catalog: Catalog,
     sessions: Mutex<Vec<Downstream>>,
+    next_subscription: std::sync::atomic::AtomicU64,
+}
+
+impl Notifier {
+    fn add(&self, to: Audience, servers: Vec<Uuid>) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        // Ended sessions are dropped here too, so the list stays as long as the live ones.
+        sessions.retain(|s| s.to.alive());
+        sessions.push(Downstream { to, servers });
+    }
+
+    fn remove_subscription(&self, gone: u64) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|s| !matches!(s.to, Audience::Subscription { id, .. } if id == gone));
+    }
 }
 
 impl Listener for Notifier {
     fn list_changed(&self, server: Uuid, kind: ListKind) {
         self.catalog.invalidate(server, kind);
-        let peers: Vec<Peer<RoleServer>> = {
+        let audience: Vec<Audience> = {
             let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-            sessions.retain(|s| !s.peer.is_transport_closed());
+            sessions.retain(|s| s.to.alive());
             sessions
                 .iter()
                 .filter(|s| s.servers.contains(&server))
-                .map(|s| s.peer.clone())
+                .map(|s| s.to.clone())
                 .collect()
         };
         tokio::spawn(async move {
-            for peer in peers {
-                let sent = match kind {
-                    ListKind::Tools => peer.notify_tool_list_changed().await,
-                    ListKind::Prompts => peer.notify_prompt_list_changed().await,
-                    ListKind::Resources => peer.notify_resource_list_changed().await,
-                };
-                if let Err(error) = sent {
+            for to in audience {
+                if let Err(error) = to.tell(kind).await {
                     tracing::debug!(%error, "list_changed could not be passed on");
                 }
             }
@@ -324,6 +375,16 @@ impl Gateway {
     }
 }
 
+/// The servers a caller's consumer reaches.
+fn reached(caller: &Caller) -> Vec<Uuid> {
+    caller
+        .mcp
+        .servers
+        .iter()
+        .filter_map(|r| r.server.as_ref().ok().map(|s| s.id))
+        .collect()
+}
+
 /// An exposed item without its payload, for the telemetry record.
 fn bare<T>(e: &Exposed<T>) -> Exposed<()> {
     Exposed {
@@ -367,24 +428,37 @@ impl ServerHandler for Gateway {
         let Ok(caller) = self.caller(&context.extensions) else {
             return;
         };
-        let servers = caller
-            .mcp
-            .servers
-            .iter()
-            .filter_map(|r| r.server.as_ref().ok().map(|s| s.id))
-            .collect();
-        let mut sessions = self
-            .plane
+        self.plane
             .notifier
-            .sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        // Ended sessions are dropped here too, so the list stays as long as the live ones.
-        sessions.retain(|s| !s.peer.is_transport_closed());
-        sessions.push(Downstream {
-            peer: context.peer,
-            servers,
-        });
+            .add(Audience::Session(context.peer), reached(&caller));
+    }
+
+    /// The list changes a stateless-era agent may listen for: those of tools, prompts
+    /// and resources (resource updates are not relayed).
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        let mut accepted = SubscriptionFilter::new();
+        accepted.tools_list_changed = requested.tools_list_changed;
+        accepted.prompts_list_changed = requested.prompts_list_changed;
+        accepted.resources_list_changed = requested.resources_list_changed;
+        Some(accepted)
+    }
+
+    /// A stateless-era agent's `subscriptions/listen`: told of the list changes of
+    /// the servers its consumer reaches until it ends the request.
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let caller = self.caller(&context.request_context().extensions)?;
+        let notifier = &self.plane.notifier;
+        let id = notifier
+            .next_subscription
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let sink = context.sink().clone();
+        notifier.add(Audience::Subscription { id, sink }, reached(&caller));
+        context.cancelled().await;
+        notifier.remove_subscription(id);
+        Ok(())
     }
 
     async fn list_tools(

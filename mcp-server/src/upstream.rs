@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use http::{HeaderName, HeaderValue};
 use rmcp::model::{
     ClientCapabilities, ClientConfig, Implementation, ProgressNotificationParam, ProgressToken,
-    ProtocolVersion,
+    ProtocolVersion, ServerNotification, SubscriptionFilter,
 };
 use rmcp::service::{
     ClientLifecycleMode, ClientServiceExt, NotificationContext, Peer, RunningService,
@@ -412,6 +412,7 @@ impl Upstreams {
             .await
             .map_err(|_| UpstreamError::Timeout)??;
         let peer = opened.peer().clone();
+        self.watch(server.id, peer.clone());
         if let Some(old) = client.replace(opened) {
             tokio::spawn(async move {
                 let _ = old.cancel().await;
@@ -419,6 +420,37 @@ impl Upstreams {
         }
         tracing::info!(registry = %server.id, url = %server.url, "upstream MCP session opened");
         Ok(peer)
+    }
+
+    /// Listen for a stateless-era server's list changes (`subscriptions/listen`, its
+    /// only way to tell them) for as long as the session lives. A handshake-era
+    /// server refuses the request, and its notifications come to [`Relay`] instead.
+    fn watch(&self, server: Uuid, peer: Peer<RoleClient>) {
+        let listener = self.listener.clone();
+        tokio::spawn(async move {
+            let filter = SubscriptionFilter::builder()
+                .tools_list_changed()
+                .prompts_list_changed()
+                .resources_list_changed()
+                .build();
+            let mut subscription = match peer.listen(filter).await {
+                Ok(s) => s,
+                Err(error) => {
+                    tracing::debug!(registry = %server, %error, "upstream takes no subscriptions/listen");
+                    return;
+                }
+            };
+            tracing::debug!(registry = %server, "listening for upstream list changes");
+            while let Ok(Some(notification)) = subscription.next().await {
+                let kind = match notification {
+                    ServerNotification::ToolListChangedNotification(_) => ListKind::Tools,
+                    ServerNotification::PromptListChangedNotification(_) => ListKind::Prompts,
+                    ServerNotification::ResourceListChangedNotification(_) => ListKind::Resources,
+                    _ => continue,
+                };
+                listener.list_changed(server, kind);
+            }
+        });
     }
 
     /// Drop the connection to `server` (its transport failed), so the next call opens

@@ -7,7 +7,9 @@ gateway slug), MODE being legacy (the initialize handshake) or auto
 args], ["progress", name, args], ["list_prompts"], ["prompt", name, args],
 ["list_resources"], ["list_templates"], ["read", uri], ["ping"], ["touch", path] (tell the
 test this point is reached), ["wait_file", path] (wait until the test says go on) or
-["wait_notification", method] (wait up to 10 s for a server notification). A failed step
+["wait_notification", method] (wait up to 10 s for a server notification) or ["listen"]
+(open a 2026-07-28 `subscriptions/listen` stream for list changes, whose events count
+as notifications). A failed step
 prints {"error": {"code": ..., "message": ..., "data": ...}}.
 """
 
@@ -71,6 +73,22 @@ async def step(client, s):
                 return {"notified": s[1]}
             await asyncio.sleep(0.05)
         return {"notified": None, "seen": sorted(set(seen_notifications))}
+    if kind == "listen":
+        ready = asyncio.Event()
+        honored = []
+
+        async def run():
+            async with client.listen(
+                tools_list_changed=True, prompts_list_changed=True, resources_list_changed=True
+            ) as sub:
+                honored.append(sub.honored)
+                ready.set()
+                async for event in sub:
+                    seen_notifications.append(EVENT_METHODS.get(type(event).__name__, type(event).__name__))
+
+        listeners.append(asyncio.create_task(run()))
+        await asyncio.wait_for(ready.wait(), 10)
+        return {"listening": bool(getattr(honored[0], "tools_list_changed", False))}
     if kind == "ping":
         await client.send_ping()
         return {"pong": True}
@@ -78,6 +96,12 @@ async def step(client, s):
 
 
 seen_notifications = []
+listeners = []
+EVENT_METHODS = {
+    "ToolsListChanged": "notifications/tools/list_changed",
+    "PromptsListChanged": "notifications/prompts/list_changed",
+    "ResourcesListChanged": "notifications/resources/list_changed",
+}
 
 
 async def on_message(message):
@@ -97,6 +121,8 @@ async def main():
             except MCPError as e:
                 err = e.error
                 out({"error": {"code": err.code, "message": err.message, "data": err.data}})
+        for task in listeners:
+            task.cancel()
 
 
 asyncio.run(main())
