@@ -233,7 +233,11 @@ async fn bearer(
             return Err(Refusal::InvalidToken);
         }
         // The user is the API key that signed in, as when the key is presented itself.
-        let user = grant.auth_id.map(|a| format!("key:{a}"));
+        let user = match (grant.auth_id, &grant.subject) {
+            (Some(auth), Some(subject)) => Some(format!("sub:{auth}:{subject}")),
+            (Some(auth), None) => Some(format!("key:{auth}")),
+            (None, _) => None,
+        };
         return Ok((Some(format!("client:{}", grant.client_id)), None, user));
     }
     let auths: Vec<_> = gateway.bearer_auths(&consumer.auth_ids).cloned().collect();

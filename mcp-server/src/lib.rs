@@ -83,9 +83,11 @@ struct Endpoint {
 /// The MCP plane's routes; `stop` ends open agent streams at shutdown.
 pub fn router(snapshots: SnapshotHandle, options: McpOptions, stop: CancellationToken) -> Router {
     let notifier = Arc::new(Notifier::default());
+    let verifier = Arc::new(Verifier::default());
     let oauth = Arc::new(OAuth::new(
         snapshots.clone(),
         options.redis.as_ref().map(RedisLimits::cache),
+        verifier.clone(),
     ));
     let signer = options.secrets.as_ref().and_then(Signer::new).map(Arc::new);
     let forwarded = Arc::new(Forwarded::new(oauth.store.clone(), options.secrets));
@@ -115,7 +117,7 @@ pub fn router(snapshots: SnapshotHandle, options: McpOptions, stop: Cancellation
     let endpoint = Endpoint {
         snapshots: snapshots.clone(),
         oauth: oauth.clone(),
-        verifier: Arc::new(Verifier::default()),
+        verifier,
         transport,
     };
     Router::new()

@@ -7,7 +7,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::Serialize;
 use serde_json::Value;
-use sluice_shared::model::{Auth, AuthSpec};
+use sluice_shared::model::{Auth, AuthSpec, SecretFields};
+use sluice_shared::secrets::SecretBox;
 use sluice_shared::store::{NewAuth, Paged};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -36,16 +37,23 @@ struct AuthWithKey {
     key: Option<String>,
 }
 
-/// An auth as responses show it: never the key digest.
-fn view(mut auth: Auth) -> Auth {
+/// An auth as responses show it: never the key digest, secrets masked.
+fn view(secrets: &SecretBox, mut auth: Auth) -> Auth {
     auth.key_hash = None;
+    auth.spec = opened(secrets, &auth.spec).masked();
     auth
 }
 
+/// The stored spec with its secrets opened (a value stored before sealing existed
+/// opens as itself).
+fn opened(secrets: &SecretBox, spec: &AuthSpec) -> AuthSpec {
+    spec.opened(secrets).unwrap_or_else(|_| spec.clone())
+}
+
 /// A created or rotated auth, with its plaintext key this once.
-fn with_key(new: NewAuth) -> AuthWithKey {
+fn with_key(secrets: &SecretBox, new: NewAuth) -> AuthWithKey {
     AuthWithKey {
-        auth: view(new.auth),
+        auth: view(secrets, new.auth),
         key: new.api_key,
     }
 }
@@ -61,9 +69,12 @@ async fn create(
     StrictJson(spec): StrictJson<AuthSpec>,
 ) -> Result<impl IntoResponse, ApiError> {
     spec.validate()?;
-    let new = state.store.create_auth(ids[0], &spec).await?;
+    let new = state
+        .store
+        .create_auth(ids[0], &spec.sealed(&state.secrets))
+        .await?;
     state.publish(ids[0]).await;
-    Ok(created(with_key(new)))
+    Ok(created(with_key(&state.secrets, new)))
 }
 
 /// List auths.
@@ -77,7 +88,11 @@ async fn list(
 ) -> Result<Json<Paged<Auth>>, ApiError> {
     state.store.gateway(ids[0]).await?;
     let mut page = state.store.list_auths(ids[0], query.page).await?;
-    page.items = page.items.into_iter().map(view).collect();
+    page.items = page
+        .items
+        .into_iter()
+        .map(|a| view(&state.secrets, a))
+        .collect();
     Ok(Json(page))
 }
 
@@ -86,7 +101,10 @@ async fn list(
     params(("gateway_id" = Uuid, Path), ("auth_id" = Uuid, Path)),
     responses((status = 200, description = "The auth", body = Auth)))]
 async fn read(State(state): State<AdminState>, Ids(ids): Ids) -> Result<Json<Auth>, ApiError> {
-    Ok(Json(view(state.store.auth(ids[0], ids[1]).await?)))
+    Ok(Json(view(
+        &state.secrets,
+        state.store.auth(ids[0], ids[1]).await?,
+    )))
 }
 
 /// Change the fields the body names; the type cannot change.
@@ -101,16 +119,20 @@ async fn update(
     StrictJson(body): StrictJson<Value>,
 ) -> Result<Json<Auth>, ApiError> {
     let stored = state.store.auth(ids[0], ids[1]).await?;
-    let spec: AuthSpec = merge(&stored.spec, body)?;
+    let mut spec: AuthSpec = merge(&stored.spec, body)?;
+    spec.keep_masked_secrets(&opened(&state.secrets, &stored.spec));
     spec.validate()?;
     if spec.kind != stored.spec.kind {
         let mut p = sluice_shared::model::Problems::default();
         p.add("type", "cannot change; create a new auth instead");
         return Err(p.into());
     }
-    let auth = state.store.update_auth(ids[0], ids[1], &spec).await?;
+    let auth = state
+        .store
+        .update_auth(ids[0], ids[1], &spec.sealed(&state.secrets))
+        .await?;
     state.publish(ids[0]).await;
-    Ok(Json(view(auth)))
+    Ok(Json(view(&state.secrets, auth)))
 }
 
 /// Issue a new key for an `api_key` auth; the old one stops working.
@@ -123,7 +145,7 @@ async fn rotate(
 ) -> Result<Json<AuthWithKey>, ApiError> {
     let new = state.store.rotate_auth(ids[0], ids[1]).await?;
     state.publish(ids[0]).await;
-    Ok(Json(with_key(new)))
+    Ok(Json(with_key(&state.secrets, new)))
 }
 
 /// Delete an auth; it is detached from its consumers.

@@ -12,7 +12,8 @@
 //!   secret; clients that ask for `client_secret_post` or `client_secret_basic` get one.
 //! - `GET|POST …/authorize`: the authorization code grant with PKCE (S256 only). The
 //!   user signs in with one of the API keys of the consumer that `resource` (RFC 8707)
-//!   names, so a token is worth exactly what that key is worth.
+//!   names, so a token is worth exactly what that key is worth, or through one of the
+//!   consumer's OpenID providers ([`idp`], `…/idp/callback`).
 //! - `POST …/token`: the code for tokens, and refresh with rotation (a refresh token
 //!   is used once).
 //!
@@ -20,6 +21,7 @@
 //! plane's store (Redis across replicas) under their SHA-256, bound to the gateway,
 //! the consumer and the resource.
 
+mod idp;
 mod store;
 
 use std::sync::Arc;
@@ -34,6 +36,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sluice_shared::apikey;
+use sluice_shared::bearer::Verifier;
 use sluice_shared::bus::RedisCache;
 use sluice_shared::snapshot::{CompiledConsumer, CompiledGateway};
 use sluice_shared::sync::SnapshotHandle;
@@ -54,6 +57,9 @@ pub const SCOPE: &str = "mcp";
 pub struct OAuth {
     pub snapshots: SnapshotHandle,
     pub store: Arc<Store>,
+    /// Verifies the ID tokens of the OpenID providers people sign in with.
+    pub verifier: Arc<Verifier>,
+    http: reqwest::Client,
 }
 
 /// A registered client.
@@ -72,9 +78,12 @@ pub struct Grant {
     pub gateway_id: Uuid,
     pub consumer_id: Uuid,
     pub resource: String,
-    /// The API key (auth) the user signed in with: who the token stands for.
+    /// The auth the user signed in with: an API key, or an OpenID provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_id: Option<Uuid>,
+    /// The provider's subject, when the user signed in through one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     /// Codes only: where the code was sent and the PKCE challenge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     redirect_uri: Option<String>,
@@ -106,10 +115,19 @@ fn issuer(headers: &HeaderMap, gateway: &str) -> String {
 }
 
 impl OAuth {
-    pub fn new(snapshots: SnapshotHandle, redis: Option<RedisCache>) -> Self {
+    pub fn new(
+        snapshots: SnapshotHandle,
+        redis: Option<RedisCache>,
+        verifier: Arc<Verifier>,
+    ) -> Self {
         Self {
             snapshots,
             store: Arc::new(Store::new(redis)),
+            verifier,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
         }
     }
 
@@ -207,6 +225,7 @@ pub fn routes(oauth: Arc<OAuth>) -> Router {
             get(authorize_page).post(authorize),
         )
         .route("/oauth/{gateway}/token", post(token))
+        .route("/oauth/{gateway}/idp/callback", get(idp::callback))
         .with_state(oauth)
 }
 
@@ -422,6 +441,9 @@ struct AuthorizeParams {
     scope: Option<String>,
     #[serde(default, skip_serializing)]
     api_key: Option<String>,
+    /// The OpenID provider (auth id) the user chose to sign in with instead.
+    #[serde(default, skip_serializing)]
+    idp: Option<String>,
 }
 
 /// What an authorization request is checked against before the user sees a form.
@@ -475,8 +497,14 @@ fn escape(text: &str) -> String {
         .collect()
 }
 
-/// The sign-in form: the consumer's API key, with the request's parameters carried.
-fn form(p: &AuthorizeParams, consumer: &CompiledConsumer, error: Option<&str>) -> Html<String> {
+/// The sign-in form: the consumer's API key, or one of its OpenID providers, with the
+/// request's parameters carried.
+fn form(
+    p: &AuthorizeParams,
+    gateway: &CompiledGateway,
+    consumer: &CompiledConsumer,
+    error: Option<&str>,
+) -> Html<String> {
     let fields = serde_json::to_value(p).unwrap_or_default();
     let hidden: String = fields
         .as_object()
@@ -494,11 +522,25 @@ fn form(p: &AuthorizeParams, consumer: &CompiledConsumer, error: Option<&str>) -
     let error = error
         .map(|e| format!("<p role=\"alert\">{}</p>", escape(e)))
         .unwrap_or_default();
+    let providers: String = idp::providers(gateway, consumer)
+        .iter()
+        .map(|a| {
+            let name = url::Url::parse(&a.issuer)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_else(|| a.issuer.clone());
+            format!(
+                "<p><button type=\"submit\" name=\"idp\" value=\"{}\" formnovalidate>Sign in with {}</button></p>",
+                a.id,
+                escape(&name)
+            )
+        })
+        .collect();
     Html(format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>sluice: sign in</title></head>\
          <body><h1>Sign in to {}</h1>{error}<form method=\"post\">{hidden}\
          <label>API key <input type=\"password\" name=\"api_key\" autocomplete=\"off\" required></label>\
-         <button type=\"submit\">Allow</button></form></body></html>",
+         <button type=\"submit\">Allow</button>{providers}</form></body></html>",
         escape(&consumer.name)
     ))
 }
@@ -508,8 +550,8 @@ async fn authorize_page(
     Path(gateway): Path<String>,
     Query(p): Query<AuthorizeParams>,
 ) -> Result<Response, OAuthError> {
-    let (_, consumer) = check_authorize(&oauth, &gateway, &p).await?;
-    let mut response = form(&p, &consumer, None).into_response();
+    let (gateway, consumer) = check_authorize(&oauth, &gateway, &p).await?;
+    let mut response = form(&p, &gateway, &consumer, None).into_response();
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         "no-store".parse().unwrap_or_else(|_| unreachable!()),
@@ -524,27 +566,46 @@ async fn authorize(
     Form(p): Form<AuthorizeParams>,
 ) -> Result<Response, OAuthError> {
     let (gateway, consumer) = check_authorize(&oauth, &gateway, &p).await?;
+    if let Some(idp) = &p.idp {
+        return idp::start(&oauth, &headers, &gateway, &consumer, &p, idp).await;
+    }
     let auth_id = p
         .api_key
         .as_deref()
         .map(str::trim)
         .and_then(|k| gateway.auth_for_key(&apikey::digest(k)))
         .filter(|auth| consumer.accepts(*auth));
-    if auth_id.is_none() {
+    let Some(auth_id) = auth_id else {
         let page = form(
             &p,
+            &gateway,
             &consumer,
             Some("That API key does not belong to this consumer."),
         );
         return Ok((StatusCode::UNAUTHORIZED, page).into_response());
-    }
+    };
+    grant_code(&oauth, &headers, &gateway, &consumer, &p, auth_id, None).await
+}
+
+/// The user is signed in (with `auth_id`, as `subject` of a provider if through one):
+/// issue the code and send it to the client.
+async fn grant_code(
+    oauth: &OAuth,
+    headers: &HeaderMap,
+    gateway: &CompiledGateway,
+    consumer: &CompiledConsumer,
+    p: &AuthorizeParams,
+    auth_id: Uuid,
+    subject: Option<String>,
+) -> Result<Response, OAuthError> {
     let code = secret();
     let grant = Grant {
         client_id: p.client_id.clone(),
         gateway_id: gateway.id,
         consumer_id: consumer.id,
         resource: p.resource.clone(),
-        auth_id,
+        auth_id: Some(auth_id),
+        subject,
         redirect_uri: Some(p.redirect_uri.clone()),
         code_challenge: Some(p.code_challenge.clone()),
     };
@@ -561,7 +622,7 @@ async fn authorize(
         if let Some(state) = &p.state {
             q.append_pair("state", state);
         }
-        q.append_pair("iss", &issuer(&headers, &gateway.slug));
+        q.append_pair("iss", &issuer(headers, &gateway.slug));
     }
     tracing::info!(gateway = %gateway.slug, consumer = %consumer.slug, client_id = %p.client_id,
         "OAuth authorization granted");

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::secret_fields::SecretFields;
 use super::validation::Problems;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -59,6 +60,28 @@ pub struct OidcConfig {
     pub public_keys: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject_claim: Option<String>,
+    /// Lets people sign in to sluice's MCP authorization server with this IdP
+    /// (OpenID Connect authorization code flow) instead of an API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<OidcLogin>,
+}
+
+/// sluice as a client of an OpenID provider, for signing people in.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OidcLogin {
+    pub client_id: String,
+    /// Sealed at rest, masked in answers; none for a public client (PKCE only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// Default `["openid"]`; `openid` is always asked for.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Default: from the issuer's `/.well-known/openid-configuration`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_url: Option<String>,
 }
 
 /// Verifying client certificates.
@@ -101,6 +124,38 @@ fn check_url(p: &mut Problems, field: &str, url: Option<&str>) {
         && !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
     {
         p.add(field, "must be an absolute http or https URL");
+    }
+}
+
+impl std::fmt::Debug for OidcLogin {
+    /// Never the client secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcLogin")
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "****"),
+            )
+            .field("scopes", &self.scopes)
+            .field("authorization_url", &self.authorization_url)
+            .field("token_url", &self.token_url)
+            .finish()
+    }
+}
+
+impl SecretFields for AuthSpec {
+    /// The OIDC sign-in client's secret.
+    fn secrets_mut(&mut self) -> Vec<&mut String> {
+        self.oidc
+            .iter_mut()
+            .filter_map(|c| c.login.as_mut())
+            .filter_map(|l| l.client_secret.as_mut())
+            .collect()
+    }
+
+    fn same_shape(&self, stored: &Self) -> bool {
+        let (mut a, mut b) = (self.clone(), stored.clone());
+        a.secrets_mut().len() == b.secrets_mut().len()
     }
 }
 
@@ -154,6 +209,15 @@ impl AuthSpec {
                 if !key.contains("-----BEGIN") {
                     p.add(format!("oidc.public_keys[{i}]"), "must be a PEM public key");
                 }
+            }
+            if let Some(login) = &c.login {
+                p.require_text("oidc.login.client_id", &login.client_id, 500);
+                check_url(
+                    &mut p,
+                    "oidc.login.authorization_url",
+                    login.authorization_url.as_deref(),
+                );
+                check_url(&mut p, "oidc.login.token_url", login.token_url.as_deref());
             }
         }
         if let Some(c) = &self.mtls {

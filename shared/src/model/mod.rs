@@ -15,7 +15,7 @@ pub mod toolkit;
 mod upstream_auth;
 mod validation;
 
-pub use auth::{Auth, AuthKind, AuthSpec};
+pub use auth::{Auth, AuthKind, AuthSpec, OidcLogin};
 pub use consumer::{Consumer, ConsumerKind, ConsumerSpec, RegistryLink, RoutingMode};
 pub use gateway::{Gateway, GatewaySpec, GatewayStatus};
 pub use policy::{Policy, PolicyMode, PolicySpec, PolicyStage};

@@ -147,10 +147,26 @@ pub struct BearerAuth {
     pub algorithms: Vec<String>,
     /// The claim naming the caller (`sub` by default).
     pub subject_claim: String,
+    /// An OIDC auth that signs people in to the MCP authorization server, with its
+    /// client secret opened.
+    pub login: Option<crate::model::OidcLogin>,
 }
 
 impl BearerAuth {
-    fn compile(auth: &crate::model::Auth) -> Option<Self> {
+    fn compile(auth: &crate::model::Auth, secrets: Option<&SecretBox>) -> Option<Self> {
+        use crate::model::SecretFields;
+        let opened = match secrets {
+            Some(secrets) => auth.spec.opened(secrets).ok(),
+            None if auth.spec.is_sealed() => None,
+            None => Some(auth.spec.clone()),
+        };
+        if opened.is_none() {
+            tracing::warn!(auth = %auth.id, "the auth's sign-in secret cannot be opened: its sign-in is off");
+        }
+        let login = opened
+            .as_ref()
+            .and_then(|s| s.oidc.as_ref())
+            .and_then(|c| c.login.clone());
         let spec = &auth.spec;
         if let Some(c) = &spec.oauth2 {
             return Some(Self {
@@ -163,6 +179,7 @@ impl BearerAuth {
                 required_scopes: c.required_scopes.clone(),
                 algorithms: c.allowed_algorithms.clone(),
                 subject_claim: "sub".into(),
+                login: None,
             });
         }
         spec.oidc.as_ref().map(|c| Self {
@@ -175,6 +192,7 @@ impl BearerAuth {
             required_scopes: Vec::new(),
             algorithms: Vec::new(),
             subject_claim: c.subject_claim.clone().unwrap_or_else(|| "sub".into()),
+            login,
         })
     }
 }
@@ -251,7 +269,7 @@ impl CompiledGateway {
             .auths
             .iter()
             .filter(|a| a.spec.enabled)
-            .filter_map(|a| BearerAuth::compile(a).map(|b| (a.id, Arc::new(b))))
+            .filter_map(|a| BearerAuth::compile(a, secrets).map(|b| (a.id, Arc::new(b))))
             .collect();
         let compiled_policies = policies::compile(&doc.policies, &|id| {
             targets.get(&id).and_then(|t| t.as_ref().ok()).cloned()
