@@ -308,7 +308,11 @@ async fn unreachable_servers_are_skipped_open_and_fail_closed() {
         mcp_addr(&s),
         &open,
         "auto",
-        json!([["list_tools"], ["call", "echo", {"text": "x"}]]),
+        json!([
+            ["list_tools"],
+            ["call", "echo", {"text": "x"}],
+            ["call", "not_listed", {}]
+        ]),
     )
     .await;
     assert!(
@@ -319,6 +323,11 @@ async fn unreachable_servers_are_skipped_open_and_fail_closed() {
         "the live server's tools, unprefixed (nothing collides): {out:?}"
     );
     assert_eq!(out[2]["text"], json!(["modern:x"]));
+    assert_eq!(
+        out[3]["error"]["code"], -32005,
+        "a tool that is not there may be the left-out server's: {out:?}"
+    );
+    assert_eq!(out[3]["error"]["data"]["registry"], "legacy");
     let out = agent(mcp_addr(&s), &closed, "auto", json!([["list_tools"]])).await;
     assert_eq!(out[1]["error"]["code"], -32005, "{out:?}");
     assert_eq!(out[1]["error"]["data"]["registry"], "legacy");
@@ -453,21 +462,7 @@ async fn an_upstream_list_change_reaches_the_agent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_list_change_reaches_a_stateless_era_agent_from_a_stateless_era_server() {
     let logs = tempfile::tempdir().unwrap();
-    let port = free_addr().port();
-    let mut cmd = std::process::Command::new(sdk_python());
-    cmd.arg(root().join("tests/mcp/changing_server.py"))
-        .arg(port.to_string());
-    let _upstream = Process::spawn("changing-mcp", cmd, logs.path());
-    eventually(
-        Duration::from_secs(60),
-        "the upstream server",
-        || async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-        },
-    )
-    .await;
+    let (_upstream, port) = mcp_script("changing_server.py", &[], logs.path()).await;
     let url = format!("http://127.0.0.1:{port}/mcp");
     let s = embedded().await;
     let f = mcp_fixture(&s.admin, "mcp-listen", &url, &url, Value::Null).await;

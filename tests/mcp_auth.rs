@@ -687,70 +687,25 @@ async fn people_sign_in_through_the_consumers_openid_provider() {
     use sha2::Digest;
 
     let logs = tempfile::tempdir().unwrap();
-    let idp_port = free_addr().port();
-    let mut cmd = std::process::Command::new(sdk_python());
-    cmd.args(["-m", "oidc_provider_mock", "--port", &idp_port.to_string()])
-        .arg("--require-nonce");
-    let _idp = Process::spawn("oidc-provider", cmd, logs.path());
+    let (_idp, idp_port) = python_on_port(
+        "oidc-provider",
+        &["-m", "oidc_provider_mock", "--port"],
+        &["--require-nonce"],
+        logs.path(),
+    )
+    .await;
     let modern = Upstream::start(false, logs.path()).await;
     let idp = format!("http://127.0.0.1:{idp_port}");
-    eventually(Duration::from_secs(60), "the OpenID provider", || async {
-        let r = client()
-            .get(format!("{idp}/.well-known/openid-configuration"))
-            .send()
-            .await
-            .ok()?;
-        r.status().is_success().then_some(())
-    })
-    .await;
 
     let s = embedded().await;
-    let gid = s
-        .admin
-        .ok(
-            "POST",
-            "/v1/gateways",
-            Some(json!({"name": "mcp-idp", "slug": "mcp-idp"})),
-            201,
-        )
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let rid = s
-        .admin
-        .ok(
-            "POST",
-            &format!("/v1/gateways/{gid}/registries"),
-            Some(
-                json!({"name": "signed", "type": "MCP", "mcp_target": {"url": modern.url(),
-                "auth": {"mode": "exchange", "audience": "modern-mcp"}}}),
-            ),
-            201,
-        )
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let consumer = s
-        .admin
-        .ok(
-            "POST",
-            &format!("/v1/gateways/{gid}/consumers"),
-            Some(json!({"name": "agents", "type": "MCP"})),
-            201,
-        )
-        .await;
-    let cid = consumer["id"].as_str().unwrap().to_string();
-    let slug = consumer["slug"].as_str().unwrap().to_string();
-    s.admin
-        .ok(
-            "POST",
-            &format!("/v1/gateways/{gid}/consumers/{cid}/registries/{rid}"),
-            Some(json!({"weight": 1})),
-            200,
-        )
-        .await;
+    let one = one_server(
+        &s.admin,
+        "mcp-idp",
+        json!({"url": modern.url(), "auth": {"mode": "exchange", "audience": "modern-mcp"}}),
+        Value::Null,
+    )
+    .await;
+    let (gid, cid, slug) = (one.gid.clone(), one.cid.clone(), one.consumer_slug.clone());
     let sso = attach_auth(
         &s.admin,
         &gid,
@@ -767,15 +722,7 @@ async fn people_sign_in_through_the_consumers_openid_provider() {
     );
     let sso_id = sso["id"].as_str().unwrap().to_string();
     let (_, key) = attach_key(&s.admin, &gid, &cid).await;
-    let f = McpFixture {
-        gateway_id: gid.clone(),
-        gateway_slug: "mcp-idp".into(),
-        consumer_id: cid.clone(),
-        consumer_slug: slug.clone(),
-        key,
-        modern_id: rid.clone(),
-        legacy_id: rid,
-    };
+    let f = one.fixture("mcp-idp", &key);
     let addr = mcp_addr(&s);
     wait_mcp(addr, &f).await;
 

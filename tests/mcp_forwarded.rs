@@ -61,73 +61,21 @@ fn redis_cli(args: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_user_consents_once_and_calls_as_themself() {
     let logs = tempfile::tempdir().unwrap();
-    let port = free_addr().port();
-    let mut cmd = Command::new(sdk_python());
-    cmd.arg(root().join("tests/mcp/oauth_server.py"))
-        .arg(port.to_string())
-        .arg("4");
-    let _upstream = Process::spawn("oauth-mcp", cmd, logs.path());
-    eventually(
-        Duration::from_secs(60),
-        "the upstream server",
-        || async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-        },
-    )
-    .await;
-
+    let (_upstream, port) = mcp_script("oauth_server.py", &["4"], logs.path()).await;
     let s = embedded_with(|settings| {
         settings.redis_url = Some("redis://127.0.0.1:6379/0".into());
     })
     .await;
     let slug = format!("fwd-{}", std::process::id());
-    let gid = s
-        .admin
-        .ok(
-            "POST",
-            "/v1/gateways",
-            Some(json!({"name": slug, "slug": slug})),
-            201,
-        )
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     // Nothing but the mode: endpoints are discovered, the client registered.
-    let rid = s
-        .admin
-        .ok(
-            "POST",
-            &format!("/v1/gateways/{gid}/registries"),
-            Some(json!({"name": "per-user", "type": "MCP", "mcp_target": {
-                "url": format!("http://127.0.0.1:{port}/mcp"), "code": "pu",
-                "auth": {"mode": "forwarded"}}})),
-            201,
-        )
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let consumer = s
-        .admin
-        .ok(
-            "POST",
-            &format!("/v1/gateways/{gid}/consumers"),
-            Some(json!({"name": "agents", "type": "MCP", "mcp": {"fail_mode": "closed"}})),
-            201,
-        )
-        .await;
-    let cid = consumer["id"].as_str().unwrap().to_string();
-    s.admin
-        .ok(
-            "POST",
-            &format!("/v1/gateways/{gid}/consumers/{cid}/registries/{rid}"),
-            Some(json!({"weight": 1})),
-            200,
-        )
-        .await;
+    let one = one_server(
+        &s.admin,
+        &slug,
+        json!({"url": format!("http://127.0.0.1:{port}/mcp"), "auth": {"mode": "forwarded"}}),
+        json!({"fail_mode": "closed"}),
+    )
+    .await;
+    let (gid, rid, cid) = (one.gid.clone(), one.rid.clone(), one.cid.clone());
     let key = |name: &str| {
         let (admin, gid, cid) = (s.admin.clone(), gid.clone(), cid.clone());
         let spec = json!({"name": name, "type": "api_key"});
@@ -139,15 +87,7 @@ async fn each_user_consents_once_and_calls_as_themself() {
         }
     };
     let (alice, bob, carol) = (key("alice").await, key("bob").await, key("carol").await);
-    let f = McpFixture {
-        gateway_id: gid.clone(),
-        gateway_slug: slug.clone(),
-        consumer_id: cid.clone(),
-        consumer_slug: consumer["slug"].as_str().unwrap().to_string(),
-        key: alice.clone(),
-        modern_id: rid.clone(),
-        legacy_id: rid.clone(),
-    };
+    let f = one.fixture(&slug, &alice);
     let addr = mcp_addr(&s);
     wait_mcp(addr, &f).await;
     let (alice, bob) = (format!("Bearer {alice}"), format!("Bearer {bob}"));

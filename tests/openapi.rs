@@ -187,14 +187,24 @@ impl Answers {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_document_is_valid_openapi_3_1_and_true_to_the_answers() {
+async fn the_document_is_valid_openapi_3_1_and_true_to_the_answers_on_sqlite() {
+    true_to_the_answers(embedded().await).await;
+}
+
+/// The same walk through every kind of object on the real PostgreSQL store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_is_true_to_the_answers_on_postgres() {
+    let url = fresh_database("openapi").await;
+    true_to_the_answers(embedded_on(Some(url)).await).await;
+}
+
+async fn true_to_the_answers(s: Embedded) {
     let python = root().join(".venv-sdk/bin/python");
     assert!(
         python.exists(),
         "{} is missing: run scripts/sdk-venv.sh (make test does)",
         python.display()
     );
-    let s = embedded().await;
     let mut a = Answers {
         admin: s.admin.clone(),
         seen: Vec::new(),

@@ -92,6 +92,13 @@ impl FetchError {
     }
 }
 
+/// The listings of the servers that answered, and the errors of those left out.
+#[derive(Default)]
+struct Gathered<'m> {
+    found: Vec<(Arc<McpServer>, &'m Selection, Listing)>,
+    gaps: Vec<ErrorData>,
+}
+
 /// The listing cache and the aggregation over it.
 #[derive(Default)]
 pub struct Catalog {
@@ -163,7 +170,7 @@ impl Catalog {
         mcp: &'m CompiledMcp,
         agent: Agent<'_>,
         kind: ListKind,
-    ) -> Result<Vec<(Arc<McpServer>, &'m Selection, Listing)>, ErrorData> {
+    ) -> Result<Gathered<'m>, ErrorData> {
         let fetches = mcp.servers.iter().map(|reach| async move {
             let server = match &reach.server {
                 Ok(s) => s.clone(),
@@ -174,10 +181,10 @@ impl Catalog {
                 Err(e) => Err((Some(server), e)),
             }
         });
-        let mut out = Vec::new();
+        let mut out = Gathered::default();
         for result in join_all(fetches).await {
             match result {
-                Ok(found) => out.push(found),
+                Ok(found) => out.found.push(found),
                 Err((server, error)) => {
                     let name = server.as_ref().map_or("?", |s| s.name.as_str());
                     let id = server
@@ -185,17 +192,19 @@ impl Catalog {
                         .map(|s| s.id.to_string())
                         .unwrap_or_default();
                     let reason = error.to_string();
+                    let answer = match error {
+                        FetchError::Upstream(UpstreamError::ConsentRequired(_)) => {
+                            error.into_error(name)
+                        }
+                        _ => errors::upstream_unavailable(name, &reason),
+                    };
                     if mcp.fail_mode == FailMode::Closed {
-                        return Err(match error {
-                            FetchError::Upstream(UpstreamError::ConsentRequired(_)) => {
-                                error.into_error(name)
-                            }
-                            _ => errors::upstream_unavailable(name, &reason),
-                        });
+                        return Err(answer);
                     }
                     tracing::warn!(registry = %id, name, %reason,
                         "MCP server unreachable; left out (fail_mode open)");
                     METRICS.mcp_upstream_skipped.with_label_values(&[&id]).inc();
+                    out.gaps.push(answer);
                 }
             }
         }
@@ -209,9 +218,20 @@ impl Catalog {
         mcp: &CompiledMcp,
         agent: Agent<'_>,
     ) -> Result<Vec<Exposed<Tool>>, ErrorData> {
+        Ok(self.tools_with_gaps(upstreams, mcp, agent).await?.0)
+    }
+
+    /// The tools the consumer sees, and why each server left out (`fail_mode: open`)
+    /// is missing: a call to a tool that is not there may be a call to one of theirs.
+    pub async fn tools_with_gaps(
+        &self,
+        upstreams: &Upstreams,
+        mcp: &CompiledMcp,
+        agent: Agent<'_>,
+    ) -> Result<(Vec<Exposed<Tool>>, Vec<ErrorData>), ErrorData> {
         let mut out = Vec::new();
-        for (server, select, listing) in self.gather(upstreams, mcp, agent, ListKind::Tools).await?
-        {
+        let gathered = self.gather(upstreams, mcp, agent, ListKind::Tools).await?;
+        for (server, select, listing) in gathered.found {
             let Listing::Tools(tools) = listing else {
                 continue;
             };
@@ -230,7 +250,7 @@ impl Catalog {
         for e in &mut out {
             e.item.name = e.name.clone().into();
         }
-        Ok(out)
+        Ok((out, gathered.gaps))
     }
 
     /// The prompts the consumer sees.
@@ -244,6 +264,7 @@ impl Catalog {
         for (server, select, listing) in self
             .gather(upstreams, mcp, agent, ListKind::Prompts)
             .await?
+            .found
         {
             let Listing::Prompts(prompts) = listing else {
                 continue;
@@ -279,6 +300,7 @@ impl Catalog {
         for (server, select, listing) in self
             .gather(upstreams, mcp, agent, ListKind::Resources)
             .await?
+            .found
         {
             let Listing::Resources(both) = listing else {
                 continue;

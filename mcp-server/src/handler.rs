@@ -270,11 +270,13 @@ impl Gateway {
         caller: &Caller,
         name: &str,
     ) -> Result<Exposed<rmcp::model::Tool>, ErrorData> {
+        let mut gaps = Vec::new();
         for attempt in 0..2 {
-            let tools = self
+            let tools;
+            (tools, gaps) = self
                 .plane
                 .catalog()
-                .tools(&self.plane.upstreams, &caller.mcp, caller.agent())
+                .tools_with_gaps(&self.plane.upstreams, &caller.mcp, caller.agent())
                 .await?;
             if let Some(t) = tools.into_iter().find(|t| t.name == name) {
                 return Ok(t);
@@ -291,7 +293,13 @@ impl Gateway {
                 }
             }
         }
-        Err(errors::not_found("tool", name))
+        // Not there, but a server was left out: the tool may be one of its, so the
+        // agent hears why that server is missing (a consent to give, an outage)
+        // rather than that no such tool exists.
+        match gaps.into_iter().next() {
+            Some(gap) => Err(gap),
+            None => Err(errors::not_found("tool", name)),
+        }
     }
 
     async fn forward_tool(

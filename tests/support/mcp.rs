@@ -410,3 +410,101 @@ pub async fn token_exchange_endpoint() -> SocketAddr {
     });
     addr
 }
+
+/// A Python program on a port of its own: `python {before} PORT {after}`, once it
+/// listens.
+pub async fn python_on_port(
+    name: &'static str,
+    before: &[&str],
+    after: &[&str],
+    log_dir: &Path,
+) -> (Process, u16) {
+    let port = free_addr().port();
+    let mut cmd = Command::new(sdk_python());
+    cmd.args(before).arg(port.to_string()).args(after);
+    let process = Process::spawn(name, cmd, log_dir);
+    eventually(Duration::from_secs(60), name, || async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+    })
+    .await;
+    (process, port)
+}
+
+/// One of the test MCP servers in `tests/mcp/`, on a port of its own.
+pub async fn mcp_script(
+    script: &'static str,
+    after: &[&str],
+    log_dir: &Path,
+) -> (Process, u16) {
+    let path = root().join("tests/mcp").join(script);
+    python_on_port(script, &[path.to_str().unwrap()], after, log_dir).await
+}
+
+/// A gateway whose one MCP registry (`target` is its `mcp_target`) is linked to one
+/// MCP consumer (`mcp` its `mcp` settings), with no auth yet.
+pub struct OneServer {
+    pub gid: String,
+    pub rid: String,
+    pub cid: String,
+    pub consumer_slug: String,
+}
+
+pub async fn one_server(admin: &Admin, gateway: &str, target: Value, mcp: Value) -> OneServer {
+    let id = |v: Value| v["id"].as_str().unwrap().to_string();
+    let gid = id(admin
+        .ok(
+            "POST",
+            "/v1/gateways",
+            Some(json!({"name": gateway, "slug": gateway})),
+            201,
+        )
+        .await);
+    let rid = id(admin
+        .ok(
+            "POST",
+            &format!("/v1/gateways/{gid}/registries"),
+            Some(json!({"name": "upstream", "type": "MCP", "mcp_target": target})),
+            201,
+        )
+        .await);
+    let consumer = admin
+        .ok(
+            "POST",
+            &format!("/v1/gateways/{gid}/consumers"),
+            Some(json!({"name": "agents", "type": "MCP", "mcp": mcp})),
+            201,
+        )
+        .await;
+    let cid = id(consumer.clone());
+    admin
+        .ok(
+            "POST",
+            &format!("/v1/gateways/{gid}/consumers/{cid}/registries/{rid}"),
+            Some(json!({"weight": 1})),
+            200,
+        )
+        .await;
+    OneServer {
+        gid,
+        rid,
+        cid,
+        consumer_slug: consumer["slug"].as_str().unwrap().to_string(),
+    }
+}
+
+impl OneServer {
+    /// The fixture the raw-session helpers take, for callers with `key`.
+    pub fn fixture(&self, gateway: &str, key: &str) -> McpFixture {
+        McpFixture {
+            gateway_id: self.gid.clone(),
+            gateway_slug: gateway.into(),
+            consumer_id: self.cid.clone(),
+            consumer_slug: self.consumer_slug.clone(),
+            key: key.into(),
+            modern_id: self.rid.clone(),
+            legacy_id: self.rid.clone(),
+        }
+    }
+}
