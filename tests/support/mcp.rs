@@ -433,11 +433,7 @@ pub async fn python_on_port(
 }
 
 /// One of the test MCP servers in `tests/mcp/`, on a port of its own.
-pub async fn mcp_script(
-    script: &'static str,
-    after: &[&str],
-    log_dir: &Path,
-) -> (Process, u16) {
+pub async fn mcp_script(script: &'static str, after: &[&str], log_dir: &Path) -> (Process, u16) {
     let path = root().join("tests/mcp").join(script);
     python_on_port(script, &[path.to_str().unwrap()], after, log_dir).await
 }
