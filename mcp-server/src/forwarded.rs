@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
@@ -101,12 +101,9 @@ struct Endpoints {
     registration: Option<String>,
 }
 
-/// Why a forwarded token cannot be had.
+/// Why a consent link cannot be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardedError {
-    /// The user has not connected (or must connect again): the consent link.
-    #[error("connect your account at {0}")]
-    ConsentRequired(String),
     #[error("{0}")]
     Unusable(String),
 }
@@ -560,11 +557,7 @@ struct CallbackQuery {
     error: Option<String>,
 }
 
-async fn callback(
-    State(flow): State<Flow>,
-    Query(q): Query<CallbackQuery>,
-    _headers: HeaderMap,
-) -> Response {
+async fn callback(State(flow): State<Flow>, Query(q): Query<CallbackQuery>) -> Response {
     let Some(state) = q.state else {
         return page(
             StatusCode::BAD_REQUEST,
