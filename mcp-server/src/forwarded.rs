@@ -37,7 +37,7 @@ use sluice_shared::snapshot::mcp::{McpServer, McpUpstreamAuth};
 use sluice_shared::sync::SnapshotHandle;
 use uuid::Uuid;
 
-use crate::oauth::{Store, s256, secret};
+use crate::oauth::{Store, escape, s256, secret};
 
 /// How long a consent link works.
 const TICKET_TTL: Duration = Duration::from_secs(600);
@@ -424,12 +424,6 @@ pub fn routes(forwarded: Arc<Forwarded>, snapshots: SnapshotHandle) -> Router {
 
 /// A page for the person in the browser; the details are in the log.
 fn page(status: StatusCode, title: &str, text: &str) -> Response {
-    let escape = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-    };
     let body = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>sluice: {}</title></head>\
          <body><h1>{}</h1><p>{}</p></body></html>",
