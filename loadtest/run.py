@@ -216,9 +216,11 @@ def main():
         a.secs, a.conns, a.rate, a.streams, a.soak, a.consumers, a.reps = 2, 8, 200, 100, 3, 20, 1
     profile = "debug" if a.smoke else "release"
     if not a.no_build:
-        # The smoke run reuses the test build: the same workspace-wide feature set, so
-        # nothing is compiled twice.
-        cmd = ["cargo", "build", "-q", "--workspace", "--bins"] if a.smoke else \
+        # The smoke run reuses the test build. `--tests` keeps the dev-dependencies'
+        # features in the set, as the test build had them: without it the workspace's
+        # binaries resolve to another feature set and a third of the tree is compiled
+        # and linked a second time.
+        cmd = ["cargo", "build", "-q", "--workspace", "--bins", "--tests"] if a.smoke else \
             ["cargo", "build", "-q", "--release", "-p", "sluice", "-p", "sluice-loadtest"]
         subprocess.run(cmd, cwd=ROOT, check=True)
     if not shutil.which("wrk"):

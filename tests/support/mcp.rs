@@ -202,7 +202,10 @@ pub async fn agent(addr: SocketAddr, f: &McpFixture, mode: &str, steps: Value) -
         .collect()
 }
 
-/// Wait until the MCP plane serves the consumer (its config has arrived).
+/// Wait until the MCP plane serves the consumer with the fixture's key (its config has
+/// arrived). A 403 is not enough: between the admin's writes that create the key's auth
+/// and attach it to the consumer, a snapshot knows the key but not that it is this
+/// consumer's.
 pub async fn wait_mcp(addr: SocketAddr, f: &McpFixture) {
     let http = client();
     let url = format!("http://{addr}/{}/mcp", f.consumer_slug);
@@ -214,7 +217,7 @@ pub async fn wait_mcp(addr: SocketAddr, f: &McpFixture) {
             .send();
         async move {
             let status = req.await.ok()?.status().as_u16();
-            (status != 404 && status != 401).then_some(())
+            (![401, 403, 404].contains(&status)).then_some(())
         }
     })
     .await;
