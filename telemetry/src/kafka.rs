@@ -55,7 +55,7 @@ impl KafkaSink {
     }
 
     /// Enqueue one event; `false` when librdkafka's queue refused it.
-    pub fn send(&self, topic: &str, key: &str, payload: &str) -> bool {
+    pub fn send(&self, topic: &str, key: &str, payload: &[u8]) -> bool {
         self.producer
             .send(BaseRecord::to(topic).key(key).payload(payload))
             .is_ok()
