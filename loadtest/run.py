@@ -381,8 +381,11 @@ def main():
         t.join()
         warm = samples[len(samples) // 4:] or samples
         growth = (max(warm) - warm[0]) / warm[0] * 100 if warm and warm[0] else 0
+        # The whole curve, not just its ends: growth that levels off and growth that
+        # does not can have the same first and last point.
         S["6_soak"] = {"sluice": dict(soak["r"], rss_mib_after_warmup=round(warm[0] / 2**20, 1),
-                                      rss_mib_max=round(max(warm) / 2**20, 1), growth_pct=round(growth, 1))}
+                                      rss_mib_max=round(max(warm) / 2**20, 1), growth_pct=round(growth, 1),
+                                      rss_mib_samples=[round(x / 2**20, 1) for x in samples])}
 
         report(results)
         os.makedirs(os.path.dirname(a.out), exist_ok=True)
@@ -423,7 +426,7 @@ def report(results):
                   f"{fmt(lat.get('p999')):>9} {fmt(ttfb.get('p99')):>9} {fmt(add50):>6} {fmt(add99):>6} {fmt(addt):>7} "
                   f"{r.get('cpu_us_per_request', 0):10.1f} {r.get('peak_rss_mib', 0):8.1f} "
                   f"{ratio('pingora'):>8} {ratio('nginx'):>7}")
-            extra = {k: r[k] for k in ("kib_per_stream", "growth_pct", "rss_mib_after_warmup", "rss_mib_max") if k in r}
+            extra = {k: r[k] for k in ("kib_per_stream", "growth_pct", "rss_mib_after_warmup", "rss_mib_max", "rss_mib_samples") if k in r}
             if extra:
                 print(f"           {extra}")
 
