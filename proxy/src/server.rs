@@ -83,17 +83,18 @@ impl ProxyServer {
         } else {
             options.threads
         };
-        // Pingora keeps each of its fast timers until the deadline passes, cancelled or
-        // not (one entry per 10 ms of deadline). With the 600 s upstream read timeout
-        // every request left one behind for ten minutes: RSS rose by about 1 MiB a
-        // minute under load for the first ten minutes of a soak. Longer timeouts use
-        // Tokio's timer, which forgets a cancelled one at once.
-        pingora_timeout::fast_timeout::set_fast_timeout_to_tokio_threshold(Some(FAST_TIMER_LIMIT));
         let grace = options.grace.as_secs();
         let conf = ServerConf {
             threads,
             grace_period_seconds: Some(grace),
             graceful_shutdown_timeout_seconds: Some(grace.max(1)),
+            // Pingora keeps each of its fast timers until the deadline passes, cancelled
+            // or not (one entry per 10 ms of deadline). With the 600 s upstream read
+            // timeout every request left one behind for ten minutes: RSS rose by about
+            // 1 MiB a minute under load through a ten-minute soak. Longer timeouts use
+            // Tokio's timer, which forgets a cancelled one at once. (The server applies
+            // this when it starts, over any earlier setting.)
+            fast_timeout_to_tokio_threshold_seconds: Some(FAST_TIMER_LIMIT.as_secs()),
             ..ServerConf::default()
         };
         let connector = Connector::new(Some(ConnectorOptions::from_server_conf(&conf)));
