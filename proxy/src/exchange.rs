@@ -22,6 +22,7 @@ use sluice_translate::canonical::Usage;
 use sluice_translate::{Dialect, EncoderOptions, errors};
 use tracing::{debug, warn};
 
+use crate::coalesce;
 use crate::error::ProxyError;
 use crate::headers;
 use crate::peer::idle_timeout;
@@ -177,16 +178,19 @@ async fn send(
         // Pingora boxes `request_filter` (`memmove` was the largest user-space symbol).
         // The box is an allocation of its own per request; the trade was measured only
         // together with other changes (README, "What bounds the misses").
-        let (mut up, reused) = Box::pin(connector.get_http_session(peer))
+        let (up, reused) = Box::pin(connector.get_http_session(peer))
             .await
             .map_err(|e| {
                 debug!(error = %e, "upstream connect failed");
                 classify(&e)
             })?;
+        // Header and body leave in one write (`coalesce`).
+        let mut up = coalesce::hold(up, peer);
         up.set_read_timeout(Some(read_timeout));
         let sent = async {
             up.write_request_header(Box::new(req)).await?;
             up.write_request_body(body.clone(), true).await?;
+            coalesce::release(&up);
             up.finish_request_body().await?;
             up.read_response_header().await
         }

@@ -9,6 +9,7 @@
 mod balance;
 mod body;
 mod cache;
+mod coalesce;
 mod cors;
 mod error;
 mod exchange;
