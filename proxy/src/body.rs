@@ -3,8 +3,8 @@
 //! A body larger than the limit is refused from its `Content-Length` before a byte is
 //! read, or as soon as the running total passes the limit for chunked uploads.
 
+use crate::session::Session;
 use bytes::{Bytes, BytesMut};
-use pingora_proxy::Session;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 

@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::session::Session;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use pingora_core::connectors::http::Connector;
@@ -16,7 +17,6 @@ use pingora_core::protocols::http::client::HttpSession;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorType};
 use pingora_http::{RequestHeader, ResponseHeader};
-use pingora_proxy::Session;
 use sluice_shared::snapshot::{CompiledConsumer, UpstreamCredential, UpstreamTarget, WireApi};
 use sluice_translate::canonical::Usage;
 use sluice_translate::{Dialect, EncoderOptions, errors};
@@ -255,10 +255,7 @@ fn client_header(
 async fn write_whole(session: &mut Session, mut resp: ResponseHeader, body: Bytes) -> bool {
     resp.remove_header(&http::header::TRANSFER_ENCODING);
     let _ = resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string());
-    session
-        .write_response_header(Box::new(resp), false)
-        .await
-        .is_ok()
+    session.write_response_header(Box::new(resp)).await.is_ok()
         && session.write_response_body(Some(body), true).await.is_ok()
 }
 
@@ -442,11 +439,7 @@ pub async fn answer(
             strip_usage,
         } => {
             let resp = passthrough_head.ok_or(ProxyError::UpstreamFailed)?;
-            if session
-                .write_response_header(Box::new(resp), false)
-                .await
-                .is_err()
-            {
+            if session.write_response_header(Box::new(resp)).await.is_err() {
                 relayed.broken = true;
                 return Ok(relayed);
             }
@@ -484,11 +477,7 @@ pub async fn answer(
                 Done::Complete
             } else if is_sse {
                 let resp = client_header(200, "text/event-stream", true, response_headers)?;
-                if session
-                    .write_response_header(Box::new(resp), false)
-                    .await
-                    .is_err()
-                {
+                if session.write_response_header(Box::new(resp)).await.is_err() {
                     relayed.broken = true;
                     return Ok(relayed);
                 }

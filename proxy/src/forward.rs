@@ -10,9 +10,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::session::Session;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use pingora_proxy::Session;
 use sluice_shared::model::{FallbackTrigger, LbAlgorithm};
 use sluice_shared::snapshot::{CompiledConsumer, WeightedUpstream};
 use sluice_telemetry::{Attempt, TelemetryEvent};
@@ -363,7 +363,8 @@ impl SluiceProxy {
                     && let Some(ticket) = &req.stage.store
                     && let Some(answer) = filter.and_then(crate::policy::respond::Filter::recorded)
                 {
-                    self.policies.cache.store(ticket.clone(), answer).await;
+                    // Boxed: 6 KiB of future that only cached answers need.
+                    Box::pin(self.policies.cache.store(ticket.clone(), answer)).await;
                 }
                 ctx.status = relayed.status;
                 ctx.upstream_bytes = relayed.bytes;

@@ -26,6 +26,7 @@ mod report;
 mod route;
 mod server;
 mod service;
+mod session;
 
 pub use balance::{Health, HealthView, share as share_health};
 pub use server::{ProxyOptions, ProxyServer};

@@ -4,8 +4,8 @@
 
 use std::time::Instant;
 
+use crate::session::Session;
 use bytes::{Bytes, BytesMut};
-use pingora_proxy::Session;
 use sluice_translate::canonical::{ErrorInfo, Event};
 use sluice_translate::sse::{EventSplitter, SseParser};
 use sluice_translate::usage::{self, StreamTap};

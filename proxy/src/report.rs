@@ -2,7 +2,7 @@
 
 use std::mem::take;
 
-use pingora_proxy::Session;
+use crate::session::Session;
 use sluice_shared::catalog;
 use sluice_telemetry::metrics::{METRICS, status_class};
 use sluice_telemetry::{ConsumerRef, EventModel, GatewayRef, Latency, TelemetryEvent, TokenUsage};

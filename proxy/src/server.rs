@@ -13,7 +13,7 @@ use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora_core::services::background::background_service;
-use pingora_proxy::http_proxy_service_with_name;
+use pingora_core::services::listening::Service;
 use sluice_shared::sync::SnapshotHandle;
 use tokio::sync::watch;
 use tracing::info;
@@ -111,10 +111,9 @@ impl ProxyServer {
             snapshots: snapshots.clone(),
             health: health.clone(),
         };
-        let mut service = http_proxy_service_with_name(
-            &server.configuration,
+        let mut service = Service::new(
+            "sluice proxy".to_string(),
             SluiceProxy::new(snapshots, connector, path_limits, health, telemetry, limits),
-            "sluice proxy",
         );
         // No L4 read buffer on client connections: Pingora's default keeps 64 KiB per
         // connection (a held stream, an idle keep-alive) and copies every byte read

@@ -1,21 +1,23 @@
-//! sluice's `ProxyHttp` implementation: the request path.
+//! The request path: sluice's application on Pingora's HTTP server.
 //!
-//! Pingora's proxy loop only re-sends a request body it kept in its 64 KiB retry buffer,
-//! and cannot retry on an upstream's status; LLM requests are often larger than that and
-//! must fail over on 429 and 5xx. So the whole exchange runs in `request_filter`, which
-//! then always reports the request as answered; Pingora still provides the server, the
-//! keep-alive handling, the upstream connection pool and TLS, and `logging`.
+//! Pingora's proxy framework (`ProxyHttp`) only re-sends a request body it kept in its
+//! 64 KiB retry buffer, and cannot retry on an upstream's status; LLM requests are often
+//! larger than that and must fail over on 429 and 5xx. So sluice runs the whole exchange
+//! itself and is an `HttpServerApp` of Pingora's: Pingora provides the server, the
+//! keep-alive handling, the upstream connection pool and TLS (see `session` for why the
+//! framework in between is left out).
 
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
+use pingora_core::apps::{HttpServerApp, ReusedHttpStream};
 use pingora_core::connectors::http::Connector;
-use pingora_core::upstreams::peer::HttpPeer;
-use pingora_error::{Error, ErrorType};
+use pingora_core::protocols::http::ServerSession;
+use pingora_core::server::ShutdownWatch;
+use pingora_error::ErrorType;
 use pingora_http::ResponseHeader;
-use pingora_proxy::{ProxyHttp, Session};
 use sluice_shared::snapshot::WireApi;
 use sluice_shared::sync::SnapshotHandle;
 use sluice_telemetry::metrics::METRICS;
@@ -32,6 +34,7 @@ use crate::error::ProxyError;
 use crate::peer::{PeerTimeouts, Resolver};
 use crate::policy::{Pending, Policies, ResponseStage, Seen, Settle, Verdict};
 use crate::route::{self, Api, Endpoint};
+use crate::session::{Closing, Session};
 use crate::{cors, forward, identity, listing, models, report};
 use sluice_shared::bus::RedisLimits;
 
@@ -53,6 +56,8 @@ pub struct SluiceProxy {
     pub(crate) telemetry: Telemetry,
     pub(crate) policies: Policies,
     pub(crate) bearer: sluice_shared::bearer::Verifier,
+    /// Set when the server stops listening.
+    pub(crate) closing: Closing,
 }
 
 impl SluiceProxy {
@@ -74,6 +79,7 @@ impl SluiceProxy {
             telemetry,
             policies: Policies::new(counters),
             bearer: sluice_shared::bearer::Verifier::default(),
+            closing: Closing::default(),
         }
     }
 }
@@ -257,7 +263,10 @@ impl SluiceProxy {
                 chat: api.is_chat(),
                 claims: ctx.caller.as_ref().map(|c| &c.claims),
             };
-            let result = self.policies.pre_request(&mut seen, &mut verdict).await;
+            // Boxed, as the cache's store in `forward` is: the chain's future is 7 KiB,
+            // and inline it would stay in every request's future, open streams included,
+            // long after the chain ran.
+            let result = Box::pin(self.policies.pre_request(&mut seen, &mut verdict)).await;
             ctx.policy_outcomes = verdict.outcomes;
             ctx.pending = verdict.pending;
             ctx.extra_headers.extend(verdict.headers);
@@ -405,11 +414,7 @@ async fn write_text(session: &mut Session, body: String, trace_id: &str) {
     );
     let _ = resp.insert_header(TRACE_HEADER, header_value(trace_id));
     let _ = resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string());
-    if session
-        .write_response_header(Box::new(resp), false)
-        .await
-        .is_ok()
-    {
+    if session.write_response_header(Box::new(resp)).await.is_ok() {
         let _ = session
             .write_response_body(Some(Bytes::from(body)), true)
             .await;
@@ -431,7 +436,7 @@ async fn write_empty(
     for (name, value) in extra {
         let _ = resp.insert_header(name.clone(), value.clone());
     }
-    let _ = session.write_response_header(Box::new(resp), true).await;
+    let _ = session.write_response_header(Box::new(resp)).await;
 }
 
 /// Write a complete JSON response; a client that left meanwhile is not an error.
@@ -476,19 +481,61 @@ async fn write_body(session: &mut Session, reply: Reply<'_>, body: Bytes) {
         let _ = resp.insert_header(name.clone(), value.clone());
     }
     let _ = resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string());
-    if session
-        .write_response_header(Box::new(resp), false)
-        .await
-        .is_ok()
-    {
+    if session.write_response_header(Box::new(resp)).await.is_ok() {
         let _ = session.write_response_body(Some(body), true).await;
     }
 }
 
 #[async_trait]
-impl ProxyHttp for SluiceProxy {
-    type CTX = RequestCtx;
+impl HttpServerApp for SluiceProxy {
+    /// One request on a client connection: read its header, answer it, log it, and hand
+    /// the connection back for the next request when it can carry one.
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        let read = tokio::select! {
+            // Biased: a request already buffered is served, not dropped, at shutdown.
+            biased;
+            read = session.read_request() => read,
+            () = self.closing.wait() => return None,
+        };
+        match read {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                if e.etype() == &ErrorType::InvalidHTTPHeader {
+                    let _ = session.respond_error(400).await;
+                }
+                session.shutdown().await;
+                return None;
+            }
+        }
+        // CONNECT changes how the rest of the connection is framed: refused and closed,
+        // as Pingora's proxy does.
+        if session.req_header().method == http::Method::CONNECT {
+            let _ = session.respond_error(405).await;
+            session.shutdown().await;
+            return None;
+        }
+        let mut session = Session::new(session);
+        if *shutdown.borrow() {
+            session.set_keepalive(None);
+        }
+        let mut ctx = self.new_ctx();
+        self.serve(&mut session, &mut ctx).await;
+        self.logging(&mut session, &mut ctx).await;
+        session.finish().await
+    }
 
+    /// The server stopped listening: connections idle between requests close now.
+    async fn http_cleanup(&self) {
+        self.closing.close();
+    }
+}
+
+impl SluiceProxy {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             started: Instant::now(),
@@ -530,14 +577,8 @@ impl ProxyHttp for SluiceProxy {
         }
     }
 
-    /// Runs first for every request. sluice answers every request here, from the
-    /// upstream's response or with its own error, and returns `true` ("response sent")
-    /// so Pingora goes straight to `logging`.
-    async fn request_filter(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-    ) -> pingora_error::Result<bool> {
+    /// Answer the request, from the upstream's response or with sluice's own error.
+    async fn serve(&self, session: &mut Session, ctx: &mut RequestCtx) {
         ctx.trace_id = trace_id(&session.req_header().headers);
         METRICS.in_flight.inc();
         if let Err(error) = self.handle(session, ctx).await {
@@ -559,23 +600,10 @@ impl ProxyHttp for SluiceProxy {
                 .await;
             }
         }
-        Ok(true)
-    }
-
-    /// Never reached: `request_filter` answers every request.
-    async fn upstream_peer(
-        &self,
-        _session: &mut Session,
-        _ctx: &mut RequestCtx,
-    ) -> pingora_error::Result<Box<HttpPeer>> {
-        Err(Error::explain(
-            ErrorType::InternalError,
-            "sluice answers every request in request_filter",
-        ))
     }
 
     /// Runs last for every request: one structured access-log line, never credentials.
-    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+    async fn logging(&self, session: &mut Session, ctx: &mut RequestCtx) {
         METRICS.in_flight.dec();
         if !ctx.settle.is_empty() {
             self.policies

@@ -1,0 +1,126 @@
+//! The client's side of one request: Pingora's HTTP server session, without the layers
+//! of its proxy framework.
+//!
+//! sluice answers every request itself (see `service`), so it takes requests from
+//! Pingora's server directly. Pingora's `ProxyHttp` framework would build, per request,
+//! a session with a cache context, compression contexts and module filters that sluice
+//! never uses, and its request state machine (cache, retries, HTTP/2 upstreams) made the
+//! per-connection task several times the size of sluice's own request. Going around it
+//! took a fifth off the memory each open stream holds (README, "Measured").
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use pingora_core::apps::{HttpPersistentSettings, ReusedHttpStream};
+use pingora_core::protocols::http::ServerSession;
+use pingora_core::protocols::l4::socket::SocketAddr;
+use pingora_error::Result;
+use pingora_http::{RequestHeader, ResponseHeader};
+use tokio::sync::Notify;
+
+/// One client request and the connection it came on.
+pub struct Session {
+    inner: ServerSession,
+}
+
+impl Session {
+    pub(crate) fn new(inner: ServerSession) -> Self {
+        Self { inner }
+    }
+
+    pub fn req_header(&self) -> &RequestHeader {
+        self.inner.req_header()
+    }
+
+    /// Read the next piece of the request body; `None` at its end.
+    pub async fn read_request_body(&mut self) -> Result<Option<Bytes>> {
+        self.inner.read_request_body().await
+    }
+
+    pub async fn write_response_header(&mut self, resp: Box<ResponseHeader>) -> Result<()> {
+        self.inner.write_response_header(resp).await
+    }
+
+    /// Write a piece of the answer's body; `end` finishes it (an empty last chunk for a
+    /// chunked answer).
+    pub async fn write_response_body(&mut self, body: Option<Bytes>, end: bool) -> Result<()> {
+        match body {
+            Some(data) => self.inner.write_response_body(data, end).await,
+            None if end => self.inner.write_response_body(Bytes::new(), true).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The response header already sent, if any.
+    pub fn response_written(&self) -> Option<&ResponseHeader> {
+        self.inner.response_written()
+    }
+
+    /// `None` closes the connection after this request.
+    pub fn set_keepalive(&mut self, seconds: Option<u64>) {
+        self.inner.set_keepalive(seconds);
+    }
+
+    pub fn client_addr(&self) -> Option<&SocketAddr> {
+        self.inner.client_addr()
+    }
+
+    /// End the request: flush the answer and hand back the connection when it can carry
+    /// another request.
+    pub(crate) async fn finish(self) -> Option<ReusedHttpStream> {
+        // Taken first: the keep-alive settings and pipelining travel with the connection.
+        let settings = HttpPersistentSettings::for_session(&self.inner);
+        let stream = self.inner.finish().await.ok().flatten()?;
+        Some(ReusedHttpStream::from_reusable_stream(stream, settings))
+    }
+}
+
+/// Whether the server has stopped listening, for connections waiting for their next
+/// request: they close instead of holding the shutdown up until their client sends again.
+#[derive(Debug, Default)]
+pub(crate) struct Closing {
+    closed: AtomicBool,
+    notify: Notify,
+}
+
+impl Closing {
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    /// Resolves once `close` was called, before or after this call.
+    pub(crate) async fn wait(&self) {
+        let notified = self.notify.notified();
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        notified.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_wait_ends_when_closed_before_or_after_it_began() {
+        let closing = std::sync::Arc::new(Closing::default());
+        let waiting = tokio::spawn({
+            let closing = closing.clone();
+            async move { closing.wait().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        closing.close();
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("a waiter was not woken by close")
+            .unwrap();
+        // Closed already: returns at once.
+        tokio::time::timeout(Duration::from_secs(5), closing.wait())
+            .await
+            .expect("a wait after close did not return");
+    }
+}
