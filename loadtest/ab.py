@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Two or more sluice builds side by side, in one run, against the Pingora floor.
+
+    python3 loadtest/ab.py BEFORE AFTER [--reps 5] [--secs 5] [--streams 1000]
+
+BEFORE and AFTER are `sluice` binaries built beforehand, for instance:
+
+    git stash && cargo build --release -p sluice && cp target/release/sluice /tmp/sluice-before
+    git stash pop && cargo build --release -p sluice
+
+This machine's speed drifts by up to ±20% within minutes, more than most changes
+move the numbers, so a change is judged here rather than across two harness runs:
+every binary gets the harness's configuration (its own data directory and ports),
+then scenario 1 runs against the floor and each binary in turn, `--reps` times, and
+each target's median is reported with its ratio to the floor, its CPU per request
+and the provider mock's CPU per request (which falls when sluice wakes it less).
+Then each binary holds `--streams` translated streams, and the growth of its RSS over
+its idle size is divided among them (scenario 5).
+"""
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run  # noqa: E402
+from run import CHAT, FLOOR, KEY, MOCK, TRANSLATED, Proc, http, loadgen, wait_up, wrk  # noqa: E402
+
+
+def start(binary, i, work, consumers):
+    """A configured `sluice all` on ports of its own, restarted on its stored config."""
+    admin, proxy = 19280 + 10 * i, 19281 + 10 * i
+    run.ADMIN, run.PROXY = admin, proxy
+    env = {"SLUICE_DATA_DIR": f"{work}/data{i}", "SLUICE_ADMIN_ADDR": f"127.0.0.1:{admin}",
+           "SLUICE_PROXY_ADDR": f"127.0.0.1:{proxy}", "SLUICE_MCP_ADDR": f"127.0.0.1:{19282 + 10 * i}",
+           "SLUICE_ADMIN_TOKEN": "bench", "SLUICE_LOG": "warn", "SLUICE_PROXY_THREADS": "1",
+           "SLUICE_TELEMETRY": "file", "SLUICE_TELEMETRY_FILE": f"{work}/events{i}.jsonl"}
+    name = f"{i}:{os.path.basename(binary)}"
+    p = Proc(f"sluice{i}", [binary, "all"], env=env, logdir=work)
+    wait_up(f"http://127.0.0.1:{proxy}/readyz", name)
+    slug, key = run.configure(consumers)
+    p.stop()
+    p = Proc(f"sluice{i}", [binary, "all"], env=env, logdir=work)
+    wait_up(f"http://127.0.0.1:{proxy}/readyz", name)
+    headers = {"X-AG-API-Key": key, "X-AG-Gateway-Slug": "bench"}
+    path = f"/{slug}/v1/chat/completions"
+    for _ in range(100):
+        try:
+            http("POST", f"http://127.0.0.1:{proxy}{path}", CHAT, headers)
+            break
+        except Exception:
+            time.sleep(0.1)
+    return name, p, f"http://127.0.0.1:{proxy}", path, headers
+
+
+def median(xs):
+    return sorted(xs)[len(xs) // 2]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("binaries", nargs="+")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--secs", type=float, default=5)
+    ap.add_argument("--conns", type=int, default=32)
+    ap.add_argument("--streams", type=int, default=1000)
+    ap.add_argument("--consumers", type=int, default=10)
+    a = ap.parse_args()
+    built = lambda n: os.path.join(run.ROOT, "target", "release", n)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+    work = tempfile.mkdtemp(prefix="sluice-ab-")
+    procs = []
+    try:
+        mock = Proc("mock", [built("mock-provider"), "--addr", f"127.0.0.1:{MOCK}", "--api-key", KEY,
+                             "--threads", "1"], logdir=work)
+        floor = Proc("pingora-floor", [built("pingora-floor"), "--listen", f"127.0.0.1:{FLOOR}",
+                                       "--upstream", f"127.0.0.1:{MOCK}", "--threads", "1"], logdir=work)
+        procs += [mock, floor]
+        wait_up(f"http://127.0.0.1:{MOCK}/health", "the mock")
+        targets = [("floor", floor, f"http://127.0.0.1:{FLOOR}", "/v1/chat/completions",
+                    {"Authorization": f"Bearer {KEY}"})]
+        for i, binary in enumerate(a.binaries):
+            target = start(os.path.abspath(binary), i, work, a.consumers)
+            procs.append(target[1])
+            targets.append(target)
+        for _, _, url, path, headers in targets:
+            wrk(url, path, CHAT, 2, a.conns, headers)
+
+        rows = {t[0]: [] for t in targets}
+        for rep in range(a.reps):
+            for name, proc, url, path, headers in targets:
+                cpu, mock_cpu = proc.cpu(), mock.cpu()
+                r = wrk(url, path, CHAT, a.secs, a.conns, headers)
+                n = max(r["requests"], 1)
+                rows[name].append((r["rps"], (proc.cpu() - cpu) * 1e6 / n, (mock.cpu() - mock_cpu) * 1e6 / n))
+                run.log(f"round {rep + 1}: {name:24s} {r['rps']:8.0f} req/s")
+        floor_rps = median([r[0] for r in rows["floor"]])
+        print(f"scenario 1, median of {a.reps} ({a.secs:.0f} s each, {a.conns} connections):")
+        print(f"  {'target':24s} {'req/s':>8s} {'÷floor':>7s} {'CPU µs/req':>11s} {'mock µs/req':>12s}")
+        for name, rs in rows.items():
+            rps = median([r[0] for r in rs])
+            print(f"  {name:24s} {rps:8.0f} {rps / floor_rps:7.2f} {median([r[1] for r in rs]):11.1f}"
+                  f" {median([r[2] for r in rs]):12.1f}")
+
+        print(f"scenario 5, {a.streams} held translated streams:")
+        body = dict(TRANSLATED, stream=True)
+        hold = {"x-mock-chunks": "50", "x-mock-delay-ms": "100"}
+        for name, proc, url, path, headers in targets[1:]:
+            time.sleep(8)  # freed memory goes back to the system first
+            base = proc.rss()
+            proc.sample()
+            r = loadgen(built("loadgen"), url + path, body, {**headers, **hold},
+                        connections=a.streams, requests=a.streams, duration=60)
+            peak = proc.stop_sampling()
+            print(f"  {name:24s} {(peak - base) / 1024 / a.streams:6.1f} KiB a stream "
+                  f"({base / 2**20:.1f} → {peak / 2**20:.1f} MiB, {r.get('errors', 0)} errors)")
+    finally:
+        for p in reversed(procs):
+            p.stop()
+
+
+if __name__ == "__main__":
+    main()
