@@ -20,7 +20,6 @@ its idle size is divided among them (scenario 5).
 
 import argparse
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -70,15 +69,11 @@ def main():
     ap.add_argument("--consumers", type=int, default=10)
     a = ap.parse_args()
     built = lambda n: os.path.join(run.ROOT, "target", "release", n)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+    run.raise_fd_limit()
     work = tempfile.mkdtemp(prefix="sluice-ab-")
     procs = []
     try:
-        mock = Proc("mock", [built("mock-provider"), "--addr", f"127.0.0.1:{MOCK}", "--api-key", KEY,
-                             "--threads", "1"], logdir=work)
-        floor = Proc("pingora-floor", [built("pingora-floor"), "--listen", f"127.0.0.1:{FLOOR}",
-                                       "--upstream", f"127.0.0.1:{MOCK}", "--threads", "1"], logdir=work)
+        mock, floor = run.start_mock_and_floor(built, work)
         procs += [mock, floor]
         wait_up(f"http://127.0.0.1:{MOCK}/health", "the mock")
         targets = [("floor", floor, f"http://127.0.0.1:{FLOOR}", "/v1/chat/completions",

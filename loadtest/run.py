@@ -199,6 +199,21 @@ def configure(consumers):
     return c["slug"], auth["key"]
 
 
+def raise_fd_limit():
+    """1,000 open streams need file descriptors on every side."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+
+
+def start_mock_and_floor(binary, logdir):
+    """The mock provider and the Pingora floor in front of it, one worker thread each."""
+    mock = Proc("mock", [binary("mock-provider"), "--addr", f"127.0.0.1:{MOCK}", "--api-key", KEY,
+                         "--threads", "1"], logdir=logdir)
+    floor = Proc("pingora-floor", [binary("pingora-floor"), "--listen", f"127.0.0.1:{FLOOR}",
+                                   "--upstream", f"127.0.0.1:{MOCK}", "--threads", "1"], logdir=logdir)
+    return mock, floor
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="seconds per scenario, debug build (CI)")
@@ -226,17 +241,12 @@ def main():
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install -y wrk")
     binary = lambda n: os.path.join(ROOT, "target", profile, n)
-    # 1,000 open streams need file descriptors on every side.
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+    raise_fd_limit()
 
     work = tempfile.mkdtemp(prefix="sluice-load-")
     procs = []
     try:
-        mock = Proc("mock", [binary("mock-provider"), "--addr", f"127.0.0.1:{MOCK}", "--api-key", KEY,
-                             "--threads", "1"], logdir=work)
-        floor = Proc("pingora-floor", [binary("pingora-floor"), "--listen", f"127.0.0.1:{FLOOR}",
-                                       "--upstream", f"127.0.0.1:{MOCK}", "--threads", "1"], logdir=work)
+        mock, floor = start_mock_and_floor(binary, work)
         procs += [mock, floor]
         nginx = None
         nginx_bin = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
