@@ -508,3 +508,55 @@ async fn every_plane_reports_health() {
     }
     s.running.shutdown().await;
 }
+
+/// Send each request on one fresh connection to the proxy, each after the previous
+/// answer ended (`until` seen) or, for the last, until the proxy closes.
+async fn raw_exchange(addr: std::net::SocketAddr, requests: &[&[u8]], until: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    for (i, request) in requests.iter().enumerate() {
+        conn.write_all(request).await.unwrap();
+        let last = i + 1 == requests.len();
+        loop {
+            let n = tokio::time::timeout_at(deadline, conn.read(&mut buf))
+                .await
+                .expect("the proxy neither answered nor closed")
+                .unwrap_or(0);
+            if n == 0 {
+                return String::from_utf8_lossy(&got).into_owned();
+            }
+            got.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&got);
+            if !last && text.matches(until).count() > i {
+                break;
+            }
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// sluice serves HTTP/1.1 itself on Pingora's server: keep-alive carries a second
+/// request, a header that does not parse gets a 400 and a closed connection, and
+/// `CONNECT` (which would change how the connection is framed) a 405.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_speaks_http_1_1_on_its_own() {
+    let s = embedded().await;
+    let addr = s.running.proxy_addr.expect("proxy");
+
+    let health: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    let close: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let got = raw_exchange(addr, &[health, close], "{\"status\":\"ok\"}").await;
+    assert_eq!(got.matches("HTTP/1.1 200").count(), 2, "{got}");
+
+    let garbage: &[u8] = b"GET /healthz HTTP/1.1\r\nno colon here\r\n\r\n";
+    let refused = raw_exchange(addr, &[garbage], "").await;
+    assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
+
+    let connect: &[u8] = b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n";
+    let refused = raw_exchange(addr, &[connect], "").await;
+    assert!(refused.starts_with("HTTP/1.1 405"), "{refused}");
+    s.running.shutdown().await;
+}
