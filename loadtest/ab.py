@@ -26,17 +26,14 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402
-from run import CHAT, FLOOR, KEY, MOCK, TRANSLATED, Proc, http, loadgen, wait_up, wrk  # noqa: E402
+from run import CHAT, FLOOR, KEY, MOCK, TRANSLATED, Proc, loadgen, wait_up, wrk  # noqa: E402
 
 
 def start(binary, i, work, consumers):
     """A configured `sluice all` on ports of its own, restarted on its stored config."""
     admin, proxy = 19280 + 10 * i, 19281 + 10 * i
     run.ADMIN, run.PROXY = admin, proxy
-    env = {"SLUICE_DATA_DIR": f"{work}/data{i}", "SLUICE_ADMIN_ADDR": f"127.0.0.1:{admin}",
-           "SLUICE_PROXY_ADDR": f"127.0.0.1:{proxy}", "SLUICE_MCP_ADDR": f"127.0.0.1:{19282 + 10 * i}",
-           "SLUICE_ADMIN_TOKEN": "bench", "SLUICE_LOG": "warn", "SLUICE_PROXY_THREADS": "1",
-           "SLUICE_TELEMETRY": "file", "SLUICE_TELEMETRY_FILE": f"{work}/events{i}.jsonl"}
+    env = run.sluice_env(work, admin, proxy, 19282 + 10 * i, tag=str(i))
     name = f"{i}:{os.path.basename(binary)}"
     p = Proc(f"sluice{i}", [binary, "all"], env=env, logdir=work)
     wait_up(f"http://127.0.0.1:{proxy}/readyz", name)
@@ -46,12 +43,7 @@ def start(binary, i, work, consumers):
     wait_up(f"http://127.0.0.1:{proxy}/readyz", name)
     headers = {"X-AG-API-Key": key, "X-AG-Gateway-Slug": "bench"}
     path = f"/{slug}/v1/chat/completions"
-    for _ in range(100):
-        try:
-            http("POST", f"http://127.0.0.1:{proxy}{path}", CHAT, headers)
-            break
-        except Exception:
-            time.sleep(0.1)
+    run.wait_answering(f"http://127.0.0.1:{proxy}{path}", headers)
     return name, p, f"http://127.0.0.1:{proxy}", path, headers
 
 

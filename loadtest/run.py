@@ -205,6 +205,25 @@ def raise_fd_limit():
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
 
 
+def sluice_env(work, admin, proxy, mcp, tag=""):
+    """The realistic embedded setting: SQLite in `work`, telemetry to a file, metrics on,
+    one proxy worker thread."""
+    return {"SLUICE_DATA_DIR": f"{work}/data{tag}", "SLUICE_ADMIN_ADDR": f"127.0.0.1:{admin}",
+            "SLUICE_PROXY_ADDR": f"127.0.0.1:{proxy}", "SLUICE_MCP_ADDR": f"127.0.0.1:{mcp}",
+            "SLUICE_ADMIN_TOKEN": "bench", "SLUICE_LOG": "warn", "SLUICE_PROXY_THREADS": "1",
+            "SLUICE_TELEMETRY": "file", "SLUICE_TELEMETRY_FILE": f"{work}/events{tag}.jsonl"}
+
+
+def wait_answering(url, headers):
+    """Wait until the configured route answers: the snapshot is loaded."""
+    for _ in range(100):
+        try:
+            http("POST", url, CHAT, headers)
+            return
+        except Exception:
+            time.sleep(0.1)
+
+
 def start_mock_and_floor(binary, logdir):
     """The mock provider and the Pingora floor in front of it, one worker thread each."""
     mock = Proc("mock", [binary("mock-provider"), "--addr", f"127.0.0.1:{MOCK}", "--api-key", KEY,
@@ -257,10 +276,7 @@ def main():
                 f.write(conf)
             nginx = Proc("nginx", [nginx_bin, "-p", work, "-c", f"{work}/nginx.conf"], logdir=work)
             procs.append(nginx)
-        env = {"SLUICE_DATA_DIR": f"{work}/data", "SLUICE_ADMIN_ADDR": f"127.0.0.1:{ADMIN}",
-               "SLUICE_PROXY_ADDR": f"127.0.0.1:{PROXY}", "SLUICE_MCP_ADDR": "127.0.0.1:19082",
-               "SLUICE_ADMIN_TOKEN": "bench", "SLUICE_LOG": "warn", "SLUICE_PROXY_THREADS": "1",
-               "SLUICE_TELEMETRY": "file", "SLUICE_TELEMETRY_FILE": f"{work}/events.jsonl"}
+        env = sluice_env(work, ADMIN, PROXY, 19082)
         sluice = Proc("sluice", [binary("sluice"), "all"], env=env, logdir=work)
         procs.append(sluice)
         wait_up(f"http://127.0.0.1:{MOCK}/health", "the mock")
@@ -277,12 +293,7 @@ def main():
         sl = {"X-AG-API-Key": key, "X-AG-Gateway-Slug": "bench"}
         direct = {"Authorization": f"Bearer {KEY}"}
         path = f"/{slug}/v1/chat/completions"
-        for _ in range(100):
-            try:
-                http("POST", f"http://127.0.0.1:{PROXY}{path}", CHAT, sl)
-                break
-            except Exception:
-                time.sleep(0.1)
+        wait_answering(f"http://127.0.0.1:{PROXY}{path}", sl)
         time.sleep(1)
         idle_rss = sluice.rss()
         floors = [("pingora", f"http://127.0.0.1:{FLOOR}", floor)] + \
