@@ -79,8 +79,6 @@ async fn proxied_completion_plain_and_streamed() {
     s.running.shutdown().await;
 }
 
-/// The first event reaches the client while the provider is still holding the rest of
-/// the stream: sluice relays chunk by chunk and never buffers the whole answer.
 /// Pingora keeps each fast timer until its deadline even when it is cancelled, so the
 /// proxy's long timeouts (the 600 s upstream read above all) must go to Tokio's timer,
 /// or every request holds memory for ten minutes. The setting is process-wide and the
@@ -95,6 +93,8 @@ async fn long_timeouts_do_not_use_pingoras_fast_timers() {
     );
 }
 
+/// The first event reaches the client while the provider is still holding the rest of
+/// the stream: sluice relays chunk by chunk and never buffers the whole answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_are_relayed_event_by_event() {
     let s = embedded().await;

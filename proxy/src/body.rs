@@ -3,12 +3,12 @@
 //! A body larger than the limit is refused from its `Content-Length` before a byte is
 //! read, or as soon as the running total passes the limit for chunked uploads.
 
-use crate::session::Session;
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use crate::error::ProxyError;
+use crate::session::Session;
 
 /// Read the whole request body, refusing more than `limit` bytes.
 pub async fn read(session: &mut Session, limit: usize) -> Result<Bytes, ProxyError> {

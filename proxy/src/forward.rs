@@ -10,7 +10,6 @@
 
 use std::time::{Duration, Instant};
 
-use crate::session::Session;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use sluice_shared::model::{FallbackTrigger, LbAlgorithm};
@@ -27,6 +26,7 @@ use crate::plan;
 use crate::policy::ResponseStage;
 use crate::route::Api;
 use crate::service::{RequestCtx, SluiceProxy, TRACE_HEADER, header_value};
+use crate::session::Session;
 
 /// Attempts when the consumer sets no fallback budget.
 const DEFAULT_ATTEMPTS: u32 = 3;

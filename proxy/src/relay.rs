@@ -4,7 +4,6 @@
 
 use std::time::Instant;
 
-use crate::session::Session;
 use bytes::{Bytes, BytesMut};
 use sluice_translate::canonical::{ErrorInfo, Event};
 use sluice_translate::sse::{EventSplitter, SseParser};
@@ -15,6 +14,7 @@ use tracing::{debug, warn};
 use crate::error::ProxyError;
 use crate::exchange::{BodyReader, MAX_ACCOUNTED_BODY, MAX_EVENT, Relayed, classify};
 use crate::policy::respond::Filter;
+use crate::session::Session;
 
 /// How a relay ended.
 pub(crate) enum Done {

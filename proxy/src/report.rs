@@ -2,13 +2,13 @@
 
 use std::mem::take;
 
-use crate::session::Session;
 use sluice_shared::catalog;
 use sluice_telemetry::metrics::{METRICS, status_class};
 use sluice_telemetry::{ConsumerRef, EventModel, GatewayRef, Latency, TelemetryEvent, TokenUsage};
 
 use crate::route::Api;
 use crate::service::RequestCtx;
+use crate::session::Session;
 
 fn endpoint(api: Api) -> &'static str {
     match api {
