@@ -78,11 +78,15 @@ async fn tools_and_prompts_are_injected_in_the_clients_dialect() {
     )
     .await;
     // The mock calls the tools it is offered: the injected one shows in the answer.
+    // Both policies must have reached the proxy's snapshot (they are attached by two
+    // admin writes), so the wait also looks for the prompt upstream.
     let v: Value = eventually(Duration::from_secs(10), "the policies to apply", || async {
         let resp = chat_with(&s.proxy, &f, ask("hi", false), &[("x-user", "ana")]).await;
         let v: Value = resp.json().await.ok()?;
-        (v["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "company_search")
-            .then_some(v)
+        let both = v["choices"][0]["message"]["tool_calls"][0]["function"]["name"]
+            == "company_search"
+            && last_upstream(&m)["messages"][0]["role"] == "system";
+        both.then_some(v)
     })
     .await;
     assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
