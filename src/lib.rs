@@ -192,6 +192,8 @@ pub async fn launch(settings: &Settings, planes: &[Plane]) -> anyhow::Result<Run
         let options = ProxyOptions {
             addr: settings.proxy_addr,
             threads: settings.proxy_threads,
+            work_stealing: settings.proxy_runtime
+                == sluice_shared::settings::ProxyRuntime::Stealing,
             max_body_bytes: settings.max_body_bytes,
             connect_timeout: Duration::from_millis(settings.upstream_connect_timeout_ms),
             read_timeout: Duration::from_secs(settings.upstream_read_timeout_secs),

@@ -560,3 +560,44 @@ async fn the_proxy_speaks_http_1_1_on_its_own() {
     assert!(refused.starts_with("HTTP/1.1 405"), "{refused}");
     s.running.shutdown().await;
 }
+
+/// Both proxy runtimes serve on several threads: pinned (one single-threaded runtime
+/// per thread, the default) and work-stealing. Concurrent clients on their own
+/// connections get their answers, plain and streamed, whichever thread they land on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_proxy_runtimes_serve_on_several_threads() {
+    use sluice_shared::settings::ProxyRuntime;
+    let upstream = mock("primary").await;
+    for runtime in [ProxyRuntime::Pinned, ProxyRuntime::Stealing] {
+        let s = embedded_with(|s| {
+            s.proxy_threads = 3;
+            s.proxy_runtime = runtime;
+        })
+        .await;
+        let f = setup(&s.admin, "demo", &upstream.base_url()).await;
+        s.proxy.wait_serving(&f).await;
+        let calls = (0..12).map(|i| {
+            // A client of its own each: its own connection.
+            let proxy = Proxy::new(s.running.proxy_addr.expect("proxy"));
+            let f = f.clone();
+            async move {
+                let resp = proxy.chat(&f, simple_chat(i % 2 == 1)).await;
+                (resp.status(), resp.text().await.expect("body"))
+            }
+        });
+        for (i, (status, body)) in futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            assert_eq!(status, 200, "{runtime:?} call {i}: {body}");
+            let done = if i % 2 == 1 {
+                "[DONE]"
+            } else {
+                "chat.completion"
+            };
+            assert!(body.contains(done), "{runtime:?} call {i}: {body}");
+        }
+        s.running.shutdown().await;
+    }
+}

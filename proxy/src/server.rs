@@ -31,6 +31,9 @@ pub struct ProxyOptions {
     pub addr: SocketAddr,
     /// Worker threads; 0 for one per core.
     pub threads: usize,
+    /// One work-stealing runtime for all threads, rather than one single-threaded
+    /// runtime per thread with each connection pinned to one.
+    pub work_stealing: bool,
     pub max_body_bytes: usize,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
@@ -95,6 +98,11 @@ impl ProxyServer {
             // Tokio's timer, which forgets a cancelled one at once. (The server applies
             // this when it starts, over any earlier setting.)
             fast_timeout_to_tokio_threshold_seconds: Some(FAST_TIMER_LIMIT.as_secs()),
+            // A pinned connection never moves between threads: no task hand-off, no
+            // cross-thread wake-up, no atomic run queue. On scenario 1 this took a tenth
+            // off sluice's CPU per request (README, "Measured"). Pingora still spreads new
+            // connections over the threads at random.
+            work_stealing: options.work_stealing,
             ..ServerConf::default()
         };
         let connector = Connector::new(Some(ConnectorOptions::from_server_conf(&conf)));
@@ -135,7 +143,7 @@ impl ProxyServer {
                 });
             })?;
         wait_listening(addr)?;
-        info!(%addr, threads, "proxy listening");
+        info!(%addr, threads, work_stealing = options.work_stealing, "proxy listening");
         Ok(Self {
             addr,
             stop,

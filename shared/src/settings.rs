@@ -87,6 +87,19 @@ pub struct Settings {
     #[arg(long, env = "SLUICE_PROXY_THREADS", default_value_t = 0)]
     pub proxy_threads: usize,
 
+    /// How the proxy's worker threads share connections. `pinned` (the default): each
+    /// connection stays on the thread it was given, which runs it on a single-threaded
+    /// runtime with no cross-thread hand-offs; `stealing`: one runtime whose idle
+    /// threads take work from busy ones, for loads of few connections with very uneven
+    /// requests.
+    #[arg(
+        long,
+        env = "SLUICE_PROXY_RUNTIME",
+        value_enum,
+        default_value = "pinned"
+    )]
+    pub proxy_runtime: ProxyRuntime,
+
     /// Seconds in-flight requests get to finish after SIGTERM or SIGINT.
     #[arg(long, env = "SLUICE_SHUTDOWN_GRACE_SECS", default_value_t = 5)]
     pub shutdown_grace_secs: u64,
@@ -133,6 +146,13 @@ pub struct Settings {
     pub kafka_message_timeout_ms: u64,
 }
 
+/// How the proxy's worker threads share connections (see `Settings::proxy_runtime`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProxyRuntime {
+    Pinned,
+    Stealing,
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -162,6 +182,7 @@ impl Settings {
             resync_secs: 10,
             republish_secs: 60,
             proxy_threads: 1,
+            proxy_runtime: ProxyRuntime::Pinned,
             shutdown_grace_secs: 1,
             max_body_bytes: 32 * 1024 * 1024,
             upstream_connect_timeout_ms: 10_000,

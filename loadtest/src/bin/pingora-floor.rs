@@ -21,6 +21,10 @@ struct Args {
     upstream: SocketAddr,
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Pingora's work-stealing runtime instead of pinned single-threaded ones; off by
+    /// default, as in sluice, so the floor runs on the runtime sluice runs on.
+    #[arg(long)]
+    work_stealing: bool,
 }
 
 struct Floor {
@@ -46,6 +50,7 @@ fn main() {
     let args = Args::parse();
     let conf = ServerConf {
         threads: args.threads,
+        work_stealing: args.work_stealing,
         grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
