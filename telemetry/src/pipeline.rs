@@ -85,7 +85,7 @@ pub struct Telemetry {
 /// How many events wake the sink task. Small on purpose: a batch is written while its
 /// events are still in the CPU's caches. With a 25 ms tick alone, a busy proxy handed
 /// over 750 events at a time, cold by then, and the sink task's burst of cache misses
-/// took a sixth off scenario 1's throughput (README, "Measured").
+/// took nearly a fifth off scenario 1's throughput (README, "Measured").
 const BATCH: usize = 64;
 /// The longest an event waits for its batch to fill.
 const TICK: Duration = Duration::from_millis(25);
