@@ -166,7 +166,7 @@ async fn send(
     peer: &HttpPeer,
     out: &Outbound<'_>,
     read_timeout: Duration,
-) -> Result<HttpSession, ProxyError> {
+) -> Result<Box<HttpSession>, ProxyError> {
     let body = &out.body;
     let mut attempt = 0;
     loop {
@@ -197,7 +197,7 @@ async fn send(
         }
         .await;
         match sent {
-            Ok(()) => return Ok(up),
+            Ok(()) => return Ok(Box::new(up)),
             Err(e) if reused && attempt == 1 => {
                 debug!(error = %e, "pooled upstream connection failed; retrying on a fresh one");
             }
@@ -289,7 +289,7 @@ impl From<ProxyError> for AnswerError {
 /// status line), then chunk by chunk, each read bounded by the idle timeout, all of
 /// it by the total deadline of a non-streaming request.
 pub(crate) struct BodyReader {
-    up: HttpSession,
+    up: Box<HttpSession>,
     first: Option<Option<Bytes>>,
     deadline: Option<Instant>,
 }
@@ -321,7 +321,9 @@ impl BodyReader {
 /// An upstream that answered with a response header; nothing has reached the client
 /// yet, so the caller may still try elsewhere.
 pub struct Sent {
-    up: HttpSession,
+    /// Boxed from here on: Pingora's client session is 472 bytes, and each `async`
+    /// function it passes through keeps its own copy in the request's future.
+    up: Box<HttpSession>,
     pub status: u16,
     is_sse: bool,
     /// The provider's `Retry-After`, in seconds form.
@@ -520,9 +522,9 @@ pub async fn answer(
         }
     };
     if matches!(result, Done::Complete) && up.up.response_done() {
-        connector
-            .release_http_session(up.up, peer, Some(idle_timeout()))
-            .await;
+        // Boxed: a 3 KiB future, and inline it would more than double the size of
+        // this function's, which every open stream holds while it is relayed.
+        Box::pin(connector.release_http_session(*up.up, peer, Some(idle_timeout()))).await;
     }
     Ok(relayed)
 }

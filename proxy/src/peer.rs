@@ -54,13 +54,16 @@ impl Resolver {
     }
 
     /// The peer for a target, with sluice's timeouts.
+    ///
+    /// Boxed: an `HttpPeer` is 672 bytes, held by the request's future through the
+    /// whole exchange, streams included.
     pub async fn peer(
         &self,
         target: &UpstreamTarget,
         timeouts: PeerTimeouts,
-    ) -> Result<HttpPeer, ProxyError> {
+    ) -> Result<Box<HttpPeer>, ProxyError> {
         let addr = self.resolve(&target.host, target.port).await?;
-        let mut peer = HttpPeer::new(addr, target.tls, target.host.clone());
+        let mut peer = Box::new(HttpPeer::new(addr, target.tls, target.host.clone()));
         let connect = target.timeouts.connect.unwrap_or(timeouts.connect);
         peer.options.connection_timeout = Some(connect);
         peer.options.total_connection_timeout = Some(connect);

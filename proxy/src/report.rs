@@ -23,11 +23,11 @@ fn endpoint(api: Api) -> &'static str {
 
 /// The model as a metrics label: names the models catalog knows, else `other`, so a
 /// client cannot grow the label set.
-fn model_label(provider: Option<&str>, model: Option<&str>) -> String {
+fn model_label<'a>(provider: Option<&str>, model: Option<&'a str>) -> &'a str {
     match (provider, model) {
-        (Some(p), Some(m)) if catalog::find_model(p, m).is_some() => m.to_string(),
-        (_, None) => "none".into(),
-        _ => "other".into(),
+        (Some(p), Some(m)) if catalog::find_model(p, m).is_some() => m,
+        (_, None) => "none",
+        _ => "other",
     }
 }
 
@@ -81,7 +81,7 @@ pub fn report(ctx: &mut RequestCtx, session: &Session) -> Option<TelemetryEvent>
             gateway,
             consumer,
             provider,
-            &model,
+            model,
             status_class(ctx.status),
             ctx.dialect.as_str(),
         ])
@@ -113,13 +113,13 @@ pub fn report(ctx: &mut RequestCtx, session: &Session) -> Option<TelemetryEvent>
             ("reasoning", u.reasoning_tokens),
         ] {
             m.tokens
-                .with_label_values(&[gateway, consumer, provider, &model, kind])
+                .with_label_values(&[gateway, consumer, provider, model, kind])
                 .inc_by(n);
         }
     }
     if let Some(c) = cost {
         m.cost_micro_usd
-            .with_label_values(&[gateway, consumer, provider, &model])
+            .with_label_values(&[gateway, consumer, provider, model])
             .inc_by((c * 1_000_000.0).round() as u64);
     }
     for a in &ctx.attempt_log {

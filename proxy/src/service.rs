@@ -7,6 +7,8 @@
 //! keep-alive handling, the upstream connection pool and TLS (see `session` for why the
 //! framework in between is left out).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -222,7 +224,8 @@ impl SluiceProxy {
         if let identity::Presented::Bearer(token) = presented {
             let token = token.to_string();
             let auths: Vec<_> = gateway.bearer_auths(&consumer.auth_ids).cloned().collect();
-            ctx.caller = Some(self.bearer.verify(&auths, &token).await?);
+            // Boxed: a 2 KiB future that only bearer-token requests need.
+            ctx.caller = Some(Box::pin(self.bearer.verify(&auths, &token)).await?);
         }
         ctx.consumer = Some(consumer.id);
         ctx.consumer_name = Some(consumer.name.clone());
@@ -488,11 +491,36 @@ async fn write_body(session: &mut Session, reply: Reply<'_>, body: Bytes) {
 
 #[async_trait]
 impl HttpServerApp for SluiceProxy {
+    /// One request on a client connection (see [`SluiceProxy::turn`]).
+    ///
+    /// Written out rather than left to `async_trait`, whose future would hold Pingora's
+    /// session by value twice over before a byte of the request is read: the future is
+    /// allocated for every request and held by every open stream.
+    fn process_new_http<'life0, 'life1, 'async_trait>(
+        self: &'life0 Arc<Self>,
+        session: ServerSession,
+        shutdown: &'life1 ShutdownWatch,
+    ) -> Pin<Box<dyn Future<Output = Option<ReusedHttpStream>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(self.turn(Session::new(session), shutdown))
+    }
+
+    /// The server stopped listening: connections idle between requests close now.
+    async fn http_cleanup(&self) {
+        self.closing.close();
+    }
+}
+
+impl SluiceProxy {
     /// One request on a client connection: read its header, answer it, log it, and hand
     /// the connection back for the next request when it can carry one.
-    async fn process_new_http(
-        self: &Arc<Self>,
-        mut session: ServerSession,
+    async fn turn(
+        &self,
+        mut session: Session,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
         let read = tokio::select! {
@@ -505,21 +533,17 @@ impl HttpServerApp for SluiceProxy {
             Ok(true) => {}
             Ok(false) => return None,
             Err(e) => {
-                if e.etype() == &ErrorType::InvalidHTTPHeader {
-                    let _ = session.respond_error(400).await;
-                }
-                session.shutdown().await;
+                let bad_header = e.etype() == &ErrorType::InvalidHTTPHeader;
+                session.refuse(bad_header.then_some(400)).await;
                 return None;
             }
         }
         // CONNECT changes how the rest of the connection is framed: refused and closed,
         // as Pingora's proxy does.
         if session.req_header().method == http::Method::CONNECT {
-            let _ = session.respond_error(405).await;
-            session.shutdown().await;
+            session.refuse(Some(405)).await;
             return None;
         }
-        let mut session = Session::new(session);
         if *shutdown.borrow() {
             session.set_keepalive(None);
         }
@@ -529,13 +553,6 @@ impl HttpServerApp for SluiceProxy {
         session.finish().await
     }
 
-    /// The server stopped listening: connections idle between requests close now.
-    async fn http_cleanup(&self) {
-        self.closing.close();
-    }
-}
-
-impl SluiceProxy {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             started: Instant::now(),
@@ -606,15 +623,15 @@ impl SluiceProxy {
     async fn logging(&self, session: &mut Session, ctx: &mut RequestCtx) {
         METRICS.in_flight.dec();
         if !ctx.settle.is_empty() {
-            self.policies
-                .settle(
-                    &ctx.settle,
-                    ctx.usage,
-                    (200..300).contains(&ctx.status),
-                    ctx.provider,
-                    ctx.model.as_deref(),
-                )
-                .await;
+            // Boxed: a 5.4 KiB future that only requests with token budgets need.
+            Box::pin(self.policies.settle(
+                &ctx.settle,
+                ctx.usage,
+                (200..300).contains(&ctx.status),
+                ctx.provider,
+                ctx.model.as_deref(),
+            ))
+            .await;
         }
         info!(
             target: "sluice::access",

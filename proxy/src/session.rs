@@ -19,13 +19,33 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use tokio::sync::Notify;
 
 /// One client request and the connection it came on.
+///
+/// Boxed: Pingora's session is 680 bytes, and every `async` function that takes it by
+/// value keeps a copy both as its argument and as its local, all of them in the
+/// request's future for as long as it lives, streams included (README, "Measured").
 pub struct Session {
-    inner: ServerSession,
+    inner: Box<ServerSession>,
 }
 
 impl Session {
     pub(crate) fn new(inner: ServerSession) -> Self {
-        Self { inner }
+        Self {
+            inner: Box::new(inner),
+        }
+    }
+
+    /// Read the request header; `false` when the client closed the connection first.
+    pub(crate) async fn read_request(&mut self) -> Result<bool> {
+        self.inner.read_request().await
+    }
+
+    /// Answer a request that cannot be served with a bare status and close.
+    pub(crate) async fn refuse(mut self, status: Option<u16>) {
+        if let Some(status) = status {
+            // Boxed: rare, and a 1.3 KiB future.
+            let _ = Box::pin(self.inner.respond_error(status)).await;
+        }
+        self.inner.shutdown().await;
     }
 
     pub fn req_header(&self) -> &RequestHeader {
@@ -70,7 +90,9 @@ impl Session {
     pub(crate) async fn finish(self) -> Option<ReusedHttpStream> {
         // Taken first: the keep-alive settings and pipelining travel with the connection.
         let settings = HttpPersistentSettings::for_session(&self.inner);
-        let stream = self.inner.finish().await.ok().flatten()?;
+        // Boxed: finishing is a 3.7 KiB future (Pingora's HTTP/2 and subrequest
+        // sessions share the enum), and inline it would size every request's future.
+        let stream = Box::pin((*self.inner).finish()).await.ok().flatten()?;
         Some(ReusedHttpStream::from_reusable_stream(stream, settings))
     }
 }
