@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use pingora_core::connectors::http::Connector;
 use pingora_core::protocols::http::client::HttpSession;
 use pingora_core::upstreams::peer::HttpPeer;
@@ -23,6 +23,7 @@ use tracing::{debug, warn};
 
 use crate::coalesce;
 use crate::error::ProxyError;
+use crate::head;
 use crate::headers;
 use crate::peer::idle_timeout;
 use crate::policy::respond::Filter;
@@ -107,39 +108,36 @@ pub fn request_header(out: &Outbound<'_>) -> Result<RequestHeader, ProxyError> {
             |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         path.push_str(&format!("?{}={}", encode(name), encode(value)));
     }
-    let internal =
-        |_| ProxyError::UpstreamMisconfigured("cannot build the upstream request".into());
-    let mut req =
-        RequestHeader::build_no_case("POST", path.as_bytes(), Some(out.client_headers.len() + 6))
-            .map_err(internal)?;
+    let internal = || ProxyError::UpstreamMisconfigured("cannot build the upstream request".into());
+    let mut headers = HeaderMap::with_capacity(out.client_headers.len() + 6);
     for (name, value) in out.client_headers {
         if !headers::drop_upstream(name) && !foreign(name, target.wire) {
-            req.append_header(name.clone(), value.clone())
-                .map_err(internal)?;
+            headers.append(name.clone(), value.clone());
         }
     }
     for (name, value) in &target.headers {
         // A client's own choice (a newer anthropic-version, say) wins over the default.
         if !out.client_headers.contains_key(name) {
-            req.insert_header(name.clone(), value.clone())
-                .map_err(internal)?;
+            headers.insert(name.clone(), value.clone());
         }
     }
     for (name, value) in &out.consumer.headers {
-        req.insert_header(name.clone(), value.clone())
-            .map_err(internal)?;
+        headers.insert(name.clone(), value.clone());
     }
-    req.insert_header(http::header::HOST, target.authority.as_str())
-        .map_err(internal)?;
-    req.insert_header(http::header::CONTENT_TYPE, "application/json")
-        .map_err(internal)?;
+    let host = HeaderValue::from_str(target.authority.as_str()).map_err(|_| internal())?;
+    headers.insert(http::header::HOST, host);
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if let Some(UpstreamCredential::Header { name, value }) = &target.credential {
-        req.insert_header(name.clone(), value.clone())
-            .map_err(internal)?;
+        headers.insert(name.clone(), value.clone());
     }
-    req.insert_header(http::header::CONTENT_LENGTH, out.body.len().to_string())
-        .map_err(internal)?;
-    Ok(req)
+    headers.insert(
+        http::header::CONTENT_LENGTH,
+        HeaderValue::from(out.body.len()),
+    );
+    head::request(Method::POST, &path, headers).ok_or_else(internal)
 }
 
 pub(crate) fn classify(err: &Error) -> ProxyError {
@@ -232,31 +230,38 @@ async fn read_all(up: &mut BodyReader) -> Result<Bytes, ProxyError> {
 /// for streams, and the gateway's own headers.
 fn client_header(
     status: u16,
-    content_type: &str,
+    content_type: &'static str,
     stream: bool,
     extra: &[(HeaderName, HeaderValue)],
-) -> Result<ResponseHeader, ProxyError> {
-    let mut resp = ResponseHeader::build_no_case(status, Some(extra.len() + 4))
-        .map_err(|_| ProxyError::UpstreamFailed)?;
-    let _ = resp.insert_header(http::header::CONTENT_TYPE, content_type);
+) -> Result<head::Response, ProxyError> {
+    let mut resp =
+        head::Response::new(status, extra.len() + 4).ok_or(ProxyError::UpstreamFailed)?;
+    resp.set(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
     if stream {
-        let _ = resp.insert_header(http::header::CACHE_CONTROL, "no-cache");
-        let _ = resp.insert_header("x-accel-buffering", "no");
+        resp.set(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        );
+        resp.set(head::X_ACCEL_BUFFERING, HeaderValue::from_static("no"));
         // Without a length, a body must be chunked to keep the connection: else it
         // is delimited by closing it, and every stream costs the client a new one.
-        let _ = resp.insert_header(http::header::TRANSFER_ENCODING, "chunked");
+        resp.set(
+            http::header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
     }
-    for (name, value) in extra {
-        let _ = resp.insert_header(name.clone(), value.clone());
-    }
+    resp.set_all(extra);
     Ok(resp)
 }
 
 /// Write a complete body; `false` when the client went away.
-async fn write_whole(session: &mut Session, mut resp: ResponseHeader, body: Bytes) -> bool {
-    resp.remove_header(&http::header::TRANSFER_ENCODING);
-    let _ = resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string());
-    session.write_response_header(Box::new(resp)).await.is_ok()
+async fn write_whole(session: &mut Session, mut resp: head::Response, body: Bytes) -> bool {
+    resp.headers().remove(http::header::TRANSFER_ENCODING);
+    resp.set_length(body.len());
+    session.write_response_header(resp.done()).await.is_ok()
         && session.write_response_body(Some(body), true).await.is_ok()
 }
 
@@ -371,27 +376,30 @@ fn passthrough_header(
     upstream: &ResponseHeader,
     response_headers: &[(HeaderName, HeaderValue)],
     is_sse: bool,
-) -> Result<ResponseHeader, ProxyError> {
-    let mut resp = ResponseHeader::build_no_case(upstream.status, Some(upstream.headers.len() + 6))
-        .map_err(|_| ProxyError::UpstreamFailed)?;
+) -> Result<head::Response, ProxyError> {
+    let mut resp = head::Response::new(upstream.status.as_u16(), upstream.headers.len() + 6)
+        .ok_or(ProxyError::UpstreamFailed)?;
     for (name, value) in &upstream.headers {
         if !headers::drop_downstream(name) {
-            resp.append_header(name.clone(), value.clone())
-                .map_err(|_| ProxyError::UpstreamFailed)?;
+            resp.headers().append(name.clone(), value.clone());
         }
     }
-    for (name, value) in response_headers {
-        let _ = resp.insert_header(name.clone(), value.clone());
-    }
+    resp.set_all(response_headers);
     if is_sse {
         // Streams go out as they come: no intermediary may buffer them.
-        let _ = resp.insert_header(http::header::CACHE_CONTROL, "no-cache");
-        let _ = resp.insert_header("x-accel-buffering", "no");
-        resp.remove_header(&http::header::CONTENT_LENGTH);
+        resp.set(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        );
+        resp.set(head::X_ACCEL_BUFFERING, HeaderValue::from_static("no"));
+        resp.headers().remove(http::header::CONTENT_LENGTH);
     }
-    if resp.headers.get(http::header::CONTENT_LENGTH).is_none() {
+    if !resp.headers().contains_key(http::header::CONTENT_LENGTH) {
         // See `client_header`: chunked keeps the connection alive.
-        let _ = resp.insert_header(http::header::TRANSFER_ENCODING, "chunked");
+        resp.set(
+            http::header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
     }
     Ok(resp)
 }
@@ -442,7 +450,7 @@ pub async fn answer(
             strip_usage,
         } => {
             let resp = passthrough_head.ok_or(ProxyError::UpstreamFailed)?;
-            if session.write_response_header(Box::new(resp)).await.is_err() {
+            if session.write_response_header(resp.done()).await.is_err() {
                 relayed.broken = true;
                 return Ok(relayed);
             }
@@ -480,7 +488,7 @@ pub async fn answer(
                 Done::Complete
             } else if is_sse {
                 let resp = client_header(200, "text/event-stream", true, response_headers)?;
-                if session.write_response_header(Box::new(resp)).await.is_err() {
+                if session.write_response_header(resp.done()).await.is_err() {
                     relayed.broken = true;
                     return Ok(relayed);
                 }

@@ -14,6 +14,7 @@ mod cors;
 mod error;
 mod exchange;
 mod forward;
+mod head;
 mod headers;
 mod identity;
 mod listing;

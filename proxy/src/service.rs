@@ -19,7 +19,6 @@ use pingora_core::connectors::http::Connector;
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::server::ShutdownWatch;
 use pingora_error::ErrorType;
-use pingora_http::ResponseHeader;
 use sluice_shared::snapshot::WireApi;
 use sluice_shared::sync::SnapshotHandle;
 use sluice_telemetry::metrics::METRICS;
@@ -37,7 +36,7 @@ use crate::peer::{PeerTimeouts, Resolver};
 use crate::policy::{Pending, Policies, ResponseStage, Seen, Settle, Verdict};
 use crate::route::{self, Api, Endpoint};
 use crate::session::{Closing, Session};
-use crate::{cors, forward, identity, listing, models, report};
+use crate::{cors, forward, head, identity, listing, models, report};
 use sluice_shared::bus::RedisLimits;
 
 /// Limits and timeouts of the request path.
@@ -408,16 +407,19 @@ impl SluiceProxy {
 
 /// Write a Prometheus text response.
 async fn write_text(session: &mut Session, body: String, trace_id: &str) {
-    let Ok(mut resp) = ResponseHeader::build_no_case(200, Some(3)) else {
+    let Some(mut resp) = head::Response::new(200, 3) else {
         return;
     };
-    let _ = resp.insert_header(
+    resp.set(
         http::header::CONTENT_TYPE,
-        "text/plain; version=0.0.4; charset=utf-8",
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
-    let _ = resp.insert_header(TRACE_HEADER, header_value(trace_id));
-    let _ = resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string());
-    if session.write_response_header(Box::new(resp)).await.is_ok() {
+    resp.set(
+        HeaderName::from_static(TRACE_HEADER),
+        header_value(trace_id),
+    );
+    resp.set_length(body.len());
+    if session.write_response_header(resp.done()).await.is_ok() {
         let _ = session
             .write_response_body(Some(Bytes::from(body)), true)
             .await;
@@ -431,15 +433,16 @@ async fn write_empty(
     trace_id: &str,
     extra: &[(HeaderName, HeaderValue)],
 ) {
-    let Ok(mut resp) = ResponseHeader::build_no_case(status, Some(2 + extra.len())) else {
+    let Some(mut resp) = head::Response::new(status, 2 + extra.len()) else {
         return;
     };
-    let _ = resp.insert_header(TRACE_HEADER, header_value(trace_id));
-    let _ = resp.insert_header(http::header::CONTENT_LENGTH, "0");
-    for (name, value) in extra {
-        let _ = resp.insert_header(name.clone(), value.clone());
-    }
-    let _ = session.write_response_header(Box::new(resp)).await;
+    resp.set(
+        HeaderName::from_static(TRACE_HEADER),
+        header_value(trace_id),
+    );
+    resp.set_length(0);
+    resp.set_all(extra);
+    let _ = session.write_response_header(resp.done()).await;
 }
 
 /// Write a complete JSON response; a client that left meanwhile is not an error.
@@ -467,24 +470,27 @@ async fn write_json_with(
 /// The head of a response the proxy writes itself.
 struct Reply<'a> {
     status: u16,
-    content_type: &'a str,
+    content_type: &'static str,
     trace_id: &'a str,
     extra: &'a [(HeaderName, HeaderValue)],
 }
 
 /// Write a complete response; a client that left meanwhile is not an error.
 async fn write_body(session: &mut Session, reply: Reply<'_>, body: Bytes) {
-    let Ok(mut resp) = ResponseHeader::build_no_case(reply.status, Some(3 + reply.extra.len()))
-    else {
+    let Some(mut resp) = head::Response::new(reply.status, 3 + reply.extra.len()) else {
         return;
     };
-    let _ = resp.insert_header(http::header::CONTENT_TYPE, reply.content_type);
-    let _ = resp.insert_header(TRACE_HEADER, header_value(reply.trace_id));
-    for (name, value) in reply.extra {
-        let _ = resp.insert_header(name.clone(), value.clone());
-    }
-    let _ = resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string());
-    if session.write_response_header(Box::new(resp)).await.is_ok() {
+    resp.set(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(reply.content_type),
+    );
+    resp.set(
+        HeaderName::from_static(TRACE_HEADER),
+        header_value(reply.trace_id),
+    );
+    resp.set_all(reply.extra);
+    resp.set_length(body.len());
+    if session.write_response_header(resp.done()).await.is_ok() {
         let _ = session.write_response_body(Some(body), true).await;
     }
 }

@@ -7,6 +7,7 @@
 
 mod event;
 mod kafka;
+mod line;
 pub mod metrics;
 mod pipeline;
 

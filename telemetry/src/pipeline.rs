@@ -239,9 +239,7 @@ impl Sinks {
             return;
         }
         self.line.clear();
-        if serde_json::to_writer(&mut self.line, event).is_err() {
-            return;
-        }
+        crate::line::write(&mut self.line, event);
         self.line.push(b'\n');
         let line = &self.line;
         for sink in sinks.into_iter().flatten() {

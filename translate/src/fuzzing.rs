@@ -86,16 +86,24 @@ pub fn response(data: &[u8]) {
     let _ = crate::errors::parse_upstream(500, body);
 }
 
-/// Scan and edit; an edited object is still JSON.
+/// Scan, look up and edit: both lookups agree on a valid object, and an edited object
+/// is still JSON.
 pub fn json_edit(data: &[u8]) {
     let Ok(fields) = json_edit::fields(data) else {
         return;
     };
-    let mut keys: Vec<&str> = fields.iter().map(|f| f.key.as_str()).collect();
+    let mut keys: Vec<&str> = fields.iter().map(|f| &*f.key).collect();
     keys.sort_unstable();
     let unique = keys.windows(2).all(|w| w[0] != w[1]);
+    let valid = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(data).is_ok();
+    if unique && valid {
+        for key in ["model", "usage", "messages"] {
+            let near_end = json_edit::NearEnd::new(key);
+            assert_eq!(near_end.get(data), json_edit::get(data, key));
+        }
+    }
     if unique
-        && serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(data).is_ok()
+        && valid
         && let Ok(out) = json_edit::set(data, "model", b"\"m\"")
     {
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();

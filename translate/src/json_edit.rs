@@ -5,7 +5,13 @@
 //! is always reported, Anthropic's `max_tokens` filled in). This module finds top-level
 //! fields by scanning the bytes and splices the new value in, so the rest of the
 //! document, number formatting and key order included, reaches the provider untouched.
+//! The same scanner finds the `usage` of an answer that passes through ([`NearEnd`]).
+//!
+//! The top level is read strictly; nested arrays and objects are skipped by their
+//! brackets and strings (see `Scanner::container`), about four times faster than
+//! following their grammar.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -14,45 +20,168 @@ pub struct NotAnObject;
 
 /// A top-level field: its (unescaped) key and the byte range of its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Field {
-    pub key: String,
+pub struct Field<'a> {
+    /// Borrowed from the body unless the key has escapes.
+    pub key: Cow<'a, str>,
     pub value: Range<usize>,
 }
 
 /// The top-level fields of a JSON object, in document order.
-pub fn fields(body: &[u8]) -> Result<Vec<Field>, NotAnObject> {
-    let mut s = Scanner { b: body, i: 0 };
-    s.ws();
-    s.expect(b'{')?;
-    let mut out = Vec::new();
-    s.ws();
-    if s.peek() == Some(b'}') {
-        return Ok(out);
+pub fn fields(body: &[u8]) -> Result<Vec<Field<'_>>, NotAnObject> {
+    Fields::new(body).collect()
+}
+
+/// The top-level fields of a JSON object, one at a time: a reader that wants a few
+/// keys stops allocating nothing and can stop early. An error ends the iteration.
+pub struct Fields<'a> {
+    s: Scanner<'a>,
+    state: State,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Start,
+    Next,
+    Done,
+}
+
+impl<'a> Fields<'a> {
+    pub fn new(body: &'a [u8]) -> Self {
+        Self {
+            s: Scanner { b: body, i: 0 },
+            state: State::Start,
+        }
     }
-    loop {
+
+    fn field(&mut self) -> Result<Option<Field<'a>>, NotAnObject> {
+        let s = &mut self.s;
+        if self.state == State::Start {
+            s.ws();
+            s.expect(b'{')?;
+            s.ws();
+            if s.peek() == Some(b'}') {
+                return Ok(None);
+            }
+        } else {
+            s.ws();
+            match s.next() {
+                Some(b',') => {}
+                Some(b'}') => return Ok(None),
+                _ => return Err(NotAnObject),
+            }
+        }
+        self.state = State::Next;
         s.ws();
         let key_range = s.string()?;
+        let body = s.b;
         let raw_key = &body[key_range.clone()];
         let key = if raw_key.contains(&b'\\') {
-            serde_json::from_slice::<String>(&body[key_range.start - 1..key_range.end + 1])
-                .map_err(|_| NotAnObject)?
+            Cow::Owned(
+                serde_json::from_slice::<String>(&body[key_range.start - 1..key_range.end + 1])
+                    .map_err(|_| NotAnObject)?,
+            )
         } else {
-            String::from_utf8(raw_key.to_vec()).map_err(|_| NotAnObject)?
+            Cow::Borrowed(std::str::from_utf8(raw_key).map_err(|_| NotAnObject)?)
         };
         s.ws();
         s.expect(b':')?;
         s.ws();
         let start = s.i;
         s.value(0)?;
-        out.push(Field {
+        Ok(Some(Field {
             key,
             value: start..s.i,
-        });
+        }))
+    }
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = Result<Field<'a>, NotAnObject>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.state == State::Done {
+            return None;
+        }
+        let field = self.field().transpose();
+        if !matches!(field, Some(Ok(_))) {
+            self.state = State::Done;
+        }
+        field
+    }
+}
+
+/// A top-level field that providers put at or near the end of their answers
+/// (`usage`), looked for from the end. A match counts only if the rest of the document
+/// reads as the remaining members of the top-level object (which a nested key's rest
+/// cannot: it has more than one closing bracket), so a long answer's content is
+/// skipped rather than scanned. A body this cannot settle, such as one with the key
+/// twice, is read from the start as [`get`] does. Only the members after a match are
+/// checked, so of a malformed body it may return what [`get`] refuses.
+pub struct NearEnd {
+    key: &'static str,
+    quoted: memchr::memmem::FinderRev<'static>,
+}
+
+impl NearEnd {
+    /// A finder for `key`, which must need no escaping.
+    pub fn new(key: &'static str) -> Self {
+        debug_assert!(!key.contains(['"', '\\']));
+        let quoted = [b"\"", key.as_bytes(), b"\""].concat();
+        Self {
+            key,
+            quoted: memchr::memmem::FinderRev::new(&quoted).into_owned(),
+        }
+    }
+
+    /// The raw bytes of the field's value.
+    pub fn get<'a>(&self, body: &'a [u8]) -> Result<Option<&'a [u8]>, NotAnObject> {
+        let mut end = body.len();
+        // A few tries: the key may also appear, quoted whole, inside the content.
+        for _ in 0..4 {
+            let Some(at) = self.quoted.rfind(&body[..end]) else {
+                break;
+            };
+            // A quote after an odd number of backslashes is escaped: the match is
+            // then inside a string.
+            let backslashes = body[..at].iter().rev().take_while(|&&c| c == b'\\').count();
+            if backslashes % 2 == 0
+                && let Some(value) = member_at(body, at + self.key.len() + 2)
+            {
+                return Ok(Some(&body[value]));
+            }
+            end = at;
+        }
+        get(body, self.key)
+    }
+}
+
+/// The value of the member whose key ends at `i`, if what follows it reads as the rest
+/// of the top-level object: `: value`, then `, "key": value` any number of times, the
+/// closing brace and nothing but whitespace.
+fn member_at(body: &[u8], i: usize) -> Option<Range<usize>> {
+    let mut s = Scanner { b: body, i };
+    s.ws();
+    s.expect(b':').ok()?;
+    s.ws();
+    let start = s.i;
+    s.value(0).ok()?;
+    let value = start..s.i;
+    loop {
         s.ws();
-        match s.next() {
-            Some(b',') => continue,
-            Some(b'}') => return Ok(out),
-            _ => return Err(NotAnObject),
+        match s.next()? {
+            b',' => {
+                s.ws();
+                s.string().ok()?;
+                s.ws();
+                s.expect(b':').ok()?;
+                s.ws();
+                s.value(0).ok()?;
+            }
+            b'}' => {
+                s.ws();
+                return (s.i == body.len()).then_some(value);
+            }
+            _ => return None,
         }
     }
 }
@@ -87,12 +216,16 @@ pub fn set(body: &[u8], key: &str, value: &[u8]) -> Result<Vec<u8>, NotAnObject>
     Ok(out)
 }
 
-/// The raw bytes of a top-level field's value.
+/// The raw bytes of a top-level field's value. The object is read up to that field
+/// only: what follows it is not checked.
 pub fn get<'a>(body: &'a [u8], key: &str) -> Result<Option<&'a [u8]>, NotAnObject> {
-    Ok(fields(body)?
-        .into_iter()
-        .find(|f| f.key == key)
-        .map(|f| &body[f.value]))
+    for field in Fields::new(body) {
+        let field = field?;
+        if field.key == key {
+            return Ok(Some(&body[field.value]));
+        }
+    }
+    Ok(None)
 }
 
 /// Nesting deeper than this is refused rather than followed.
@@ -131,19 +264,72 @@ impl Scanner<'_> {
     /// A string; returns the range of its contents, without the quotes.
     fn string(&mut self) -> Result<Range<usize>, NotAnObject> {
         self.expect(b'"')?;
-        let start = self.i;
+        let (b, start) = (self.b, self.i);
+        let mut i = start;
         loop {
-            let rest = self.b.get(self.i..).ok_or(NotAnObject)?;
-            let at = memchr::memchr2(b'"', b'\\', rest).ok_or(NotAnObject)?;
-            self.i += at;
-            match self.next() {
-                Some(b'"') => return Ok(start..self.i - 1),
-                _ => {
-                    // An escape: skip the escaped byte (a `\u` sequence's hex digits are
-                    // plain bytes and need no care).
-                    self.next().ok_or(NotAnObject)?;
-                }
+            if i >= b.len() {
+                return Err(NotAnObject);
             }
+            // Most strings in a JSON document are short keys and values, for which a
+            // plain loop beats setting up a vectorized search; a long one (an answer's
+            // content) is handed to `memchr`.
+            let short = (i + 32).min(b.len());
+            while i < short && b[i] != b'"' && b[i] != b'\\' {
+                i += 1;
+            }
+            if i == short {
+                i += memchr::memchr2(b'"', b'\\', b.get(i..).ok_or(NotAnObject)?)
+                    .ok_or(NotAnObject)?;
+            }
+            if b[i] == b'"' {
+                self.i = i + 1;
+                return Ok(start..i);
+            }
+            // An escape: skip the escaped byte (a `\u` sequence's hex digits are plain
+            // bytes and need no care).
+            i += 2;
+        }
+    }
+
+    /// Skip the array or object that starts here: its brackets must match and its
+    /// strings end, but what lies between them is not checked. The bodies read here
+    /// are either a client's, which serde has already parsed whole, or a provider's,
+    /// which passes through as it came; their top level is what this module edits
+    /// and reads, and that is checked by [`Fields`].
+    fn container(&mut self, depth: usize) -> Result<(), NotAnObject> {
+        let b = self.b;
+        let mut closers = [0u8; MAX_DEPTH];
+        let mut open = 0;
+        let mut i = self.i;
+        loop {
+            let c = *b.get(i).ok_or(NotAnObject)?;
+            match c {
+                b'"' => {
+                    self.i = i;
+                    self.string()?;
+                    i = self.i;
+                    continue;
+                }
+                b'{' | b'[' => {
+                    if depth + open >= MAX_DEPTH {
+                        return Err(NotAnObject);
+                    }
+                    closers[open] = if c == b'{' { b'}' } else { b']' };
+                    open += 1;
+                }
+                b'}' | b']' => {
+                    if open == 0 || closers[open - 1] != c {
+                        return Err(NotAnObject);
+                    }
+                    open -= 1;
+                    if open == 0 {
+                        self.i = i + 1;
+                        return Ok(());
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
         }
     }
 
@@ -153,31 +339,7 @@ impl Scanner<'_> {
         }
         match self.peek().ok_or(NotAnObject)? {
             b'"' => self.string().map(|_| ()),
-            open @ (b'{' | b'[') => {
-                let close = if open == b'{' { b'}' } else { b']' };
-                self.i += 1;
-                self.ws();
-                if self.peek() == Some(close) {
-                    self.i += 1;
-                    return Ok(());
-                }
-                loop {
-                    self.ws();
-                    if open == b'{' {
-                        self.string()?;
-                        self.ws();
-                        self.expect(b':')?;
-                        self.ws();
-                    }
-                    self.value(depth + 1)?;
-                    self.ws();
-                    match self.next() {
-                        Some(b',') => continue,
-                        Some(c) if c == close => return Ok(()),
-                        _ => return Err(NotAnObject),
-                    }
-                }
-            }
+            b'{' | b'[' => self.container(depth),
             _ => {
                 let start = self.i;
                 while let Some(c) = self.peek() {
@@ -205,10 +367,56 @@ mod tests {
         let body =
             br#" { "model" : "a\"b", "messages":[{"model":"inner"}], "n":1.50e2 ,"o":{"x":[]}} "#;
         let f = fields(body).expect("object");
-        let keys: Vec<_> = f.iter().map(|f| f.key.as_str()).collect();
+        let keys: Vec<_> = f.iter().map(|f| &*f.key).collect();
         assert_eq!(keys, ["model", "messages", "n", "o"]);
         assert_eq!(&body[f[0].value.clone()], br#""a\"b""#);
         assert_eq!(&body[f[2].value.clone()], b"1.50e2");
+    }
+
+    #[test]
+    fn a_key_near_the_end_is_found_only_at_the_top_level() {
+        let cases: &[&[u8]] = &[
+            br#"{"a":1,"usage":{"x":2}}"#,
+            br#"{"usage":{"x":2},"service_tier":"default","fp":null} "#,
+            br#"{"usage":2,"a":{"usage":1}}"#,
+            br#"{"a":[{"usage":1}]}"#,
+            br#"{"a":{"usage":1}}"#,
+            br#"{"c":"say \"usage\":3}","usage":4}"#,
+            br#"{"c":"say \"usage\":3}"}"#,
+            br#"{"usage":5,"c":"\"usage\":6}"}"#,
+            br#"{"abc\"usage":7}"#,
+            br#"{"a":"abc\\","usage":8}"#,
+            br#"{"us\u0061ge":9}"#,
+            br#"{"usage":"usage","c":"usage"}"#,
+            br#"{"a":"b"}"#,
+            br#"{"usage" : 10 , "b" : [ ] }"#,
+            br#"["usage",1]"#,
+        ];
+        let usage = NearEnd::new("usage");
+        for body in cases {
+            assert_eq!(
+                usage.get(body),
+                get(body, "usage"),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        // With the key twice, the last one is the top-level match found from the end.
+        assert_eq!(
+            usage.get(br#"{"a":{"usage":1},"usage":2}"#),
+            Ok(Some(&b"2"[..]))
+        );
+    }
+
+    #[test]
+    fn strings_long_and_short_are_skipped_whole() {
+        for len in [0, 1, 23, 24, 25, 100] {
+            let text = "x".repeat(len);
+            let body = format!(r#"{{"{text}":"{text}\"{text}","k":1}}"#);
+            assert_eq!(get(body.as_bytes(), "k"), Ok(Some(&b"1"[..])), "{len}");
+            let open = format!(r#"{{"k":"{text}"#);
+            assert!(fields(open.as_bytes()).is_err(), "{len}");
+        }
     }
 
     #[test]
@@ -241,6 +449,12 @@ mod tests {
             b"{\"a\":}",
             b"{\"a\":1,}",
             b"\"x\"",
+            b"{\"a\":[}",
+            b"{\"a\":{]}",
+            b"{\"a\":[1}]}",
+            b"{\"a\":\"\\",
+            b"{\"a\":\"x\\\"}",
+            b"{\"a\":[\"]\"}",
         ] {
             assert!(fields(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }

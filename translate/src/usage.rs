@@ -5,20 +5,23 @@
 
 use crate::canonical::{Event, Usage};
 use crate::sse::{SseEvent, SseParser};
-use crate::{Decoder, Dialect, json_edit};
+use std::sync::LazyLock;
 
-/// The usage of a complete answer in `dialect`, if it reports one.
+use crate::json_edit::NearEnd;
+use crate::{Decoder, Dialect};
+
+/// The usage of a complete answer in `dialect`, if it reports one. The top-level
+/// `usage` is found from the end of the body, where providers put it, and parsed by
+/// itself with the dialect's own usage type; the rest of the body (the answer's
+/// content) is neither parsed nor copied.
 pub fn of_body(dialect: Dialect, body: &[u8]) -> Option<Usage> {
-    let raw = json_edit::get(body, "usage").ok()??;
-    // Each dialect's response parser reads its own usage shape; give it just that.
-    let mut wrapped = Vec::with_capacity(raw.len() + 64);
-    wrapped.extend_from_slice(match dialect {
-        Dialect::OpenAiChat => b"{\"choices\":[{}],\"usage\":",
-        Dialect::Anthropic | Dialect::Responses => b"{\"usage\":",
-    });
-    wrapped.extend_from_slice(raw);
-    wrapped.push(b'}');
-    crate::parse_response(dialect, &wrapped).ok()?.usage
+    static USAGE: LazyLock<NearEnd> = LazyLock::new(|| NearEnd::new("usage"));
+    let raw = USAGE.get(body).ok()??;
+    match dialect {
+        Dialect::OpenAiChat => crate::openai_chat::usage_of(raw),
+        Dialect::Anthropic => crate::anthropic::usage_of(raw),
+        Dialect::Responses => crate::responses::usage_of(raw),
+    }
 }
 
 /// Watches a stream that passes through for the usage it reports.
@@ -82,6 +85,61 @@ mod tests {
         let u = of_body(Dialect::Anthropic, an).expect("usage");
         assert_eq!((u.input_tokens, u.cached_input_tokens), (10, 4));
         assert!(of_body(Dialect::OpenAiChat, br#"{"choices":[]}"#).is_none());
+    }
+
+    /// Reading the usage by itself agrees with each dialect's full response parser on
+    /// the golden responses and on usage objects of every odd shape.
+    #[test]
+    fn usage_read_alone_agrees_with_the_full_parse() {
+        let usages: &[&str] = &[
+            r#"{"prompt_tokens":10,"completion_tokens":3}"#,
+            r#"{"prompt_tokens":10,"completion_tokens":3,"total_tokens":13,"prompt_tokens_details":{"cached_tokens":4,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":2,"accepted_prediction_tokens":0}}"#,
+            r#"{"prompt_tokens_details":null,"completion_tokens_details":{}}"#,
+            r#"{"prompt_tokens_details":{"cached_tokens":null}}"#,
+            r#"{"input_tokens":6,"output_tokens":3,"cache_creation_input_tokens":2,"cache_read_input_tokens":4,"service_tier":"standard","server_tool_use":{"web_search_requests":1}}"#,
+            r#"{"input_tokens":null,"output_tokens":7}"#,
+            r#"{"input_tokens":5,"input_tokens_details":{"cached_tokens":1},"output_tokens":9,"output_tokens_details":{"reasoning_tokens":4},"total_tokens":14}"#,
+            r#" { "input_tokens" : 5 , "output_tokens":	9 } "#,
+            r#"{"input\u005ftokens":5}"#,
+            r#"{}"#,
+            r#"null"#,
+            r#"{"input_tokens":"5"}"#,
+            r#"{"prompt_tokens":1.5}"#,
+            r#"{"prompt_tokens":-1}"#,
+            r#"{"output_tokens":1e3}"#,
+            r#"{"prompt_tokens":99999999999999999999999}"#,
+            r#"{"prompt_tokens_details":{"cached_tokens":"x"}}"#,
+            r#"{"input_tokens_details":[1],"prompt_tokens_details":[1]}"#,
+            r#"[1,2]"#,
+        ];
+        for dialect in [Dialect::OpenAiChat, Dialect::Anthropic, Dialect::Responses] {
+            let golden = std::fs::read(format!(
+                "{}/tests/fixtures/response_{}.json",
+                env!("CARGO_MANIFEST_DIR"),
+                match dialect {
+                    Dialect::OpenAiChat => "openai_chat",
+                    Dialect::Anthropic => "anthropic",
+                    Dialect::Responses => "responses",
+                }
+            ))
+            .expect("fixture");
+            let full = crate::parse_response(dialect, &golden)
+                .expect("golden")
+                .usage;
+            assert!(full.is_some(), "{dialect:?} golden has usage");
+            assert_eq!(of_body(dialect, &golden), full, "{dialect:?} golden");
+            for u in usages {
+                // The full parse needs what each dialect's response requires around it.
+                let body = match dialect {
+                    Dialect::OpenAiChat => format!(r#"{{"choices":[{{}}],"usage":{u}}}"#),
+                    _ => format!(r#"{{"usage":{u}}}"#),
+                };
+                let full = crate::parse_response(dialect, body.as_bytes())
+                    .ok()
+                    .and_then(|r| r.usage);
+                assert_eq!(of_body(dialect, body.as_bytes()), full, "{dialect:?} {u}");
+            }
+        }
     }
 
     #[test]

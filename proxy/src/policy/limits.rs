@@ -8,6 +8,7 @@ use sluice_shared::model::PolicyMode;
 use sluice_shared::snapshot::policies::{CompiledPolicy, GroupBy, LimitAlgorithm, TokenCount};
 use sluice_telemetry::metrics::METRICS;
 use tracing::warn;
+use uuid::Uuid;
 
 use super::{Policies, Seen, Settle, Step, Verdict, header, outcome};
 use crate::error::ProxyError;
@@ -15,17 +16,45 @@ use crate::error::ProxyError;
 /// The longest a throttled request waits for its turn.
 const MAX_THROTTLE: Duration = Duration::from_secs(30);
 
-/// The group a request counts in.
-fn group_of(group_by: &GroupBy, seen: &Seen<'_>) -> String {
+/// A counter's key: `sluice:{kind}:{policy}:{group}`, the group being what the request
+/// counts in. Built by hand: every request with a limit builds one, and formatting ids
+/// through `format!` cost more than the counting.
+fn counter_key(kind: &str, policy: Uuid, group_by: &GroupBy, seen: Group<'_>) -> String {
+    let mut key = String::with_capacity(96);
+    key.push_str("sluice:");
+    key.push_str(kind);
+    key.push(':');
+    let mut id = Uuid::encode_buffer();
+    key.push_str(policy.hyphenated().encode_lower(&mut id));
+    key.push(':');
     match group_by {
-        GroupBy::Consumer => seen.consumer.id.to_string(),
-        GroupBy::Gateway => seen.gateway_id.to_string(),
-        GroupBy::Header(h) => seen
-            .headers
-            .get(h)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string(),
+        GroupBy::Consumer => key.push_str(seen.consumer.hyphenated().encode_lower(&mut id)),
+        GroupBy::Gateway => key.push_str(seen.gateway.hyphenated().encode_lower(&mut id)),
+        GroupBy::Header(h) => key.push_str(
+            seen.headers
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(""),
+        ),
+    }
+    key
+}
+
+/// What a request's group is read from.
+#[derive(Clone, Copy)]
+struct Group<'a> {
+    consumer: Uuid,
+    gateway: Uuid,
+    headers: &'a http::HeaderMap,
+}
+
+impl<'a> From<&Seen<'a>> for Group<'a> {
+    fn from(seen: &Seen<'a>) -> Self {
+        Self {
+            consumer: seen.consumer.id,
+            gateway: seen.gateway_id,
+            headers: seen.headers,
+        }
     }
 }
 
@@ -59,7 +88,7 @@ impl Policies {
         seen: &Seen<'_>,
         out: &mut Verdict,
     ) -> Step {
-        let key = format!("sluice:rl:{}:{}", p.id, group_of(r.group_by, seen));
+        let key = counter_key("rl", p.id, r.group_by, seen.into());
         let gcra = r.algorithm == LimitAlgorithm::Gcra;
         let mut decision = self.count(&key, r.limit, r.window, gcra).await;
         if p.mode == PolicyMode::Throttle
@@ -112,7 +141,9 @@ impl Policies {
             .iter()
             .find(|(m, _)| m == model)
             .map_or(("*", t.budget), |(m, b)| (m.as_str(), *b));
-        let key = format!("sluice:tl:{}:{}:{scope}", p.id, group_of(t.group_by, seen));
+        let mut key = counter_key("tl", p.id, t.group_by, seen.into());
+        key.push(':');
+        key.push_str(scope);
         // The prompt's own size, roughly four bytes a token, is reserved at admission
         // (one atomic step, so concurrent requests on any replica cannot overrun the
         // budget) and trued up from the provider's usage afterwards.
@@ -164,5 +195,40 @@ impl Policies {
                 retry_after: left.as_secs_f64().ceil().max(1.0) as u64,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_keys_name_the_policy_and_the_group() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-team", HeaderValue::from_static("blue"));
+        let seen = Group {
+            consumer: Uuid::from_u128(2),
+            gateway: Uuid::from_u128(3),
+            headers: &headers,
+        };
+        let policy = Uuid::from_u128(1);
+        assert_eq!(
+            counter_key("rl", policy, &GroupBy::Consumer, seen),
+            format!("sluice:rl:{policy}:{}", seen.consumer)
+        );
+        assert_eq!(
+            counter_key("tl", policy, &GroupBy::Gateway, seen),
+            format!("sluice:tl:{policy}:{}", seen.gateway)
+        );
+        let team = GroupBy::Header(HeaderName::from_static("x-team"));
+        assert_eq!(
+            counter_key("rl", policy, &team, seen),
+            format!("sluice:rl:{policy}:blue")
+        );
+        let none = GroupBy::Header(HeaderName::from_static("x-none"));
+        assert_eq!(
+            counter_key("rl", policy, &none, seen),
+            format!("sluice:rl:{policy}:")
+        );
     }
 }

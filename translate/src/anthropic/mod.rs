@@ -86,3 +86,10 @@ fn usage_value(u: &Usage) -> Value {
         "cache_read_input_tokens": u.cached_input_tokens,
     })
 }
+
+/// A usage object by itself (see `crate::usage::of_body`).
+pub(crate) fn usage_of(raw: &[u8]) -> Option<Usage> {
+    serde_json::from_slice::<UsageIn>(raw)
+        .ok()
+        .map(UsageIn::canonical)
+}

@@ -90,3 +90,10 @@ mod usage {
         })
     }
 }
+
+/// A usage object by itself (see `crate::usage::of_body`).
+pub(crate) fn usage_of(raw: &[u8]) -> Option<crate::canonical::Usage> {
+    serde_json::from_slice::<usage::UsageIn>(raw)
+        .ok()
+        .map(|u| u.canonical())
+}

@@ -170,3 +170,10 @@ fn status_of(finish: Option<&FinishReason>) -> (&'static str, Value) {
         _ => ("completed", Value::Null),
     }
 }
+
+/// A usage object by itself (see `crate::usage::of_body`).
+pub(crate) fn usage_of(raw: &[u8]) -> Option<Usage> {
+    serde_json::from_slice::<UsageIn>(raw)
+        .ok()
+        .map(UsageIn::canonical)
+}
