@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
-use pingora_core::connectors::http::Connector;
+use pingora_core::connectors::http::v1::Connector;
 use pingora_core::protocols::http::client::HttpSession;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorType};
@@ -171,18 +171,21 @@ async fn send(
         attempt += 1;
         // Built per attempt rather than cloned for a retry that rarely happens.
         let req = request_header(out)?;
-        // Boxed: the connect path (TCP, TLS, HTTP/2 set-up) is an 8.8 KiB future, and
-        // inline it made every request's future that much larger, all of it copied when
-        // the request's future is boxed (`memmove` was the largest user-space symbol)
-        // and held by every open stream.
-        // The box is an allocation of its own per request; the trade was measured only
-        // together with other changes (README, "What bounds the misses").
-        let (up, reused) = Box::pin(connector.get_http_session(peer))
-            .await
-            .map_err(|e| {
-                debug!(error = %e, "upstream connect failed");
-                classify(&e)
-            })?;
+        // A pooled connection first: that lookup is a small future. Only a new
+        // connection goes through the connect path (TCP, TLS), an 8.8 KiB future that
+        // is boxed: inline it made every request's future, held by every open stream,
+        // that much larger, and boxing it on every request copied all of it.
+        let pooled = connector.reused_http_session(peer).await;
+        let (up, reused) = match pooled {
+            Some(up) => (up, true),
+            None => Box::pin(connector.get_http_session(peer))
+                .await
+                .map_err(|e| {
+                    debug!(error = %e, "upstream connect failed");
+                    classify(&e)
+                })?,
+        };
+        let up = HttpSession::H1(up);
         // Header and body leave in one write (`coalesce`).
         let mut up = coalesce::hold(up, peer);
         up.set_read_timeout(Some(read_timeout));
@@ -532,7 +535,9 @@ pub async fn answer(
     if matches!(result, Done::Complete) && up.up.response_done() {
         // Boxed: a 3 KiB future, and inline it would more than double the size of
         // this function's, which every open stream holds while it is relayed.
-        Box::pin(connector.release_http_session(*up.up, peer, Some(idle_timeout()))).await;
+        if let HttpSession::H1(h1) = *up.up {
+            Box::pin(connector.release_http_session(h1, peer, Some(idle_timeout()))).await;
+        }
     }
     Ok(relayed)
 }

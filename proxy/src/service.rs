@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use pingora_core::apps::{HttpServerApp, ReusedHttpStream};
-use pingora_core::connectors::http::Connector;
+use pingora_core::connectors::http::v1::Connector;
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::server::ShutdownWatch;
 use pingora_error::ErrorType;
@@ -49,6 +49,8 @@ pub struct PathLimits {
 /// The proxy service.
 pub struct SluiceProxy {
     pub(crate) snapshots: SnapshotHandle,
+    /// Pingora's HTTP/1 connector and its pool: sluice's peers offer no ALPN but
+    /// HTTP/1.1, so the connector that also handles HTTP/2 only added a layer.
     pub(crate) connector: Connector,
     pub(crate) resolver: Resolver,
     pub(crate) limits: PathLimits,

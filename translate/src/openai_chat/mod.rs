@@ -31,8 +31,8 @@ fn finish_str(reason: &FinishReason) -> &'static str {
 
 /// OpenAI's usage object, as sent and as received.
 mod usage {
-    use serde::Deserialize;
-    use serde_json::{Value, json};
+    use serde::{Deserialize, Serialize};
+    use serde_json::Value;
 
     use crate::canonical::Usage;
 
@@ -81,13 +81,43 @@ mod usage {
     }
 
     pub fn value(u: &Usage) -> Value {
-        json!({
-            "prompt_tokens": u.input_tokens,
-            "completion_tokens": u.output_tokens,
-            "total_tokens": u.total(),
-            "prompt_tokens_details": {"cached_tokens": u.cached_input_tokens},
-            "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
-        })
+        serde_json::to_value(Out::from(u)).unwrap_or_default()
+    }
+
+    /// OpenAI's usage object as sluice writes it.
+    #[derive(Serialize)]
+    pub struct Out {
+        prompt_tokens: u64,
+        completion_tokens: u64,
+        total_tokens: u64,
+        prompt_tokens_details: Cached,
+        completion_tokens_details: Reasoning,
+    }
+
+    #[derive(Serialize)]
+    struct Cached {
+        cached_tokens: u64,
+    }
+
+    #[derive(Serialize)]
+    struct Reasoning {
+        reasoning_tokens: u64,
+    }
+
+    impl From<&Usage> for Out {
+        fn from(u: &Usage) -> Self {
+            Self {
+                prompt_tokens: u.input_tokens,
+                completion_tokens: u.output_tokens,
+                total_tokens: u.total(),
+                prompt_tokens_details: Cached {
+                    cached_tokens: u.cached_input_tokens,
+                },
+                completion_tokens_details: Reasoning {
+                    reasoning_tokens: u.reasoning_tokens,
+                },
+            }
+        }
     }
 }
 

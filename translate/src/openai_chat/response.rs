@@ -1,13 +1,12 @@
 //! Complete Chat Completions answers, in and out.
 
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::usage::{self, UsageIn};
 use super::{finish_from, finish_str};
 use crate::TranslateError;
 use crate::canonical::{Part, Response, ToolCall};
-use crate::util::{from_upstream, now, to_vec};
+use crate::util::{from_upstream, now};
 
 #[derive(Deserialize)]
 struct ChatResponse {
@@ -95,41 +94,87 @@ pub fn parse_response(body: &[u8]) -> Result<Response, TranslateError> {
 pub fn render_response(resp: &Response) -> Vec<u8> {
     let mut text = String::new();
     let mut reasoning = String::new();
-    let mut calls = Vec::new();
+    let mut tool_calls = Vec::new();
     for p in &resp.content {
         match p {
             Part::Text(t) => text.push_str(t),
             Part::Reasoning(r) => reasoning.push_str(r),
-            Part::ToolCall(c) => calls.push(json!({"id": c.id, "type": "function",
-                "function": {"name": c.name, "arguments": c.arguments}})),
+            Part::ToolCall(c) => tool_calls.push(AnswerCall {
+                id: &c.id,
+                kind: "function",
+                function: AnswerFunction {
+                    name: &c.name,
+                    arguments: &c.arguments,
+                },
+            }),
             _ => {}
         }
     }
-    let mut message = json!({
-        "role": "assistant",
-        "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { json!(text) },
-        "refusal": null,
-    });
-    if !calls.is_empty() {
-        message["tool_calls"] = Value::Array(calls);
-    }
-    if !reasoning.is_empty() {
-        message["reasoning_content"] = json!(reasoning);
-    }
-    let mut out = json!({
-        "id": resp.id,
-        "object": "chat.completion",
-        "created": resp.created,
-        "model": resp.model,
-        "choices": [{
-            "index": 0,
-            "message": message,
-            "logprobs": null,
-            "finish_reason": resp.finish.as_ref().map(finish_str).unwrap_or("stop"),
+    let out = Answer {
+        id: &resp.id,
+        object: "chat.completion",
+        created: resp.created,
+        model: &resp.model,
+        choices: [AnswerChoice {
+            index: 0,
+            message: AnswerMessage {
+                role: "assistant",
+                content: (!text.is_empty() || tool_calls.is_empty()).then_some(&text),
+                refusal: None,
+                tool_calls,
+                reasoning_content: &reasoning,
+            },
+            logprobs: None,
+            finish_reason: resp.finish.as_ref().map(finish_str).unwrap_or("stop"),
         }],
-    });
-    if let Some(u) = &resp.usage {
-        out["usage"] = usage::value(u);
-    }
-    to_vec(&out)
+        usage: resp.usage.as_ref().map(usage::Out::from),
+    };
+    serde_json::to_vec(&out).unwrap_or_default()
+}
+
+// What a complete answer is written as: typed and borrowing, so rendering neither
+// builds nor frees a tree of `Value`s.
+
+#[derive(Serialize)]
+struct Answer<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: [AnswerChoice<'a>; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<usage::Out>,
+}
+
+#[derive(Serialize)]
+struct AnswerChoice<'a> {
+    index: u32,
+    message: AnswerMessage<'a>,
+    logprobs: Option<()>,
+    finish_reason: &'static str,
+}
+
+#[derive(Serialize)]
+struct AnswerMessage<'a> {
+    role: &'static str,
+    content: Option<&'a String>,
+    refusal: Option<()>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<AnswerCall<'a>>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    reasoning_content: &'a str,
+}
+
+#[derive(Serialize)]
+struct AnswerCall<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: AnswerFunction<'a>,
+}
+
+#[derive(Serialize)]
+struct AnswerFunction<'a> {
+    name: &'a str,
+    arguments: &'a str,
 }
