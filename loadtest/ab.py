@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Two or more sluice builds side by side, in one run, against the Pingora floor.
 
-    python3 loadtest/ab.py BEFORE AFTER [--reps 5] [--secs 5] [--streams 1000]
+    python3 loadtest/ab.py BEFORE AFTER [--reps 5] [--secs 5] [--streams 1000 | 0]
 
 BEFORE and AFTER are `sluice` binaries built beforehand, for instance:
 
@@ -93,6 +93,8 @@ def main():
             print(f"  {name:24s} {rps:8.0f} {rps / floor_rps:7.2f} {median([r[1] for r in rs]):11.1f}"
                   f" {median([r[2] for r in rs]):12.1f}")
 
+        if a.streams <= 0:
+            return  # `--streams 0`: scenario 1 only
         print(f"scenario 5, {a.streams} held translated streams:")
         body = dict(TRANSLATED, stream=True)
         hold = {"x-mock-chunks": "50", "x-mock-delay-ms": "100"}
