@@ -32,7 +32,7 @@ pub fn fields(body: &[u8]) -> Result<Vec<Field<'_>>, NotAnObject> {
 }
 
 /// The top-level fields of a JSON object, one at a time: a reader that wants a few
-/// keys stops allocating nothing and can stop early. An error ends the iteration.
+/// keys allocates nothing and can stop early. An error ends the iteration.
 pub struct Fields<'a> {
     s: Scanner<'a>,
     state: State,
