@@ -17,8 +17,8 @@ use crate::error::ProxyError;
 const MAX_THROTTLE: Duration = Duration::from_secs(30);
 
 /// A counter's key: `sluice:{kind}:{policy}:{group}`, the group being what the request
-/// counts in. Built by hand: every request with a limit builds one, and formatting ids
-/// through `format!` cost more than the counting.
+/// counts in. Built by hand: every request with a limit builds one, and `format!` with
+/// the ids' `Display` showed in the request path's profile (`loadtest/instructions.py`).
 fn counter_key(kind: &str, policy: Uuid, group_by: &GroupBy, seen: Group<'_>) -> String {
     let mut key = String::with_capacity(96);
     key.push_str("sluice:");
