@@ -20,6 +20,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
 
+pub mod resident;
+
 /// A plane of sluice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Plane {

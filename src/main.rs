@@ -67,6 +67,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     };
     let running = launch(&cli.settings, planes).await?;
+    // The planes are up: the code that only starting needed leaves memory.
+    if let Some(bytes) = sluice::resident::release_startup_code() {
+        tracing::debug!(kib = bytes / 1024, "released start-up code pages");
+    }
     if running.admin_token_generated
         && let Some(token) = &running.admin_token
     {
