@@ -3,9 +3,9 @@
 //! Pingora's proxy framework (`ProxyHttp`) only re-sends a request body it kept in its
 //! 64 KiB retry buffer, and cannot retry on an upstream's status; LLM requests are often
 //! larger than that and must fail over on 429 and 5xx. So sluice runs the whole exchange
-//! itself and is an `HttpServerApp` of Pingora's: Pingora provides the server, the
-//! keep-alive handling, the upstream connection pool and TLS (see `session` for why the
-//! framework in between is left out).
+//! itself and is a `ServerApp` of Pingora's: Pingora provides the listener, HTTP/1.1,
+//! the upstream connection pool and TLS; sluice keeps each connection's requests in one
+//! future (see `session` for why the framework in between is left out).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
-use pingora_core::apps::{HttpServerApp, ReusedHttpStream};
+use pingora_core::apps::{ReusedHttpStream, ServerApp};
 use pingora_core::connectors::http::v1::Connector;
-use pingora_core::protocols::http::ServerSession;
+use pingora_core::protocols::Stream;
 use pingora_core::server::ShutdownWatch;
 use pingora_error::ErrorType;
 use sluice_shared::snapshot::WireApi;
@@ -498,32 +498,43 @@ async fn write_body(session: &mut Session, reply: Reply<'_>, body: Bytes) {
 }
 
 #[async_trait]
-impl HttpServerApp for SluiceProxy {
-    /// One request on a client connection (see [`SluiceProxy::turn`]).
+impl ServerApp for SluiceProxy {
+    /// A client connection: its requests one after another, while it is kept alive.
     ///
-    /// Written out rather than left to `async_trait`, whose future would hold Pingora's
-    /// session by value twice over before a byte of the request is read: the future is
-    /// allocated for every request and held by every open stream.
-    fn process_new_http<'life0, 'life1, 'async_trait>(
+    /// Written out rather than left to `async_trait`, and implemented here instead of
+    /// through Pingora's `HttpServerApp`: that connection loop holds HTTP/2's handshake
+    /// and session accept loop in its future (3.8 KiB for every connection, though this
+    /// listener is plain HTTP/1.1), and boxes each request's future anew. Here each
+    /// request runs inside the connection's one future, allocated once per connection.
+    fn process_new<'life0, 'life1, 'async_trait>(
         self: &'life0 Arc<Self>,
-        session: ServerSession,
+        stream: Stream,
         shutdown: &'life1 ShutdownWatch,
-    ) -> Pin<Box<dyn Future<Output = Option<ReusedHttpStream>> + Send + 'async_trait>>
+    ) -> Pin<Box<dyn Future<Output = Option<Stream>> + Send + 'async_trait>>
     where
         'life0: 'async_trait,
         'life1: 'async_trait,
         Self: 'async_trait,
     {
-        Box::pin(self.turn(Session::new(session), shutdown))
+        Box::pin(self.connection(stream, shutdown))
     }
 
     /// The server stopped listening: connections idle between requests close now.
-    async fn http_cleanup(&self) {
+    async fn cleanup(&self) {
         self.closing.close();
     }
 }
 
 impl SluiceProxy {
+    /// Serve a client connection's requests until it closes or cannot carry another.
+    async fn connection(&self, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+        let mut session = Session::accepted(stream, *shutdown.borrow());
+        while let Some(reused) = self.turn(session, shutdown).await {
+            session = Session::reused(reused);
+        }
+        None
+    }
+
     /// One request on a client connection: read its header, answer it, log it, and hand
     /// the connection back for the next request when it can carry one.
     async fn turn(

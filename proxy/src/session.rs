@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use pingora_core::apps::{HttpPersistentSettings, ReusedHttpStream};
+use pingora_core::protocols::Stream;
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::l4::socket::SocketAddr;
 use pingora_error::Result;
@@ -28,10 +29,26 @@ pub struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(inner: ServerSession) -> Self {
-        Self {
-            inner: Box::new(inner),
+    /// The first request of a connection just accepted; one that arrives while the
+    /// server shuts down is not kept alive.
+    pub(crate) fn accepted(stream: Stream, shutting_down: bool) -> Self {
+        let mut session = Self {
+            inner: Box::new(ServerSession::new_http1(stream)),
+        };
+        // Pingora's default: an idle kept-alive connection closes after 60 s.
+        session.set_keepalive((!shutting_down).then_some(60));
+        session
+    }
+
+    /// The next request on a connection kept alive, with the settings it carried over
+    /// (keep-alive, pipelined bytes already read).
+    pub(crate) fn reused(reused: ReusedHttpStream) -> Self {
+        let (stream, settings) = reused.consume();
+        let mut inner = Box::new(ServerSession::new_http1(stream));
+        if let Some(settings) = settings {
+            settings.apply_to_session(&mut inner);
         }
+        Self { inner }
     }
 
     /// Read the request header; `false` when the client closed the connection first.
