@@ -82,8 +82,8 @@ impl Compiler {
     }
 
     /// Replace the whole set: gateways not in `docs` are gone.
-    fn replace_all(&mut self, docs: &[GatewayDocument]) {
-        let present: HashSet<Uuid> = docs.iter().map(GatewayDocument::gateway_id).collect();
+    fn replace_all(&mut self, docs: &[Arc<GatewayDocument>]) {
+        let present: HashSet<Uuid> = docs.iter().map(|d| d.gateway_id()).collect();
         self.gateways.retain(|id, _| present.contains(id));
         for doc in docs {
             self.apply(doc);
@@ -267,7 +267,7 @@ mod tests {
         assert_eq!(compiler.gateways[&id].version, 3);
         // Unchanged versions reuse the compiled gateway.
         let before = compiler.gateways[&id].clone();
-        compiler.replace_all(&[doc(id, 3, false)]);
+        compiler.replace_all(&[Arc::new(doc(id, 3, false))]);
         assert!(Arc::ptr_eq(&before, &compiler.gateways[&id]));
         compiler.replace_all(&[]);
         assert!(compiler.gateways.is_empty());

@@ -14,6 +14,7 @@ mod limits;
 mod local;
 mod redis;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
@@ -88,7 +89,7 @@ impl ConfigBus {
     }
 
     /// The current document of one gateway, `None` when it has none.
-    pub async fn fetch(&self, gateway_id: Uuid) -> Result<Option<GatewayDocument>, BusError> {
+    pub async fn fetch(&self, gateway_id: Uuid) -> Result<Option<Arc<GatewayDocument>>, BusError> {
         match self {
             Self::Local(bus) => Ok(bus.fetch(gateway_id)),
             Self::Redis(bus) => bus.fetch(gateway_id).await,
@@ -96,7 +97,7 @@ impl ConfigBus {
     }
 
     /// Every document on the bus.
-    pub async fn fetch_all(&self) -> Result<Vec<GatewayDocument>, BusError> {
+    pub async fn fetch_all(&self) -> Result<Vec<Arc<GatewayDocument>>, BusError> {
         match self {
             Self::Local(bus) => Ok(bus.fetch_all()),
             Self::Redis(bus) => bus.fetch_all().await,

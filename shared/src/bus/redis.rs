@@ -6,6 +6,7 @@
 //! older, then notify" one atomic step, so two admin replicas racing cannot leave an
 //! older document in place.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use fred::clients::SubscriberClient;
@@ -107,13 +108,13 @@ impl RedisBus {
         Ok(())
     }
 
-    pub async fn fetch(&self, gateway_id: Uuid) -> Result<Option<GatewayDocument>, BusError> {
+    pub async fn fetch(&self, gateway_id: Uuid) -> Result<Option<Arc<GatewayDocument>>, BusError> {
         let json: Option<String> = self.client.get(doc_key(gateway_id)).await?;
-        json.map(|j| decode(&gateway_id.to_string(), &j))
+        json.map(|j| decode(&gateway_id.to_string(), &j).map(Arc::new))
             .transpose()
     }
 
-    pub async fn fetch_all(&self) -> Result<Vec<GatewayDocument>, BusError> {
+    pub async fn fetch_all(&self) -> Result<Vec<Arc<GatewayDocument>>, BusError> {
         let ids: Vec<String> = self.client.smembers(IDS).await?;
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -126,7 +127,7 @@ impl RedisBus {
         let mut out = Vec::with_capacity(docs.len());
         for (id, json) in ids.iter().zip(docs) {
             if let Some(json) = json {
-                out.push(decode(id, &json)?);
+                out.push(Arc::new(decode(id, &json)?));
             }
         }
         Ok(out)
