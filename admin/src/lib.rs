@@ -22,7 +22,7 @@ use axum::Router;
 
 use sluice_shared::bus::ConfigBus;
 use sluice_shared::secrets::SecretBox;
-use sluice_shared::store::Store;
+use sluice_shared::store::{Backend, Store};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -65,17 +65,31 @@ pub async fn serve(
     republish_every: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let republisher = tokio::spawn(republish_loop(
-        state.clone(),
-        republish_every,
-        shutdown.clone(),
-    ));
+    let republisher = needs_republish(&state).then(|| {
+        tokio::spawn(republish_loop(
+            state.clone(),
+            republish_every,
+            shutdown.clone(),
+        ))
+    });
     let app = router(state);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
         })
         .await;
-    republisher.abort();
+    if let Some(republisher) = republisher {
+        republisher.abort();
+    }
     result
+}
+
+/// Whether anything can lose or miss a publish. The embedded default (a SQLite store
+/// and the in-process bus) has one writer, this process, and a bus that lives and dies
+/// with it: every write is published as it commits, so a periodic republish heals
+/// nothing, and it read the whole store every minute (with 1,000 consumers, 6 MiB of
+/// RSS that the SQLite page cache and the documents kept). A shared store (Postgres,
+/// other admin replicas writing) or Redis (flushed, restarted) keep it.
+fn needs_republish(state: &AdminState) -> bool {
+    !(matches!(state.bus, ConfigBus::Local(_)) && state.store.backend() == Backend::Sqlite)
 }
