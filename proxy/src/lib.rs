@@ -6,9 +6,11 @@
 //! and runs the exchange with it ([`exchange`]), streaming the answer back chunk by
 //! chunk. Nothing on this path touches the database or the config bus.
 
+mod accept;
 mod balance;
 mod body;
 mod cache;
+mod client;
 mod coalesce;
 mod cors;
 mod error;

@@ -2,22 +2,21 @@
 //! channel rather than Pingora's own signal handlers, so the binary decides how SIGTERM
 //! and SIGINT are handled and tests can start and stop proxies in-process.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora_core::connectors::{ConnectorOptions, http::v1::Connector};
-use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora_core::services::background::background_service;
-use pingora_core::services::listening::Service;
 use sluice_shared::sync::SnapshotHandle;
 use tokio::sync::watch;
 use tracing::info;
 
+use crate::accept::{self, Accept};
 use crate::balance::{Health, Prober};
 use crate::peer::PeerTimeouts;
 use crate::service::{PathLimits, SluiceProxy};
@@ -63,12 +62,9 @@ impl ShutdownSignalWatch for WatchSignal {
 /// The longest timeout left to Pingora's fast timers (see `ProxyServer::start`).
 const FAST_TIMER_LIMIT: Duration = Duration::from_secs(2);
 
-fn free_port(ip: std::net::IpAddr) -> std::io::Result<SocketAddr> {
-    TcpListener::bind((ip, 0))?.local_addr()
-}
-
 impl ProxyServer {
-    /// Start the proxy and return once it accepts connections.
+    /// Start the proxy. Its socket listens when this returns; connections made before
+    /// the server threads are up wait in the kernel's queue.
     pub fn start(
         options: &ProxyOptions,
         snapshots: SnapshotHandle,
@@ -76,11 +72,10 @@ impl ProxyServer {
         telemetry: Telemetry,
         limits: Option<RedisLimits>,
     ) -> std::io::Result<Self> {
-        let addr = if options.addr.port() == 0 {
-            free_port(options.addr.ip())?
-        } else {
-            options.addr
-        };
+        // Bound here, before the server runs: the address (a free port for port 0) is
+        // known and taken when this returns.
+        let listener = accept::bind(options.addr)?;
+        let addr = listener.local_addr()?;
         let threads = if options.threads == 0 {
             std::thread::available_parallelism().map_or(2, |n| n.get())
         } else {
@@ -119,19 +114,10 @@ impl ProxyServer {
             snapshots: snapshots.clone(),
             health: health.clone(),
         };
-        let mut service = Service::new(
-            "sluice proxy".to_string(),
+        server.add_service(Accept::new(
+            listener,
             SluiceProxy::new(snapshots, connector, path_limits, health, telemetry, limits),
-        );
-        // No L4 read buffer on client connections: Pingora's default keeps 64 KiB per
-        // connection (a held stream, an idle keep-alive) and copies every byte read
-        // through it; reads go straight into the HTTP parser's own buffers instead.
-        // Writes keep their small buffer, so a short answer's header and body still
-        // leave in one segment.
-        service.add_listener(
-            ListenerConfig::tcp(addr.to_string()).l4_buffer(L4BufferSettings::default().read(0)),
-        );
-        server.add_service(service);
+        ));
         server.add_service(background_service("health checks", prober));
 
         let (stop, stopped) = watch::channel(false);
@@ -142,7 +128,6 @@ impl ProxyServer {
                     shutdown_signal: Box::new(WatchSignal(stopped)),
                 });
             })?;
-        wait_listening(addr)?;
         info!(%addr, threads, work_stealing = options.work_stealing, "proxy listening");
         Ok(Self {
             addr,
@@ -162,27 +147,6 @@ impl ProxyServer {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-    }
-}
-
-fn wait_listening(addr: SocketAddr) -> std::io::Result<()> {
-    let probe = if addr.ip().is_unspecified() {
-        SocketAddr::from(([127, 0, 0, 1], addr.port()))
-    } else {
-        addr
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if TcpStream::connect_timeout(&probe, Duration::from_millis(200)).is_ok() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("proxy did not start listening on {addr}"),
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -3,18 +3,15 @@
 //! Pingora's proxy framework (`ProxyHttp`) only re-sends a request body it kept in its
 //! 64 KiB retry buffer, and cannot retry on an upstream's status; LLM requests are often
 //! larger than that and must fail over on 429 and 5xx. So sluice runs the whole exchange
-//! itself and is a `ServerApp` of Pingora's: Pingora provides the listener, HTTP/1.1,
-//! the upstream connection pool and TLS; sluice keeps each connection's requests in one
+//! itself: Pingora provides HTTP/1.1, the upstream connection pool and TLS; sluice
+//! accepts connections itself (`accept`) and keeps each connection's requests in one
 //! future (see `session` for why the framework in between is left out).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
-use pingora_core::apps::{ReusedHttpStream, ServerApp};
+use pingora_core::apps::ReusedHttpStream;
 use pingora_core::connectors::http::v1::Connector;
 use pingora_core::protocols::Stream;
 use pingora_core::server::ShutdownWatch;
@@ -497,42 +494,18 @@ async fn write_body(session: &mut Session, reply: Reply<'_>, body: Bytes) {
     }
 }
 
-#[async_trait]
-impl ServerApp for SluiceProxy {
-    /// A client connection: its requests one after another, while it is kept alive.
-    ///
-    /// Written out rather than left to `async_trait`, and implemented here instead of
-    /// through Pingora's `HttpServerApp`: that connection loop holds HTTP/2's handshake
-    /// and session accept loop in its future (3.8 KiB for every connection, though this
-    /// listener is plain HTTP/1.1), and boxes each request's future anew. Here each
-    /// request runs inside the connection's one future, allocated once per connection.
-    fn process_new<'life0, 'life1, 'async_trait>(
-        self: &'life0 Arc<Self>,
-        stream: Stream,
-        shutdown: &'life1 ShutdownWatch,
-    ) -> Pin<Box<dyn Future<Output = Option<Stream>> + Send + 'async_trait>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(self.connection(stream, shutdown))
-    }
-
-    /// The server stopped listening: connections idle between requests close now.
-    async fn cleanup(&self) {
-        self.closing.close();
-    }
-}
-
 impl SluiceProxy {
     /// Serve a client connection's requests until it closes or cannot carry another.
-    async fn connection(&self, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+    ///
+    /// Each request runs inside this one future, the connection's task (see `accept`):
+    /// Pingora's `HttpServerApp` loop would also hold HTTP/2's handshake and session
+    /// accept loop for every connection (3.8 KiB, though the listener is plain HTTP/1.1)
+    /// and box each request's future anew.
+    pub(crate) async fn connection(&self, stream: Stream, shutdown: &ShutdownWatch) {
         let mut session = Session::accepted(stream, *shutdown.borrow());
         while let Some(reused) = self.turn(session, shutdown).await {
             session = Session::reused(reused);
         }
-        None
     }
 
     /// One request on a client connection: read its header, answer it, log it, and hand
