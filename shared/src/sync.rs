@@ -60,6 +60,9 @@ impl SnapshotHandle {
 #[derive(Debug, Default)]
 struct Compiler {
     gateways: HashMap<Uuid, Arc<CompiledGateway>>,
+    /// The version of each gateway whose document did not compile: not fetched and
+    /// rejected again on every resync, only once a newer version is published.
+    rejected: HashMap<Uuid, i64>,
     secrets: Option<SecretBox>,
 }
 
@@ -76,15 +79,32 @@ impl Compiler {
                 debug!(gateway = %id, version = doc.version, "compiled gateway config");
                 self.gateways.insert(id, Arc::new(compiled));
             }
-            Err(error) => warn!(gateway = %id, version = doc.version, %error,
-                "config document rejected; keeping the last good version"),
+            Err(error) => {
+                warn!(gateway = %id, version = doc.version, %error,
+                    "config document rejected; keeping the last good version");
+                self.rejected.insert(id, doc.version);
+            }
         }
     }
 
-    /// Replace the whole set: gateways not in `docs` are gone.
-    fn replace_all(&mut self, docs: &[Arc<GatewayDocument>]) {
-        let present: HashSet<Uuid> = docs.iter().map(|d| d.gateway_id()).collect();
-        self.gateways.retain(|id, _| present.contains(id));
+    /// The gateways of `on_bus` whose published version is neither compiled nor known to
+    /// be rejected: the only documents a resync needs to fetch.
+    fn stale(&self, on_bus: &HashMap<Uuid, i64>) -> Vec<Uuid> {
+        on_bus
+            .iter()
+            .filter(|&(id, version)| {
+                self.gateways.get(id).is_none_or(|g| g.version < *version)
+                    && self.rejected.get(id) != Some(version)
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Bring the set in line with the bus: gateways not on it are gone, and `docs` (the
+    /// stale ones, see `stale`) are compiled.
+    fn resync(&mut self, on_bus: &HashMap<Uuid, i64>, docs: &[Arc<GatewayDocument>]) {
+        self.gateways.retain(|id, _| on_bus.contains_key(id));
+        self.rejected.retain(|id, _| on_bus.contains_key(id));
         for doc in docs {
             self.apply(doc);
         }
@@ -167,20 +187,36 @@ async fn subscribe(bus: &ConfigBus) -> Option<Subscription> {
     }
 }
 
+/// Read every gateway's version and fetch only the documents that changed: with the
+/// Redis bus, fetching and decoding every document every period cost the whole config
+/// (100,000 consumers) each time to find it unchanged.
 async fn full_resync(
     bus: &ConfigBus,
     compiler: &mut Compiler,
     handle: &SnapshotHandle,
     base_domain: &Option<String>,
 ) {
-    match bus.fetch_all().await {
-        Ok(docs) => {
-            let before: Vec<(Uuid, i64)> = versions(compiler);
-            compiler.replace_all(&docs);
-            if before != versions(compiler) || !handle.is_loaded() {
+    let fetched = match bus.versions().await {
+        Ok(on_bus) => {
+            let stale = compiler.stale(&on_bus);
+            let docs = if stale.is_empty() {
+                Ok(Vec::new())
+            } else {
+                bus.fetch_many(&stale).await
+            };
+            docs.map(|docs| (on_bus, docs))
+        }
+        Err(error) => Err(error),
+    };
+    match fetched {
+        Ok((on_bus, docs)) => {
+            let before = compiled_versions(compiler);
+            compiler.resync(&on_bus, &docs);
+            if before != compiled_versions(compiler) || !handle.is_loaded() {
                 handle.store(compiler.gateways.clone(), base_domain.clone());
                 info!(
                     gateways = compiler.gateways.len(),
+                    fetched = docs.len(),
                     "config snapshot swapped (full resync)"
                 );
             }
@@ -218,7 +254,7 @@ async fn apply_changes(
     }
 }
 
-fn versions(compiler: &Compiler) -> Vec<(Uuid, i64)> {
+fn compiled_versions(compiler: &Compiler) -> Vec<(Uuid, i64)> {
     let mut v: Vec<(Uuid, i64)> = compiler
         .gateways
         .iter()
@@ -265,12 +301,20 @@ mod tests {
         // An older document never replaces a newer one.
         compiler.apply(&doc(id, 2, false));
         assert_eq!(compiler.gateways[&id].version, 3);
-        // Unchanged versions reuse the compiled gateway.
+        // A resync fetches nothing unchanged, and reuses the compiled gateway.
+        let on_bus = HashMap::from([(id, 3)]);
+        assert!(compiler.stale(&on_bus).is_empty());
         let before = compiler.gateways[&id].clone();
-        compiler.replace_all(&[Arc::new(doc(id, 3, false))]);
+        compiler.resync(&on_bus, &[]);
         assert!(Arc::ptr_eq(&before, &compiler.gateways[&id]));
-        compiler.replace_all(&[]);
+        // A rejected version is not fetched again; a newer one is.
+        compiler.apply(&doc(id, 4, true));
+        assert!(compiler.stale(&HashMap::from([(id, 4)])).is_empty());
+        assert_eq!(compiler.stale(&HashMap::from([(id, 5)])), vec![id]);
+        // A gateway gone from the bus is gone.
+        compiler.resync(&HashMap::new(), &[]);
         assert!(compiler.gateways.is_empty());
+        assert!(compiler.rejected.is_empty());
     }
 
     #[tokio::test]

@@ -60,6 +60,20 @@ impl LocalBus {
             .cloned()
     }
 
+    pub fn versions(&self) -> HashMap<Uuid, i64> {
+        self.docs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(id, doc)| (*id, doc.version))
+            .collect()
+    }
+
+    pub fn fetch_many(&self, ids: &[Uuid]) -> Vec<Arc<GatewayDocument>> {
+        let docs = self.docs.read().unwrap_or_else(|p| p.into_inner());
+        ids.iter().filter_map(|id| docs.get(id).cloned()).collect()
+    }
+
     pub fn fetch_all(&self) -> Vec<Arc<GatewayDocument>> {
         self.docs
             .read()

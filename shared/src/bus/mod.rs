@@ -14,6 +14,7 @@ mod limits;
 mod local;
 mod redis;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,6 +94,22 @@ impl ConfigBus {
         match self {
             Self::Local(bus) => Ok(bus.fetch(gateway_id)),
             Self::Redis(bus) => bus.fetch(gateway_id).await,
+        }
+    }
+
+    /// Every gateway on the bus with its version, without the documents.
+    pub async fn versions(&self) -> Result<HashMap<Uuid, i64>, BusError> {
+        match self {
+            Self::Local(bus) => Ok(bus.versions()),
+            Self::Redis(bus) => bus.versions().await,
+        }
+    }
+
+    /// The documents of `ids` the bus holds; ids it does not hold are left out.
+    pub async fn fetch_many(&self, ids: &[Uuid]) -> Result<Vec<Arc<GatewayDocument>>, BusError> {
+        match self {
+            Self::Local(bus) => Ok(bus.fetch_many(ids)),
+            Self::Redis(bus) => bus.fetch_many(ids).await,
         }
     }
 

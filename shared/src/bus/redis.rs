@@ -1,11 +1,13 @@
 //! The Redis bus of production mode.
 //!
 //! Layout: `sluice:config:gw:{id}` holds a gateway's document as JSON, the hash
-//! `sluice:config:versions` its version, the set `sluice:config:gateways` every id, and
+//! `sluice:config:versions` its version (and so lists every gateway), the set
+//! `sluice:config:gateways` every id (still written for proxies that read it), and
 //! `PUBLISH sluice:config {id}` tells subscribers. A Lua script makes "write if not
 //! older, then notify" one atomic step, so two admin replicas racing cannot leave an
 //! older document in place.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -114,23 +116,39 @@ impl RedisBus {
             .transpose()
     }
 
-    pub async fn fetch_all(&self) -> Result<Vec<Arc<GatewayDocument>>, BusError> {
-        let ids: Vec<String> = self.client.smembers(IDS).await?;
+    /// Every gateway on the bus with its version, without the documents: what a
+    /// periodic resync reads to find the few documents it must fetch.
+    pub async fn versions(&self) -> Result<HashMap<Uuid, i64>, BusError> {
+        let raw: HashMap<String, i64> = self.client.hgetall(VERSIONS).await?;
+        Ok(raw
+            .into_iter()
+            .filter_map(|(id, version)| Some((Uuid::parse_str(&id).ok()?, version)))
+            .collect())
+    }
+
+    /// The documents of `ids` that the bus holds, in one round trip. One that does not
+    /// decode is left out with a warning, so it cannot hold back the others; its gateway
+    /// keeps its last good version.
+    pub async fn fetch_many(&self, ids: &[Uuid]) -> Result<Vec<Arc<GatewayDocument>>, BusError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = ids
-            .iter()
-            .filter_map(|id| Uuid::parse_str(id).ok().map(doc_key))
-            .collect();
+        let keys: Vec<String> = ids.iter().map(|id| doc_key(*id)).collect();
         let docs: Vec<Option<String>> = self.client.mget(keys).await?;
         let mut out = Vec::with_capacity(docs.len());
         for (id, json) in ids.iter().zip(docs) {
-            if let Some(json) = json {
-                out.push(Arc::new(decode(id, &json)?));
+            let Some(json) = json else { continue };
+            match decode(&id.to_string(), &json) {
+                Ok(doc) => out.push(Arc::new(doc)),
+                Err(error) => warn!(gateway = %id, %error, "skipping a config document"),
             }
         }
         Ok(out)
+    }
+
+    pub async fn fetch_all(&self) -> Result<Vec<Arc<GatewayDocument>>, BusError> {
+        let ids: Vec<Uuid> = self.versions().await?.into_keys().collect();
+        self.fetch_many(&ids).await
     }
 
     /// Subscribe to notifications on a dedicated connection. After every reconnect the
