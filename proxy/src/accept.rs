@@ -16,12 +16,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use pingora_core::server::{ListenFds, ShutdownWatch};
 use pingora_core::services::Service;
-use socket2::{Domain, Socket, Type};
+use socket2::{Domain, Type};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
-use crate::client::ClientStream;
 use crate::service::SluiceProxy;
+use crate::socket::Socket;
 
 /// Connections the kernel queues before they are accepted, as Pingora's listeners: a
 /// burst of new clients waits rather than being refused.
@@ -29,7 +29,7 @@ const BACKLOG: i32 = 65_535;
 
 /// Bind a listening socket, so the address is known (and taken) before the server runs.
 pub(crate) fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    let socket = socket2::Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     // A restarted sluice rebinds at once over the last one's closing connections.
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
@@ -84,7 +84,7 @@ impl Service for Accept {
             };
             match accepted {
                 Ok((tcp, peer)) => {
-                    let stream = Box::new(ClientStream::new(tcp, peer));
+                    let stream = Box::new(Socket::accepted(tcp, peer));
                     let app = self.app.clone();
                     let shutdown = shutdown.clone();
                     // A random one of the proxy's threads; the connection stays there.

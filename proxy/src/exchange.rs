@@ -22,6 +22,7 @@ use sluice_translate::{Dialect, EncoderOptions, errors};
 use tracing::{debug, warn};
 
 use crate::coalesce;
+use crate::connect;
 use crate::error::ProxyError;
 use crate::head;
 use crate::headers;
@@ -172,18 +173,22 @@ async fn send(
         // Built per attempt rather than cloned for a retry that rarely happens.
         let req = request_header(out)?;
         // A pooled connection first: that lookup is a small future. Only a new
-        // connection goes through the connect path (TCP, TLS), an 8.8 KiB future that
-        // is boxed: inline it made every request's future, held by every open stream,
-        // that much larger, and boxing it on every request copied all of it.
+        // connection goes through a connect path, boxed: Pingora's (TCP, TLS) is an
+        // 8.8 KiB future, and inline it made every request's future, held by every open
+        // stream, that much larger; boxing it on every request copied all of it. A
+        // plain-HTTP peer gets sluice's own TCP connect (`connect`).
         let pooled = connector.reused_http_session(peer).await;
         let (up, reused) = match pooled {
             Some(up) => (up, true),
-            None => Box::pin(connector.get_http_session(peer))
-                .await
-                .map_err(|e| {
-                    debug!(error = %e, "upstream connect failed");
-                    classify(&e)
-                })?,
+            None => match connect::plain_address(peer) {
+                Some(addr) => (Box::pin(connect::plain(peer, addr)).await?, false),
+                None => Box::pin(connector.get_http_session(peer))
+                    .await
+                    .map_err(|e| {
+                        debug!(error = %e, "upstream connect failed");
+                        classify(&e)
+                    })?,
+            },
         };
         let up = HttpSession::H1(up);
         // Header and body leave in one write (`coalesce`).

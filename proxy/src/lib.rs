@@ -10,8 +10,8 @@ mod accept;
 mod balance;
 mod body;
 mod cache;
-mod client;
 mod coalesce;
+mod connect;
 mod cors;
 mod error;
 mod exchange;
@@ -30,6 +30,7 @@ mod route;
 mod server;
 mod service;
 mod session;
+mod socket;
 
 pub use balance::{Health, HealthView, share as share_health};
 pub use server::{ProxyOptions, ProxyServer};

@@ -1,10 +1,12 @@
-//! A client's TCP connection, as the stream Pingora's HTTP/1 server reads and writes.
+//! A plain TCP connection as the stream Pingora's HTTP/1 server and client read and
+//! write: a client's connection (see `accept`) or a new one to a plain-HTTP upstream
+//! (see `connect`).
 //!
 //! Pingora's own `l4::Stream` carries what sluice never reads: a rewind buffer, the
 //! time each read and write waited (two clock reads per poll), receive timestamps, a
 //! tracer, and on drop a `nodelay` system call to detect a double close. Its buffers
-//! can only be sized by Pingora's listener, whose per-connection task sluice leaves out
-//! (see `accept`). This stream is the socket, its small write buffer and its address.
+//! can only be sized by Pingora's listener, whose per-connection task sluice leaves out.
+//! This stream is the socket, an optional write buffer and the peer's address.
 
 use std::io;
 use std::net::SocketAddr;
@@ -25,36 +27,49 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter, ReadBuf};
 use tokio::net::TcpStream;
 use tracing::debug;
 
-/// Bytes a connection gathers before it writes: one segment's worth, so a short
+/// Bytes a client connection gathers before it writes: one segment's worth, so a short
 /// answer's header and body leave together in one system call.
 const WRITE_BUFFER: usize = 1460;
 
-/// An accepted client connection.
+/// A TCP connection.
 ///
 /// Reads are not buffered here: they go straight into the HTTP parser's own buffers.
+/// (Pingora's default read buffer is 64 KiB per connection, held by every open stream
+/// and idle keep-alive, with every byte read copied through it.)
 #[derive(Debug)]
-pub(crate) struct ClientStream {
+pub(crate) struct Socket {
     io: BufWriter<TcpStream>,
-    socket: Arc<SocketDigest>,
+    digest: Arc<SocketDigest>,
 }
 
-impl ClientStream {
-    pub(crate) fn new(tcp: TcpStream, peer: SocketAddr) -> Self {
-        // Answers are written whole or flushed on purpose; Nagle's delay would only hold
+impl Socket {
+    /// A client's connection: small writes are gathered until a flush.
+    pub(crate) fn accepted(tcp: TcpStream, peer: SocketAddr) -> Self {
+        Self::new(tcp, peer, WRITE_BUFFER)
+    }
+
+    /// A connection to an upstream: unbuffered, as Pingora's own, since `coalesce`
+    /// already gathers a request's header and body into one write.
+    pub(crate) fn connected(tcp: TcpStream, peer: SocketAddr) -> Self {
+        Self::new(tcp, peer, 0)
+    }
+
+    fn new(tcp: TcpStream, peer: SocketAddr, write_buffer: usize) -> Self {
+        // Writes are whole messages or flushed on purpose; Nagle's delay would only hold
         // the last segment of each one back.
         if let Err(e) = tcp.set_nodelay(true) {
-            debug!(error = %e, "TCP_NODELAY on a client connection failed");
+            debug!(error = %e, "TCP_NODELAY failed");
         }
-        let socket = SocketDigest::from_raw_fd(tcp.as_raw_fd());
-        let _ = socket.peer_addr.set(Some(PeerAddr::Inet(peer)));
+        let digest = SocketDigest::from_raw_fd(tcp.as_raw_fd());
+        let _ = digest.peer_addr.set(Some(PeerAddr::Inet(peer)));
         Self {
-            io: BufWriter::with_capacity(WRITE_BUFFER, tcp),
-            socket: Arc::new(socket),
+            io: BufWriter::with_capacity(write_buffer, tcp),
+            digest: Arc::new(digest),
         }
     }
 }
 
-impl AsyncRead for ClientStream {
+impl AsyncRead for Socket {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -64,7 +79,7 @@ impl AsyncRead for ClientStream {
     }
 }
 
-impl AsyncWrite for ClientStream {
+impl AsyncWrite for Socket {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -95,23 +110,23 @@ impl AsyncWrite for ClientStream {
 }
 
 #[async_trait]
-impl Shutdown for ClientStream {
+impl Shutdown for Socket {
     async fn shutdown(&mut self) {
         if let Err(e) = AsyncWriteExt::shutdown(&mut self.io).await {
-            debug!(error = %e, "closing a client connection failed");
+            debug!(error = %e, "closing a connection failed");
         }
     }
 }
 
-impl UniqueID for ClientStream {
+impl UniqueID for Socket {
     fn id(&self) -> UniqueIDType {
         self.io.get_ref().as_raw_fd()
     }
 }
 
-impl Ssl for ClientStream {}
+impl Ssl for Socket {}
 
-impl GetTimingDigest for ClientStream {
+impl GetTimingDigest for Socket {
     /// Nothing in sluice reads connection timings, and Pingora asks for them on every
     /// request (an allocation each time), so there are none.
     fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
@@ -119,22 +134,22 @@ impl GetTimingDigest for ClientStream {
     }
 }
 
-impl GetProxyDigest for ClientStream {
+impl GetProxyDigest for Socket {
     fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
         None
     }
 }
 
-impl GetSocketDigest for ClientStream {
+impl GetSocketDigest for Socket {
     fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
-        Some(self.socket.clone())
+        Some(self.digest.clone())
     }
 }
 
 #[async_trait]
-impl Peek for ClientStream {}
+impl Peek for Socket {}
 
-impl Drop for ClientStream {
+impl Drop for Socket {
     /// Whatever is still buffered goes out if the socket takes it now: the HTTP session
     /// flushes every answer itself, so this only matters on an abandoned connection.
     fn drop(&mut self) {
@@ -151,13 +166,13 @@ mod tests {
     use tokio::io::AsyncReadExt;
     use tokio::net::TcpListener;
 
-    async fn pair() -> (ClientStream, TcpStream) {
+    async fn pair() -> (Socket, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
         let (server, peer) = listener.accept().await.unwrap();
-        (ClientStream::new(server, peer), client)
+        (Socket::accepted(server, peer), client)
     }
 
     #[tokio::test]
