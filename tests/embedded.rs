@@ -601,3 +601,20 @@ async fn both_proxy_runtimes_serve_on_several_threads() {
         s.running.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_proxy_port_fails_the_start_and_names_the_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = Settings::ephemeral(dir.path().to_path_buf());
+    settings.proxy_addr = addr;
+    let err = match launch(&settings, &[Plane::Admin, Plane::Proxy, Plane::Mcp]).await {
+        Ok(_) => panic!("the proxy started on a port another socket listens on"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains(&addr.to_string()), "{err}");
+    assert!(err.to_lowercase().contains("in use"), "{err}");
+    // The port is still the other socket's.
+    let _client = std::net::TcpStream::connect(addr).expect("the first listener still accepts");
+}

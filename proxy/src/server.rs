@@ -74,7 +74,9 @@ impl ProxyServer {
     ) -> std::io::Result<Self> {
         // Bound here, before the server runs: the address (a free port for port 0) is
         // known and taken when this returns.
-        let listener = accept::bind(options.addr)?;
+        let listener = accept::bind(options.addr).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("listening on {}: {e}", options.addr))
+        })?;
         let addr = listener.local_addr()?;
         let threads = if options.threads == 0 {
             std::thread::available_parallelism().map_or(2, |n| n.get())
