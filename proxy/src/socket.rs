@@ -13,17 +13,16 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use async_trait::async_trait;
-use futures::FutureExt;
 use pingora_core::protocols::l4::socket::SocketAddr as PeerAddr;
 use pingora_core::protocols::raw_connect::ProxyDigest;
 use pingora_core::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl,
     TimingDigest, UniqueID, UniqueIDType,
 };
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tracing::debug;
 
@@ -36,9 +35,19 @@ const WRITE_BUFFER: usize = 1460;
 /// Reads are not buffered here: they go straight into the HTTP parser's own buffers.
 /// (Pingora's default read buffer is 64 KiB per connection, held by every open stream
 /// and idle keep-alive, with every byte read copied through it.)
+///
+/// Writes may be gathered up to `gather` bytes until a flush. The buffer exists only
+/// while it holds bytes: it is allocated by the first write it keeps and freed once a
+/// flush has sent it, so an open stream between two events, or a connection idle
+/// between requests, holds none (a `BufWriter` holds its 1,460 bytes for the
+/// connection's life: 1.4 KiB of each open stream, README "Measured").
 #[derive(Debug)]
 pub(crate) struct Socket {
-    io: BufWriter<TcpStream>,
+    tcp: TcpStream,
+    /// Written, not yet sent.
+    out: Vec<u8>,
+    /// The most `out` gathers; 0 writes straight through.
+    gather: usize,
     digest: Arc<SocketDigest>,
 }
 
@@ -54,7 +63,7 @@ impl Socket {
         Self::new(tcp, peer, 0)
     }
 
-    fn new(tcp: TcpStream, peer: SocketAddr, write_buffer: usize) -> Self {
+    fn new(tcp: TcpStream, peer: SocketAddr, gather: usize) -> Self {
         // Writes are whole messages or flushed on purpose; Nagle's delay would only hold
         // the last segment of each one back.
         if let Err(e) = tcp.set_nodelay(true) {
@@ -63,9 +72,44 @@ impl Socket {
         let digest = SocketDigest::from_raw_fd(tcp.as_raw_fd());
         let _ = digest.peer_addr.set(Some(PeerAddr::Inet(peer)));
         Self {
-            io: BufWriter::with_capacity(write_buffer, tcp),
+            tcp,
+            out: Vec::new(),
+            gather,
             digest: Arc::new(digest),
         }
+    }
+
+    /// Send everything gathered, then free the buffer.
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut sent = 0;
+        let result = loop {
+            if sent == self.out.len() {
+                break Poll::Ready(Ok(()));
+            }
+            match Pin::new(&mut self.tcp).poll_write(cx, &self.out[sent..]) {
+                Poll::Ready(Ok(0)) => break Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => sent += n,
+                Poll::Ready(Err(e)) => break Poll::Ready(Err(e)),
+                Poll::Pending => break Poll::Pending,
+            }
+        };
+        if sent == self.out.len() {
+            self.out = Vec::new();
+        } else {
+            self.out.drain(..sent);
+        }
+        result
+    }
+
+    /// Keep `buf` for a later flush, allocating the buffer at its full size.
+    fn gather(&mut self, buf: &[u8]) {
+        if buf.is_empty() {
+            return;
+        }
+        if self.out.capacity() == 0 {
+            self.out.reserve_exact(self.gather);
+        }
+        self.out.extend_from_slice(buf);
     }
 }
 
@@ -75,7 +119,7 @@ impl AsyncRead for Socket {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(self.io.get_mut()).poll_read(cx, buf)
+        Pin::new(&mut self.tcp).poll_read(cx, buf)
     }
 }
 
@@ -85,7 +129,16 @@ impl AsyncWrite for Socket {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let this = &mut *self;
+        if this.out.len() + buf.len() > this.gather {
+            // What is gathered goes first, then `buf` is kept or written through.
+            ready!(this.poll_send(cx))?;
+            if buf.len() >= this.gather {
+                return Pin::new(&mut this.tcp).poll_write(cx, buf);
+            }
+        }
+        this.gather(buf);
+        Poll::Ready(Ok(buf.len()))
     }
 
     fn poll_write_vectored(
@@ -93,26 +146,39 @@ impl AsyncWrite for Socket {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let this = &mut *self;
+        let len: usize = bufs.iter().map(|b| b.len()).sum();
+        if this.out.len() + len > this.gather {
+            ready!(this.poll_send(cx))?;
+            if len >= this.gather {
+                return Pin::new(&mut this.tcp).poll_write_vectored(cx, bufs);
+            }
+        }
+        for b in bufs {
+            this.gather(b);
+        }
+        Poll::Ready(Ok(len))
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
+        true
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        ready!(self.poll_send(cx))?;
+        Pin::new(&mut self.tcp).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+        ready!(self.poll_send(cx))?;
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
     }
 }
 
 #[async_trait]
 impl Shutdown for Socket {
     async fn shutdown(&mut self) {
-        if let Err(e) = AsyncWriteExt::shutdown(&mut self.io).await {
+        if let Err(e) = AsyncWriteExt::shutdown(self).await {
             debug!(error = %e, "closing a connection failed");
         }
     }
@@ -120,7 +186,7 @@ impl Shutdown for Socket {
 
 impl UniqueID for Socket {
     fn id(&self) -> UniqueIDType {
-        self.io.get_ref().as_raw_fd()
+        self.tcp.as_raw_fd()
     }
 }
 
@@ -153,8 +219,8 @@ impl Drop for Socket {
     /// Whatever is still buffered goes out if the socket takes it now: the HTTP session
     /// flushes every answer itself, so this only matters on an abandoned connection.
     fn drop(&mut self) {
-        if !self.io.buffer().is_empty() {
-            let _ = self.io.flush().now_or_never();
+        if !self.out.is_empty() {
+            let _ = self.tcp.try_write(&self.out);
         }
     }
 }
@@ -217,6 +283,56 @@ mod tests {
         let mut got = vec![0; 64];
         let n = client.read(&mut got).await.unwrap();
         assert_eq!(&got[..n], b"HTTP/1.1 200 OK\r\n\r\nbody");
+    }
+
+    #[tokio::test]
+    async fn the_write_buffer_exists_only_while_it_holds_bytes() {
+        let (mut server, mut client) = pair().await;
+        assert_eq!(server.out.capacity(), 0, "allocated before any write");
+        for event in [&b"data: one\n\n"[..], b"data: two\n\n"] {
+            server.write_all(event).await.unwrap();
+            assert!(server.out.capacity() >= event.len());
+            server.flush().await.unwrap();
+            assert_eq!(server.out.capacity(), 0, "kept after a flush");
+            let mut got = vec![0; 64];
+            let n = client.read(&mut got).await.unwrap();
+            assert_eq!(&got[..n], event);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_large_write_follows_what_was_gathered_in_order() {
+        let (mut server, mut client) = pair().await;
+        let large = vec![b'x'; 3 * WRITE_BUFFER];
+        server.write_all(b"head;").await.unwrap();
+        server.write_all(&large).await.unwrap();
+        let written = server
+            .write_vectored(&[io::IoSlice::new(b";a"), io::IoSlice::new(b";b")])
+            .await
+            .unwrap();
+        assert_eq!(written, 4, "a small vectored write is gathered whole");
+        server.flush().await.unwrap();
+        drop(server);
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await.unwrap();
+        let mut want = b"head;".to_vec();
+        want.extend_from_slice(&large);
+        want.extend_from_slice(b";a;b");
+        assert_eq!(got, want);
+    }
+
+    #[tokio::test]
+    async fn an_upstream_connection_writes_straight_through() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let (mut upstream, _) = listener.accept().await.unwrap();
+        let mut socket = Socket::connected(tcp, addr);
+        socket.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        assert_eq!(socket.out.capacity(), 0);
+        let mut got = vec![0; 64];
+        let n = upstream.read(&mut got).await.unwrap();
+        assert_eq!(&got[..n], b"GET / HTTP/1.1\r\n");
     }
 
     #[tokio::test]
