@@ -31,6 +31,8 @@ use pingora_core::protocols::{
 use pingora_core::upstreams::peer::HttpPeer;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::socket;
+
 /// The most held back; a larger request flushes what is held and writes the rest
 /// through, as the bare stream would.
 const MAX_HELD: usize = 64 * 1024;
@@ -43,8 +45,6 @@ const KEEP_CAPACITY: usize = 8 * 1024;
 pub(crate) struct Coalesced {
     inner: Stream,
     held: Vec<u8>,
-    /// How much of `held` is already written.
-    sent: usize,
     holding: AtomicBool,
 }
 
@@ -53,25 +53,15 @@ impl Coalesced {
         Self {
             inner,
             held: Vec::new(),
-            sent: 0,
             holding: AtomicBool::new(false),
         }
     }
 
     /// Write out what is held.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.sent < self.held.len() {
-            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.held[self.sent..]))?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            self.sent += n;
-        }
-        self.sent = 0;
+        ready!(socket::poll_write_out(&mut self.inner, cx, &mut self.held))?;
         if self.held.capacity() > KEEP_CAPACITY {
             self.held = Vec::new();
-        } else {
-            self.held.clear();
         }
         Poll::Ready(Ok(()))
     }

@@ -81,24 +81,9 @@ impl Socket {
 
     /// Send everything gathered, then free the buffer.
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut sent = 0;
-        let result = loop {
-            if sent == self.out.len() {
-                break Poll::Ready(Ok(()));
-            }
-            match Pin::new(&mut self.tcp).poll_write(cx, &self.out[sent..]) {
-                Poll::Ready(Ok(0)) => break Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Poll::Ready(Ok(n)) => sent += n,
-                Poll::Ready(Err(e)) => break Poll::Ready(Err(e)),
-                Poll::Pending => break Poll::Pending,
-            }
-        };
-        if sent == self.out.len() {
-            self.out = Vec::new();
-        } else {
-            self.out.drain(..sent);
-        }
-        result
+        ready!(poll_write_out(&mut self.tcp, cx, &mut self.out))?;
+        self.out = Vec::new();
+        Poll::Ready(Ok(()))
     }
 
     /// Keep `buf` for a later flush, allocating the buffer at its full size.
@@ -111,6 +96,30 @@ impl Socket {
         }
         self.out.extend_from_slice(buf);
     }
+}
+
+/// Write all of `out` to `w`. What was sent is removed from `out`, so a call that
+/// returns `Pending` leaves only the rest for the next one; the allocation is kept for
+/// the caller to free or reuse.
+pub(crate) fn poll_write_out<W: AsyncWrite + Unpin + ?Sized>(
+    w: &mut W,
+    cx: &mut Context<'_>,
+    out: &mut Vec<u8>,
+) -> Poll<io::Result<()>> {
+    let mut sent = 0;
+    let result = loop {
+        if sent == out.len() {
+            break Poll::Ready(Ok(()));
+        }
+        match Pin::new(&mut *w).poll_write(cx, &out[sent..]) {
+            Poll::Ready(Ok(0)) => break Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            Poll::Ready(Ok(n)) => sent += n,
+            Poll::Ready(Err(e)) => break Poll::Ready(Err(e)),
+            Poll::Pending => break Poll::Pending,
+        }
+    };
+    out.drain(..sent);
+    result
 }
 
 impl AsyncRead for Socket {
@@ -232,13 +241,18 @@ mod tests {
     use tokio::io::AsyncReadExt;
     use tokio::net::TcpListener;
 
-    async fn pair() -> (Socket, TcpStream) {
+    /// A connection's accepted end made into a `Socket` by `make`, and its other end.
+    async fn pair_with(make: fn(TcpStream, SocketAddr) -> Socket) -> (Socket, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
         let (server, peer) = listener.accept().await.unwrap();
-        (Socket::accepted(server, peer), client)
+        (make(server, peer), client)
+    }
+
+    async fn pair() -> (Socket, TcpStream) {
+        pair_with(Socket::accepted).await
     }
 
     #[tokio::test]
@@ -323,11 +337,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_upstream_connection_writes_straight_through() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let tcp = TcpStream::connect(addr).await.unwrap();
-        let (mut upstream, _) = listener.accept().await.unwrap();
-        let mut socket = Socket::connected(tcp, addr);
+        let (mut socket, mut upstream) = pair_with(Socket::connected).await;
         socket.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
         assert_eq!(socket.out.capacity(), 0);
         let mut got = vec![0; 64];
