@@ -82,7 +82,8 @@ async fn proxied_completion_plain_and_streamed() {
 /// Pingora keeps each fast timer until its deadline even when it is cancelled, so the
 /// proxy's long timeouts (the 600 s upstream read above all) must go to Tokio's timer,
 /// or every request holds memory for ten minutes. The setting is process-wide and the
-/// Pingora server applies its own at start, over anything set before it.
+/// Pingora server applies its own when its thread starts, over anything set before it;
+/// the proxy sets it too before it listens, so no request finds the default.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_timeouts_do_not_use_pingoras_fast_timers() {
     let _s = embedded().await;

@@ -93,7 +93,7 @@ impl ProxyServer {
             // timeout every request left one behind for ten minutes: RSS rose by about
             // 1 MiB a minute under load through a ten-minute soak. Longer timeouts use
             // Tokio's timer, which forgets a cancelled one at once. (The server applies
-            // this when it starts, over any earlier setting.)
+            // this when its thread starts, over any earlier setting; see below.)
             fast_timeout_to_tokio_threshold_seconds: Some(FAST_TIMER_LIMIT.as_secs()),
             // A pinned connection never moves between threads: no task hand-off, no
             // cross-thread wake-up, no atomic run queue. On scenario 1 this took a tenth
@@ -102,6 +102,10 @@ impl ProxyServer {
             work_stealing: options.work_stealing,
             ..ServerConf::default()
         };
+        // Set here too, not only by the server when its thread runs it: the proxy
+        // listens from the moment this returns, and no request may get the long-lived
+        // timer in between.
+        pingora_timeout::fast_timeout::set_fast_timeout_to_tokio_threshold(Some(FAST_TIMER_LIMIT));
         let connector = Connector::new(Some(ConnectorOptions::from_server_conf(&conf)));
         let mut server = Server::new_with_opt_and_conf(None, conf);
         server.bootstrap();
