@@ -13,7 +13,7 @@
 use std::net::SocketAddr as InetAddr;
 use std::time::Duration;
 
-use pingora_core::protocols::http::v1::client::HttpSession;
+use pingora_core::protocols::Stream;
 use pingora_core::protocols::l4::socket::SocketAddr;
 use pingora_core::upstreams::peer::HttpPeer;
 use tokio::net::TcpStream;
@@ -42,7 +42,7 @@ pub(crate) fn plain_address(peer: &HttpPeer) -> Option<InetAddr> {
 }
 
 /// Open a new connection to a plain peer at `addr` (see `plain_address`).
-pub(crate) async fn plain(peer: &HttpPeer, addr: InetAddr) -> Result<HttpSession, ProxyError> {
+pub(crate) async fn plain(peer: &HttpPeer, addr: InetAddr) -> Result<Stream, ProxyError> {
     let limit = [
         peer.options.connection_timeout,
         peer.options.total_connection_timeout,
@@ -63,15 +63,13 @@ pub(crate) async fn plain(peer: &HttpPeer, addr: InetAddr) -> Result<HttpSession
             return Err(ProxyError::UpstreamTimeout);
         }
     };
-    Ok(HttpSession::new_with_options(
-        Box::new(Socket::connected(tcp, addr)),
-        peer,
-    ))
+    Ok(Box::new(Socket::connected(tcp, addr)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::upstream::{Conn, encode_request};
     use pingora_core::protocols::TcpKeepalive;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -116,20 +114,19 @@ mod tests {
             String::from_utf8_lossy(&got[..n]).into_owned()
         });
         let peer = peer(&addr.to_string(), false);
-        let mut up = plain(&peer, addr).await.unwrap();
-        let mut req = pingora_http::RequestHeader::build("GET", b"/v1/models", None).unwrap();
-        req.insert_header("host", "upstream.test").unwrap();
-        up.write_request_header(Box::new(req)).await.unwrap();
-        up.read_response().await.unwrap();
-        assert_eq!(up.resp_header().unwrap().status, 200);
-        assert_eq!(
-            up.read_body_bytes().await.unwrap().as_deref(),
-            Some(&b"ok"[..])
-        );
-        match up.server_addr() {
+        let stream = plain(&peer, addr).await.unwrap();
+        let digest = stream.get_socket_digest().expect("digest");
+        match digest.peer_addr() {
             Some(SocketAddr::Inet(a)) => assert_eq!(*a, addr),
             other => panic!("server address {other:?}"),
         }
+        let mut up = Conn::new(stream);
+        let mut headers = http::HeaderMap::new();
+        headers.insert("host", "upstream.test".parse().unwrap());
+        let (first, rest) = encode_request(&http::Method::GET, "/v1/models", &headers, b"");
+        up.send(&first, rest).await.unwrap();
+        assert_eq!(up.read_head().await.unwrap().status, 200);
+        assert_eq!(up.read_body().await.unwrap().as_deref(), Some(&b"ok"[..]));
         let request = server.await.unwrap();
         assert!(
             request.starts_with("GET /v1/models HTTP/1.1\r\n"),

@@ -11,17 +11,14 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
-use pingora_core::connectors::http::v1::Connector;
-use pingora_core::protocols::http::client::HttpSession;
-use pingora_core::upstreams::peer::HttpPeer;
+use pingora_core::connectors::TransportConnector;
+use pingora_core::upstreams::peer::{HttpPeer, Peer};
 use pingora_error::{Error, ErrorType};
-use pingora_http::{RequestHeader, ResponseHeader};
 use sluice_shared::snapshot::{CompiledConsumer, UpstreamCredential, UpstreamTarget, WireApi};
 use sluice_translate::canonical::Usage;
 use sluice_translate::{Dialect, EncoderOptions, errors};
 use tracing::{debug, warn};
 
-use crate::coalesce;
 use crate::connect;
 use crate::error::ProxyError;
 use crate::head;
@@ -30,6 +27,7 @@ use crate::peer::idle_timeout;
 use crate::policy::respond::Filter;
 use crate::relay::{Done, pass_through, translate_stream};
 use crate::session::Session;
+use crate::upstream::{Conn, UpstreamError, encode_request};
 
 /// The most of a provider's answer buffered when it must be read whole (a complete
 /// answer to translate, an error body).
@@ -97,11 +95,11 @@ fn foreign(name: &HeaderName, wire: WireApi) -> bool {
     }
 }
 
-/// Build the upstream request header: provider path, provider host, the client's
-/// headers minus credentials, hop-by-hop and other providers' ones, the consumer's
-/// extra headers, the provider's required headers, the credential, and the exact
-/// content length.
-pub fn request_header(out: &Outbound<'_>) -> Result<RequestHeader, ProxyError> {
+/// Build the upstream request's path and header: provider path, provider host, the
+/// client's headers minus credentials, hop-by-hop and other providers' ones, the
+/// consumer's extra headers, the provider's required headers, the credential, and the
+/// exact content length.
+pub fn request_header(out: &Outbound<'_>) -> Result<(String, HeaderMap), ProxyError> {
     let target = out.target;
     let mut path = format!("{}{}", target.base_path, out.api_path);
     if let Some(UpstreamCredential::Query { name, value }) = &target.credential {
@@ -138,7 +136,11 @@ pub fn request_header(out: &Outbound<'_>) -> Result<RequestHeader, ProxyError> {
         http::header::CONTENT_LENGTH,
         HeaderValue::from(out.body.len()),
     );
-    head::request(Method::POST, &path, headers).ok_or_else(internal)
+    // Written into the request line as it is: no space or control byte may split it.
+    if !path.starts_with('/') || !path.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(internal());
+    }
+    Ok((path, headers))
 }
 
 pub(crate) fn classify(err: &Error) -> ProxyError {
@@ -158,58 +160,58 @@ pub(crate) fn classify(err: &Error) -> ProxyError {
     }
 }
 
+/// A connection to `peer`: a pooled one first, else a new one. Returns whether it was
+/// pooled.
+async fn connect(
+    connector: &TransportConnector,
+    peer: &HttpPeer,
+) -> Result<(Conn, bool), ProxyError> {
+    // The pool lookup is a small future. Only a new connection goes through a connect
+    // path, boxed: Pingora's (TCP, TLS) is an 8.8 KiB future, and inline it made every
+    // request's future, held by every open stream, that much larger. A plain-HTTP peer
+    // gets sluice's own TCP connect (`connect`).
+    if let Some(stream) = connector.reused_stream(peer).await {
+        return Ok((Conn::new(stream), true));
+    }
+    let stream = match connect::plain_address(peer) {
+        Some(addr) => Box::pin(connect::plain(peer, addr)).await?,
+        None => Box::pin(connector.new_stream(peer)).await.map_err(|e| {
+            debug!(error = %e, "upstream connect failed");
+            classify(&e)
+        })?,
+    };
+    Ok((Conn::new(stream), false))
+}
+
 /// Send the request and read the response header. A pooled connection the upstream
 /// closed meanwhile fails on first use; that is retried once on a fresh connection.
 async fn send(
-    connector: &Connector,
+    connector: &TransportConnector,
     peer: &HttpPeer,
     out: &Outbound<'_>,
     read_timeout: Duration,
-) -> Result<Box<HttpSession>, ProxyError> {
-    let body = &out.body;
+) -> Result<(Box<Conn>, crate::upstream::Response), ProxyError> {
+    let (path, headers) = request_header(out)?;
+    let (first, rest) = encode_request(&Method::POST, &path, &headers, &out.body);
+    drop(headers);
     let mut attempt = 0;
     loop {
         attempt += 1;
-        // Built per attempt rather than cloned for a retry that rarely happens.
-        let req = request_header(out)?;
-        // A pooled connection first: that lookup is a small future. Only a new
-        // connection goes through a connect path, boxed: Pingora's (TCP, TLS) is an
-        // 8.8 KiB future, and inline it made every request's future, held by every open
-        // stream, that much larger; boxing it on every request copied all of it. A
-        // plain-HTTP peer gets sluice's own TCP connect (`connect`).
-        let pooled = connector.reused_http_session(peer).await;
-        let (up, reused) = match pooled {
-            Some(up) => (up, true),
-            None => match connect::plain_address(peer) {
-                Some(addr) => (Box::pin(connect::plain(peer, addr)).await?, false),
-                None => Box::pin(connector.get_http_session(peer))
-                    .await
-                    .map_err(|e| {
-                        debug!(error = %e, "upstream connect failed");
-                        classify(&e)
-                    })?,
-            },
-        };
-        let up = HttpSession::H1(up);
-        // Header and body leave in one write (`coalesce`).
-        let mut up = coalesce::hold(up, peer);
+        let (mut up, reused) = connect(connector, peer).await?;
         up.set_read_timeout(Some(read_timeout));
         let sent = async {
-            up.write_request_header(Box::new(req)).await?;
-            up.write_request_body(body.clone(), true).await?;
-            coalesce::release(&up);
-            up.finish_request_body().await?;
-            up.read_response_header().await
+            up.send(&first, rest).await?;
+            up.read_head().await
         }
         .await;
         match sent {
-            Ok(()) => return Ok(Box::new(up)),
-            Err(e) if reused && attempt == 1 => {
+            Ok(head) => return Ok((Box::new(up), head)),
+            Err(e) if reused && attempt == 1 && e.stale() => {
                 debug!(error = %e, "pooled upstream connection failed; retrying on a fresh one");
             }
             Err(e) => {
                 debug!(error = %e, "upstream exchange failed");
-                return Err(classify(&e));
+                return Err(ProxyError::from(&e));
             }
         }
     }
@@ -229,7 +231,7 @@ async fn read_all(up: &mut BodyReader) -> Result<Bytes, ProxyError> {
                 buf.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(buf.freeze()),
-            Err(e) => return Err(classify(&e)),
+            Err(e) => return Err(ProxyError::from(&e)),
         }
     }
 }
@@ -302,21 +304,21 @@ impl From<ProxyError> for AnswerError {
 /// status line), then chunk by chunk, each read bounded by the idle timeout, all of
 /// it by the total deadline of a non-streaming request.
 pub(crate) struct BodyReader {
-    up: Box<HttpSession>,
+    up: Box<Conn>,
     first: Option<Option<Bytes>>,
     deadline: Option<Instant>,
 }
 
 impl BodyReader {
-    pub(crate) async fn read(&mut self) -> pingora_error::Result<Option<Bytes>> {
+    pub(crate) async fn read(&mut self) -> Result<Option<Bytes>, UpstreamError> {
         if let Some(first) = self.first.take() {
             return Ok(first);
         }
         match self.deadline {
-            Some(at) => tokio::time::timeout_at(at.into(), self.up.read_response_body())
+            Some(at) => tokio::time::timeout_at(at.into(), self.up.read_body())
                 .await
-                .unwrap_or_else(|_| Err(Error::explain(ErrorType::ReadTimedout, "total timeout"))),
-            None => self.up.read_response_body().await,
+                .unwrap_or(Err(UpstreamError::Timeout("by the total deadline"))),
+            None => self.up.read_body().await,
         }
     }
 
@@ -324,7 +326,7 @@ impl BodyReader {
     async fn prime(&mut self) -> Result<(), AnswerError> {
         let first = self.read().await.map_err(|e| {
             debug!(error = %e, "provider failed before its first byte");
-            AnswerError::BeforeFirstByte(classify(&e))
+            AnswerError::BeforeFirstByte(ProxyError::from(&e))
         })?;
         self.first = Some(first);
         Ok(())
@@ -334,10 +336,12 @@ impl BodyReader {
 /// An upstream that answered with a response header; nothing has reached the client
 /// yet, so the caller may still try elsewhere.
 pub struct Sent {
-    /// Boxed from here on: Pingora's client session is 472 bytes, and each `async`
-    /// function it passes through keeps its own copy in the request's future.
-    up: Box<HttpSession>,
+    /// Boxed from here on: each `async` function it passes through would otherwise
+    /// keep its own copy in the request's future.
+    up: Box<Conn>,
     pub status: u16,
+    /// The provider's header, dropped once the client's is built from it.
+    headers: HeaderMap,
     is_sse: bool,
     /// The provider's `Retry-After`, in seconds form.
     pub retry_after: Option<Duration>,
@@ -347,16 +351,15 @@ pub struct Sent {
 }
 
 /// Send the request and read the response header.
-pub async fn send_request(
-    connector: &Connector,
+pub(crate) async fn send_request(
+    connector: &TransportConnector,
     peer: &HttpPeer,
     out: &Outbound<'_>,
     read_timeout: Duration,
 ) -> Result<Sent, ProxyError> {
     let started = Instant::now();
-    let up = send(connector, peer, out, read_timeout).await?;
-    let upstream = up.response_header().ok_or(ProxyError::UpstreamFailed)?;
-    let status = upstream.status.as_u16();
+    let (up, upstream) = send(connector, peer, out, read_timeout).await?;
+    let status = upstream.status;
     let is_sse = upstream
         .headers
         .get(http::header::CONTENT_TYPE)
@@ -371,6 +374,7 @@ pub async fn send_request(
     Ok(Sent {
         up,
         status,
+        headers: upstream.headers,
         is_sse,
         retry_after,
         header_latency: started.elapsed(),
@@ -381,13 +385,14 @@ pub async fn send_request(
 /// The client's header for a passed-through answer: the upstream's, less hop-by-hop
 /// ones, plus the gateway's; chunked when it has no length.
 fn passthrough_header(
-    upstream: &ResponseHeader,
+    status: u16,
+    upstream: &HeaderMap,
     response_headers: &[(HeaderName, HeaderValue)],
     is_sse: bool,
 ) -> Result<head::Response, ProxyError> {
-    let mut resp = head::Response::new(upstream.status.as_u16(), upstream.headers.len() + 6)
-        .ok_or(ProxyError::UpstreamFailed)?;
-    for (name, value) in &upstream.headers {
+    let mut resp =
+        head::Response::new(status, upstream.len() + 6).ok_or(ProxyError::UpstreamFailed)?;
+    for (name, value) in upstream {
         if !headers::drop_downstream(name) {
             resp.headers().append(name.clone(), value.clone());
         }
@@ -415,8 +420,8 @@ fn passthrough_header(
 /// Answer the client from an upstream's response; `filter` is the response stage of
 /// a translated answer.
 #[allow(clippy::too_many_arguments)]
-pub async fn answer(
-    connector: &Connector,
+pub(crate) async fn answer(
+    connector: &TransportConnector,
     peer: &HttpPeer,
     sent: Sent,
     response_headers: &[(HeaderName, HeaderValue)],
@@ -428,20 +433,24 @@ pub async fn answer(
     let Sent {
         mut up,
         status,
+        headers,
         is_sse,
         started,
         ..
     } = sent;
     up.set_read_timeout(Some(timing.idle));
-    // A passed-through answer's header is built from the upstream's in place, before
-    // the session moves into the reader.
+    // A passed-through answer's header is built from the upstream's, which is then
+    // dropped: a stream does not hold it while it is relayed.
     let passthrough_head = match answer {
-        Answer::Passthrough { .. } => {
-            let upstream = up.response_header().ok_or(ProxyError::UpstreamFailed)?;
-            Some(passthrough_header(upstream, response_headers, is_sse)?)
-        }
+        Answer::Passthrough { .. } => Some(passthrough_header(
+            status,
+            &headers,
+            response_headers,
+            is_sse,
+        )?),
         Answer::Translate { .. } => None,
     };
+    drop(headers);
     let mut up = BodyReader {
         up,
         first: None,
@@ -537,12 +546,10 @@ pub async fn answer(
             }
         }
     };
-    if matches!(result, Done::Complete) && up.up.response_done() {
-        // Boxed: a 3 KiB future, and inline it would more than double the size of
-        // this function's, which every open stream holds while it is relayed.
-        if let HttpSession::H1(h1) = *up.up {
-            Box::pin(connector.release_http_session(h1, peer, Some(idle_timeout()))).await;
-        }
+    if matches!(result, Done::Complete)
+        && let Some(stream) = up.up.into_reusable()
+    {
+        connector.release_stream(stream, peer.reuse_hash(), Some(idle_timeout()));
     }
     Ok(relayed)
 }

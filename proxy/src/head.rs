@@ -1,4 +1,4 @@
-//! Request and response heads built as plain `http` parts.
+//! Response heads built as plain `http` parts.
 //!
 //! Pingora's `insert_header` and `append_header` keep a map of header-name case beside
 //! the headers. Even on a head built without that map, each call turns the name back
@@ -7,9 +7,9 @@
 //! case map is exactly its `http` parts, so sluice fills a `HeaderMap` and converts it
 //! once; the head Pingora writes is the same.
 
+use http::StatusCode;
 use http::header::{CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, StatusCode, Uri};
-use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_http::ResponseHeader;
 
 /// `x-accel-buffering`, which tells intermediaries not to buffer a stream.
 pub const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
@@ -66,15 +66,6 @@ impl Response {
     }
 }
 
-/// A request head: `method` on the origin-form `path` (with its query), and `headers`.
-pub fn request(method: Method, path: &str, headers: HeaderMap) -> Option<RequestHeader> {
-    let mut parts = http::Request::new(()).into_parts().0;
-    parts.method = method;
-    parts.uri = Uri::try_from(path).ok()?;
-    parts.headers = headers;
-    Some(RequestHeader::from(parts))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,16 +116,5 @@ mod tests {
             assert_eq!(head.headers.len(), n + 2);
             assert_eq!(head.headers.capacity(), room, "{n} headers");
         }
-    }
-
-    #[test]
-    fn a_built_request_head_keeps_its_path_and_query() {
-        let mut headers = HeaderMap::new();
-        headers.insert(http::header::HOST, HeaderValue::from_static("api.example"));
-        let req = request(Method::POST, "/v1/chat/completions?key=a%20b", headers).expect("uri");
-        assert_eq!(req.method, Method::POST);
-        assert_eq!(req.raw_path(), b"/v1/chat/completions?key=a%20b");
-        assert_eq!(req.headers["host"], "api.example");
-        assert!(request(Method::POST, "not a path", HeaderMap::new()).is_none());
     }
 }

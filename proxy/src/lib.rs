@@ -1,6 +1,7 @@
 //! The proxy plane: sluice's data path for LLM traffic, on Pingora.
 //!
-//! Pingora gives the HTTP server, the upstream connection pool and TLS. The request path
+//! Pingora gives the HTTP server, the upstream connection pool and TLS; sluice speaks
+//! HTTP/1.1 to providers itself ([`upstream`]). The request path
 //! itself is [`service::SluiceProxy`]: it pins the current config snapshot, resolves the
 //! gateway and consumer, authenticates, reads and checks the body, picks an upstream
 //! and runs the exchange with it ([`exchange`]), streaming the answer back chunk by
@@ -10,7 +11,6 @@ mod accept;
 mod balance;
 mod body;
 mod cache;
-mod coalesce;
 mod connect;
 mod cors;
 mod error;
@@ -31,6 +31,7 @@ mod server;
 mod service;
 mod session;
 mod socket;
+mod upstream;
 
 pub use balance::{Health, HealthView, share as share_health};
 pub use server::{ProxyOptions, ProxyServer};

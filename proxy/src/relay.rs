@@ -12,7 +12,7 @@ use sluice_translate::{Decoder, Dialect, Encoder, EncoderOptions, errors};
 use tracing::{debug, warn};
 
 use crate::error::ProxyError;
-use crate::exchange::{BodyReader, MAX_ACCOUNTED_BODY, MAX_EVENT, Relayed, classify};
+use crate::exchange::{BodyReader, MAX_ACCOUNTED_BODY, MAX_EVENT, Relayed};
 use crate::policy::respond::Filter;
 use crate::session::Session;
 
@@ -107,7 +107,7 @@ pub(crate) async fn pass_through(
                 return Done::Complete;
             }
             Err(e) => {
-                let error = classify(&e);
+                let error = ProxyError::from(&e);
                 warn!(error = %e, status = relayed.status, bytes = relayed.bytes, "upstream failed mid-response");
                 relayed.broken = true;
                 if is_sse {
@@ -250,7 +250,7 @@ pub(crate) async fn translate_stream(
                 .map(|e| bad_stream(&e.to_string())),
             Err(e) => {
                 warn!(error = %e, bytes = relayed.bytes, "upstream failed mid-stream");
-                Some(classify(&e).info())
+                Some(ProxyError::from(&e).info())
             }
         };
         for e in sse.drain(..) {

@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pingora_core::connectors::{ConnectorOptions, http::v1::Connector};
+use pingora_core::connectors::{ConnectorOptions, TransportConnector};
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora_core::services::background::background_service;
@@ -106,7 +106,7 @@ impl ProxyServer {
         // listens from the moment this returns, and no request may get the long-lived
         // timer in between.
         pingora_timeout::fast_timeout::set_fast_timeout_to_tokio_threshold(Some(FAST_TIMER_LIMIT));
-        let connector = Connector::new(Some(ConnectorOptions::from_server_conf(&conf)));
+        let connector = TransportConnector::new(Some(ConnectorOptions::from_server_conf(&conf)));
         let mut server = Server::new_with_opt_and_conf(None, conf);
         server.bootstrap();
         let path_limits = PathLimits {

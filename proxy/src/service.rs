@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use pingora_core::apps::ReusedHttpStream;
-use pingora_core::connectors::http::v1::Connector;
+use pingora_core::connectors::TransportConnector;
 use pingora_core::protocols::Stream;
 use pingora_core::server::ShutdownWatch;
 use pingora_error::ErrorType;
@@ -46,9 +46,9 @@ pub struct PathLimits {
 /// The proxy service.
 pub struct SluiceProxy {
     pub(crate) snapshots: SnapshotHandle,
-    /// Pingora's HTTP/1 connector and its pool: sluice's peers offer no ALPN but
-    /// HTTP/1.1, so the connector that also handles HTTP/2 only added a layer.
-    pub(crate) connector: Connector,
+    /// Pingora's transport connector (TCP, TLS) and its pool of idle connections; the
+    /// HTTP/1.1 spoken over them is sluice's (`upstream`). Peers offer only HTTP/1.1.
+    pub(crate) connector: TransportConnector,
     pub(crate) resolver: Resolver,
     pub(crate) limits: PathLimits,
     pub(crate) health: Arc<Health>,
@@ -63,7 +63,7 @@ pub struct SluiceProxy {
 impl SluiceProxy {
     pub fn new(
         snapshots: SnapshotHandle,
-        connector: Connector,
+        connector: TransportConnector,
         limits: PathLimits,
         health: Arc<Health>,
         telemetry: Telemetry,

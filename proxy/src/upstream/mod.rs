@@ -1,0 +1,314 @@
+//! sluice's HTTP/1.1 client for provider connections: one request out, one response
+//! in, the connection back to Pingora's pool when both sides allow it.
+//!
+//! Pingora's client session keeps, for as long as a response is read (a stream's whole
+//! life), a 4 KiB header read buffer, a 64 KiB body buffer, the parsed request and
+//! response heads (each with a second map for header-name case) and a boxed digest; its
+//! body reads copy every chunk out of the body buffer. With 1,000 open streams that was
+//! about 12 KiB a stream, a third of sluice's memory per stream (README, "Measured").
+//!
+//! This client keeps one read buffer and hands the body out as slices of it (chunked
+//! framing is decoded in place, `chunked`). The buffer is dropped whenever the caller has
+//! taken all of it, so a stream waiting for its next event holds none; the next read
+//! allocates afresh, sized by how much the last read found (4 KiB, doubling while reads
+//! fill it, to 64 KiB). The request is written as one buffer (head and a body of up to
+//! 64 KiB), so the provider sees it in one segment. The response head is returned to the
+//! caller, who drops it once the client's head is built.
+
+mod chunked;
+mod response;
+
+use std::io;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{HeaderMap, Method};
+use pingora_core::protocols::Stream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::error::ProxyError;
+use chunked::{ChunkError, Decoded, Decoder};
+pub(crate) use response::HeadError;
+use response::{Framing, Head};
+
+/// The first read's size, and the smallest spare room a read is given.
+const READ_SIZE: usize = 4096;
+/// Reads that fill the buffer double the next one's size up to this.
+const MAX_READ_SIZE: usize = 64 * 1024;
+/// The largest response head accepted.
+const MAX_HEAD: usize = 64 * 1024;
+/// A body up to this size is copied behind the request head and sent with it.
+const INLINE_BODY: usize = 64 * 1024;
+
+/// Why an exchange with a provider failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum UpstreamError {
+    #[error("timed out {0}")]
+    Timeout(&'static str),
+    #[error("the provider closed the connection {0}")]
+    Closed(&'static str),
+    #[error("{context}: {source}")]
+    Io {
+        context: &'static str,
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Head(#[from] HeadError),
+    #[error(transparent)]
+    Chunk(#[from] ChunkError),
+    #[error("the response head is larger than {MAX_HEAD} bytes")]
+    HeadTooLarge,
+    #[error("the provider switched protocols unasked")]
+    Upgrade,
+}
+
+impl UpstreamError {
+    /// Whether the connection failed as a pooled one does when the provider closed it
+    /// while it was idle: safe to try again on a fresh connection.
+    pub(crate) fn stale(&self) -> bool {
+        matches!(self, Self::Closed(_) | Self::Io { .. })
+    }
+}
+
+impl From<&UpstreamError> for ProxyError {
+    fn from(e: &UpstreamError) -> Self {
+        match e {
+            UpstreamError::Timeout(_) => ProxyError::UpstreamTimeout,
+            UpstreamError::Closed(_) | UpstreamError::Io { .. } => ProxyError::UpstreamFailed,
+            other => ProxyError::BadUpstreamResponse(other.to_string()),
+        }
+    }
+}
+
+/// A response head as the caller sees it.
+#[derive(Debug)]
+pub(crate) struct Response {
+    pub status: u16,
+    pub headers: HeaderMap,
+}
+
+/// Where the body stands.
+#[derive(Debug, Clone, Copy)]
+enum Body {
+    /// No response head yet.
+    Unread,
+    Length(u64),
+    Chunked(Decoder),
+    Close,
+    Done,
+}
+
+/// One provider connection and the exchange on it.
+pub(crate) struct Conn {
+    stream: Stream,
+    /// Bytes read and not yet handed out; empty and unallocated between reads.
+    buf: BytesMut,
+    read_size: usize,
+    read_timeout: Option<Duration>,
+    body: Body,
+    keep_alive: bool,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("buffered", &self.buf.len())
+            .field("body", &self.body)
+            .field("keep_alive", &self.keep_alive)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The request's bytes: the head, and the body too when it is small enough to copy.
+/// Returns what is left of the body to write after them.
+pub(crate) fn encode_request<'b>(
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: &'b [u8],
+) -> (BytesMut, &'b [u8]) {
+    let head: usize = headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum::<usize>()
+        + path.len()
+        + 24;
+    let inline = body.len() <= INLINE_BODY;
+    let mut out = BytesMut::with_capacity(head + if inline { body.len() } else { 0 });
+    out.put_slice(method.as_str().as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(path.as_bytes());
+    out.put_slice(b" HTTP/1.1\r\n");
+    for (name, value) in headers {
+        out.put_slice(name.as_str().as_bytes());
+        out.put_slice(b": ");
+        out.put_slice(value.as_bytes());
+        out.put_slice(b"\r\n");
+    }
+    out.put_slice(b"\r\n");
+    if inline {
+        out.put_slice(body);
+        (out, &[])
+    } else {
+        (out, body)
+    }
+}
+
+impl Conn {
+    pub(crate) fn new(stream: Stream) -> Self {
+        Self {
+            stream,
+            buf: BytesMut::new(),
+            read_size: READ_SIZE,
+            read_timeout: None,
+            body: Body::Unread,
+            keep_alive: false,
+        }
+    }
+
+    /// The longest wait for any one read (and for sending the request).
+    pub(crate) fn set_read_timeout(&mut self, timeout: Option<Duration>) {
+        self.read_timeout = timeout;
+    }
+
+    /// Send a request (from [`encode_request`]).
+    pub(crate) async fn send(&mut self, first: &[u8], rest: &[u8]) -> Result<(), UpstreamError> {
+        let stream = &mut self.stream;
+        let write = async {
+            stream.write_all(first).await?;
+            if !rest.is_empty() {
+                stream.write_all(rest).await?;
+            }
+            stream.flush().await
+        };
+        let written = match self.read_timeout {
+            Some(t) => pingora_timeout::timeout(t, write)
+                .await
+                .map_err(|_| UpstreamError::Timeout("sending the request"))?,
+            None => write.await,
+        };
+        written.map_err(|source| UpstreamError::Io {
+            context: "sending the request",
+            source,
+        })
+    }
+
+    /// Read the response head, past any interim (1xx) ones.
+    pub(crate) async fn read_head(&mut self) -> Result<Response, UpstreamError> {
+        loop {
+            if let Some(head) = response::parse(&mut self.buf)? {
+                let Head {
+                    status,
+                    headers,
+                    framing,
+                    keep_alive,
+                } = head;
+                match status {
+                    101 => return Err(UpstreamError::Upgrade),
+                    100..=199 => continue,
+                    _ => {}
+                }
+                self.keep_alive = keep_alive;
+                self.body = match framing {
+                    Framing::Empty | Framing::Length(0) => Body::Done,
+                    Framing::Length(n) => Body::Length(n),
+                    Framing::Chunked => Body::Chunked(Decoder::default()),
+                    Framing::Close => Body::Close,
+                };
+                self.let_go();
+                return Ok(Response { status, headers });
+            }
+            if self.buf.len() >= MAX_HEAD {
+                return Err(UpstreamError::HeadTooLarge);
+            }
+            if self.fill("while reading the response head").await? == 0 {
+                return Err(UpstreamError::Closed("before its response head"));
+            }
+        }
+    }
+
+    /// The next piece of the body; `None` once it is complete.
+    pub(crate) async fn read_body(&mut self) -> Result<Option<Bytes>, UpstreamError> {
+        loop {
+            let piece = match &mut self.body {
+                Body::Unread | Body::Done => return Ok(None),
+                Body::Length(left) if !self.buf.is_empty() => {
+                    let n = usize::try_from(*left)
+                        .unwrap_or(usize::MAX)
+                        .min(self.buf.len());
+                    *left -= n as u64;
+                    if *left == 0 {
+                        self.body = Body::Done;
+                    }
+                    Some(self.buf.split_to(n).freeze())
+                }
+                Body::Close if !self.buf.is_empty() => Some(self.buf.split().freeze()),
+                Body::Chunked(decoder) => match decoder.decode(&mut self.buf)? {
+                    Decoded::Data(data) => Some(data),
+                    Decoded::End => {
+                        self.body = Body::Done;
+                        self.let_go();
+                        return Ok(None);
+                    }
+                    Decoded::NeedMore => None,
+                },
+                Body::Length(_) | Body::Close => None,
+            };
+            if let Some(piece) = piece {
+                self.let_go();
+                return Ok(Some(piece));
+            }
+            if self.fill("while reading the body").await? == 0 {
+                return match self.body {
+                    Body::Close => {
+                        self.body = Body::Done;
+                        Ok(None)
+                    }
+                    _ => Err(UpstreamError::Closed("before the end of the body")),
+                };
+            }
+        }
+    }
+
+    /// Whether the whole response is read.
+    pub(crate) fn is_done(&self) -> bool {
+        matches!(self.body, Body::Done)
+    }
+
+    /// The connection, when it may carry another request: the response is complete,
+    /// both sides keep the connection, and nothing unasked-for followed the response.
+    pub(crate) fn into_reusable(self) -> Option<Stream> {
+        (self.is_done() && self.keep_alive && self.buf.is_empty()).then_some(self.stream)
+    }
+
+    /// Drop the read buffer once everything in it is handed out, so a connection
+    /// between reads holds no memory for it.
+    fn let_go(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() != 0 {
+            self.buf = BytesMut::new();
+        }
+    }
+
+    /// Read once into the buffer; the bytes read, 0 at the end of the stream.
+    async fn fill(&mut self, context: &'static str) -> Result<usize, UpstreamError> {
+        if self.buf.capacity() - self.buf.len() < READ_SIZE / 4 {
+            self.buf.reserve(self.read_size);
+        }
+        let spare = self.buf.capacity() - self.buf.len();
+        let read = self.stream.read_buf(&mut self.buf);
+        let n = match self.read_timeout {
+            Some(t) => pingora_timeout::timeout(t, read)
+                .await
+                .map_err(|_| UpstreamError::Timeout(context))?,
+            None => read.await,
+        }
+        .map_err(|source| UpstreamError::Io { context, source })?;
+        if n == spare && self.read_size < MAX_READ_SIZE {
+            self.read_size *= 2;
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,243 @@
+//! A provider's response head: parsed from the read buffer, and how its body is framed
+//! (RFC 9112 §6.3).
+
+use bytes::{Buf, BytesMut};
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+
+/// The most header lines in a response head; more is refused.
+const MAX_HEADERS: usize = 128;
+
+/// A parsed response head.
+#[derive(Debug)]
+pub(crate) struct Head {
+    pub status: u16,
+    pub headers: HeaderMap,
+    /// How the body that follows is delimited.
+    pub framing: Framing,
+    /// Whether the provider lets the connection carry another request afterwards.
+    pub keep_alive: bool,
+}
+
+/// How a response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// No body (1xx, 204, 304).
+    Empty,
+    Length(u64),
+    Chunked,
+    /// Until the provider closes the connection.
+    Close,
+}
+
+/// Why a response head is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum HeadError {
+    #[error("malformed response head: {0}")]
+    Malformed(String),
+    #[error("more than {MAX_HEADERS} header lines")]
+    TooManyHeaders,
+    #[error("conflicting or invalid Content-Length")]
+    BadLength,
+}
+
+/// Parse a head from the front of `buf`, consuming it; `None` until it is whole.
+pub(crate) fn parse(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut slots);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
+        Err(e) => return Err(HeadError::Malformed(e.to_string())),
+    };
+    let status = resp
+        .code
+        .ok_or_else(|| HeadError::Malformed("no status".into()))?;
+    let http11 = resp.version == Some(1);
+    let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    for h in resp.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| HeadError::Malformed(format!("header name {:?}", h.name)))?;
+        let value = HeaderValue::from_bytes(h.value)
+            .map_err(|_| HeadError::Malformed(format!("value of {name}")))?;
+        headers.append(name, value);
+    }
+    buf.advance(len);
+    let framing = framing(status, &headers)?;
+    let keep_alive = keep_alive(http11, &headers) && framing != Framing::Close;
+    // A message with both lengths may be an attempt at smuggling: read it by its
+    // Transfer-Encoding and do not reuse the connection (RFC 9112 §6.3, item 3).
+    let both = headers.contains_key(header::TRANSFER_ENCODING)
+        && headers.contains_key(header::CONTENT_LENGTH);
+    Ok(Some(Head {
+        status,
+        headers,
+        framing,
+        keep_alive: keep_alive && !both,
+    }))
+}
+
+fn framing(status: u16, headers: &HeaderMap) -> Result<Framing, HeadError> {
+    if (100..200).contains(&status) || status == 204 || status == 304 {
+        return Ok(Framing::Empty);
+    }
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        // Chunked only when it is the last coding; any other ends with the connection.
+        let last = headers
+            .get_all(header::TRANSFER_ENCODING)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .map(|c| c.trim_ascii())
+            .rfind(|c| !c.is_empty());
+        return Ok(match last {
+            Some(c) if c.eq_ignore_ascii_case(b"chunked") => Framing::Chunked,
+            _ => Framing::Close,
+        });
+    }
+    let mut length = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        // A list of identical values is one length (RFC 9110 §8.6); anything else is
+        // refused rather than guessed at.
+        for part in value.as_bytes().split(|b| *b == b',') {
+            let part = part.trim_ascii();
+            if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
+                return Err(HeadError::BadLength);
+            }
+            let n: u64 = std::str::from_utf8(part)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or(HeadError::BadLength)?;
+            if length.is_some_and(|l| l != n) {
+                return Err(HeadError::BadLength);
+            }
+            length = Some(n);
+        }
+    }
+    Ok(length.map_or(Framing::Close, Framing::Length))
+}
+
+/// HTTP/1.1 keeps the connection unless told `close`; HTTP/1.0 only with `keep-alive`.
+fn keep_alive(http11: bool, headers: &HeaderMap) -> bool {
+    let has = |token: &[u8]| {
+        headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+    };
+    if http11 {
+        !has(b"close")
+    } else {
+        has(b"keep-alive")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(wire: &str) -> Result<Option<Head>, HeadError> {
+        parse(&mut BytesMut::from(wire))
+    }
+
+    fn framing_of(wire: &str) -> (Framing, bool) {
+        let h = head(wire).expect("valid").expect("whole");
+        (h.framing, h.keep_alive)
+    }
+
+    #[test]
+    fn heads_parse_and_leave_the_body() {
+        let mut buf = BytesMut::from(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Request-Id: abc\r\n\
+             Set-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Length: 2\r\n\r\n{}",
+        );
+        let h = parse(&mut buf).expect("valid").expect("whole");
+        assert_eq!(h.status, 200);
+        assert_eq!(h.headers["content-type"], "application/json");
+        assert_eq!(h.headers.get_all("set-cookie").iter().count(), 2);
+        assert_eq!(h.framing, Framing::Length(2));
+        assert!(h.keep_alive);
+        assert_eq!(&buf[..], b"{}");
+        assert!(
+            head("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n")
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        use Framing::*;
+        let cases = [
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                (Chunked, true),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n",
+                (Chunked, true),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+                (Close, false),
+            ),
+            // Both lengths: Transfer-Encoding wins, and the connection is not reused.
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+                (Chunked, false),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\n\r\n",
+                (Length(7), true),
+            ),
+            ("HTTP/1.1 200 OK\r\n\r\n", (Close, false)),
+            ("HTTP/1.1 204 No Content\r\n\r\n", (Empty, true)),
+            (
+                "HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n",
+                (Empty, true),
+            ),
+            ("HTTP/1.1 100 Continue\r\n\r\n", (Empty, true)),
+            (
+                "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+                (Length(0), false),
+            ),
+            (
+                "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n",
+                (Length(0), false),
+            ),
+            (
+                "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n",
+                (Length(0), true),
+            ),
+        ];
+        for (wire, want) in cases {
+            assert_eq!(framing_of(wire), want, "{wire:?}");
+        }
+    }
+
+    #[test]
+    fn hostile_heads_are_refused() {
+        for wire in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+        ] {
+            assert_eq!(head(wire).unwrap_err(), HeadError::BadLength, "{wire:?}");
+        }
+        assert!(matches!(
+            head("NOT HTTP\r\n\r\n"),
+            Err(HeadError::Malformed(_))
+        ));
+        assert!(matches!(
+            head("HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n"),
+            Err(HeadError::Malformed(_))
+        ));
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: v\r\n")).collect();
+        assert_eq!(
+            head(&format!("HTTP/1.1 200 OK\r\n{many}\r\n")).unwrap_err(),
+            HeadError::TooManyHeaders
+        );
+    }
+}
