@@ -32,7 +32,7 @@ where
 }
 
 /// Read one request (head and a `Content-Length` body) off the provider's socket.
-async fn read_request(tcp: &mut TcpStream) -> Vec<u8> {
+async fn read_request<S: tokio::io::AsyncRead + Unpin>(tcp: &mut S) -> Vec<u8> {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
@@ -262,4 +262,63 @@ async fn bytes_after_the_response_keep_the_connection_out_of_the_pool() {
     conn.read_head().await.unwrap();
     assert_eq!(body_of(&mut conn).await.unwrap(), b"ok");
     assert!(conn.into_reusable().is_none());
+}
+
+/// Providers are HTTPS: the same client over Pingora's TLS connector, and the
+/// connection back through its pool for the next request.
+#[tokio::test]
+async fn over_tls_answers_come_back_and_the_connection_is_pooled() {
+    use pingora_core::connectors::TransportConnector;
+    use pingora_core::upstreams::peer::{HttpPeer, Peer};
+    use std::sync::Arc;
+
+    pingora_rustls::install_default_crypto_provider();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/upstream/testdata");
+    let (certs, key) = pingora_rustls::load_certs_and_key_files(
+        &format!("{dir}/localhost.crt"),
+        &format!("{dir}/localhost.key"),
+    )
+    .expect("readable")
+    .expect("a certificate and its key");
+    let config = pingora_rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("server config");
+    let acceptor = pingora_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let provider = tokio::spawn(async move {
+        // One TCP connection only: the second request must come over the pooled one.
+        let (tcp, _) = listener.accept().await.expect("accept");
+        let mut tls = acceptor.accept(tcp).await.expect("handshake");
+        for answer in ["hello", "again"] {
+            read_request(&mut tls).await;
+            let wire = format!(
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{answer}\r\n0\r\n\r\n",
+                answer.len()
+            );
+            tls.write_all(wire.as_bytes()).await.expect("write");
+            tls.flush().await.expect("flush");
+        }
+        tls
+    });
+
+    let connector = TransportConnector::new(None);
+    let mut peer = HttpPeer::new(addr, true, "localhost".into());
+    // The test's certificate is its own, self-signed.
+    peer.options.verify_cert = false;
+    peer.options.verify_hostname = false;
+    let (first, rest) = post(b"{}");
+    let mut stream = connector.new_stream(&peer).await.expect("tls connect");
+    for want in [&b"hello"[..], b"again"] {
+        let mut conn = Conn::new(stream);
+        conn.set_read_timeout(Some(Duration::from_secs(5)));
+        conn.send(&first, rest).await.expect("send");
+        assert_eq!(conn.read_head().await.expect("head").status, 200);
+        assert_eq!(body_of(&mut conn).await.expect("body"), want);
+        let done = conn.into_reusable().expect("reusable");
+        connector.release_stream(done, peer.reuse_hash(), Some(Duration::from_secs(60)));
+        stream = connector.reused_stream(&peer).await.expect("pooled");
+    }
+    drop(provider.await.expect("provider"));
 }
