@@ -27,7 +27,7 @@ use crate::peer::idle_timeout;
 use crate::policy::respond::Filter;
 use crate::relay::{Done, pass_through, translate_stream};
 use crate::session::Session;
-use crate::upstream::{Conn, UpstreamError, encode_request};
+use crate::upstream::{Conn, UpstreamError, encode_request, pool};
 
 /// The most of a provider's answer buffered when it must be read whole (a complete
 /// answer to translate, an error body).
@@ -166,11 +166,11 @@ async fn connect(
     connector: &TransportConnector,
     peer: &HttpPeer,
 ) -> Result<(Conn, bool), ProxyError> {
-    // The pool lookup is a small future. Only a new connection goes through a connect
-    // path, boxed: Pingora's (TCP, TLS) is an 8.8 KiB future, and inline it made every
+    // An idle connection of this thread's first (`upstream::pool`). Only a new
+    // connection goes through a connect path, boxed: Pingora's (TCP, TLS) is an 8.8 KiB future, and inline it made every
     // request's future, held by every open stream, that much larger. A plain-HTTP peer
     // gets sluice's own TCP connect (`connect`).
-    if let Some(stream) = connector.reused_stream(peer).await {
+    if let Some(stream) = pool::take(peer.reuse_hash(), idle_timeout()) {
         return Ok((Conn::new(stream), true));
     }
     let stream = match connect::plain_address(peer) {
@@ -421,7 +421,6 @@ fn passthrough_header(
 /// a translated answer.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn answer(
-    connector: &TransportConnector,
     peer: &HttpPeer,
     sent: Sent,
     response_headers: &[(HeaderName, HeaderValue)],
@@ -549,7 +548,7 @@ pub(crate) async fn answer(
     if matches!(result, Done::Complete)
         && let Some(stream) = up.up.into_reusable()
     {
-        connector.release_stream(stream, peer.reuse_hash(), Some(idle_timeout()));
+        pool::put(peer.reuse_hash(), stream, idle_timeout());
     }
     Ok(relayed)
 }

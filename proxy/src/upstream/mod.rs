@@ -16,6 +16,7 @@
 //! caller, who drops it once the client's head is built.
 
 mod chunked;
+pub(crate) mod pool;
 mod response;
 
 use std::io;
