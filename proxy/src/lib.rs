@@ -27,6 +27,7 @@ mod policy;
 mod relay;
 mod report;
 mod route;
+mod series;
 mod server;
 mod service;
 mod session;

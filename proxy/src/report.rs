@@ -8,6 +8,7 @@ use sluice_telemetry::metrics::{METRICS, status_class};
 use sluice_telemetry::{ConsumerRef, EventModel, GatewayRef, Latency, TelemetryEvent, TokenUsage};
 
 use crate::route::Api;
+use crate::series;
 use crate::service::RequestCtx;
 use crate::session::Session;
 
@@ -96,52 +97,40 @@ pub fn report(ctx: &mut RequestCtx, session: &Session) -> Option<TelemetryEvent>
     let consumer = ctx.consumer_slug.as_deref().unwrap_or("none");
     let provider = ctx.provider.unwrap_or("none");
     let model = model_label(ctx.provider, ctx.model.as_deref());
-    m.requests
-        .with_label_values(&[
-            gateway,
-            consumer,
-            provider,
-            model,
-            status_class(ctx.status),
-            ctx.dialect.as_str(),
-        ])
-        .inc();
-    m.duration
-        .with_label_values(&[
-            ctx.dialect.as_str(),
-            if ctx.stream { "true" } else { "false" },
-        ])
-        .observe(total.as_secs_f64());
-    m.overhead
-        .with_label_values(&[ctx.dialect.as_str()])
-        .observe((total - upstream).as_secs_f64());
-    if ctx.provider.is_some() {
-        m.upstream_duration
-            .with_label_values(&[provider])
-            .observe(upstream.as_secs_f64());
-        if let Some(ttfb) = ctx.ttfb {
-            m.ttfb
-                .with_label_values(&[provider])
-                .observe(ttfb.as_secs_f64());
+    let labels = series::Labels {
+        gateway,
+        consumer,
+        provider,
+        model,
+        status: status_class(ctx.status),
+        dialect: ctx.dialect.as_str(),
+        stream: ctx.stream,
+    };
+    series::with(labels, |s| {
+        s.requests.inc();
+        s.duration.observe(total.as_secs_f64());
+        s.overhead.observe((total - upstream).as_secs_f64());
+        if ctx.provider.is_some() {
+            s.upstream().observe(upstream.as_secs_f64());
+            if let Some(ttfb) = ctx.ttfb {
+                s.ttfb().observe(ttfb.as_secs_f64());
+            }
         }
-    }
-    if let Some(u) = &usage {
-        for (kind, n) in [
-            ("input", u.input_tokens),
-            ("output", u.output_tokens),
-            ("cached", u.cached_tokens),
-            ("reasoning", u.reasoning_tokens),
-        ] {
-            m.tokens
-                .with_label_values(&[gateway, consumer, provider, model, kind])
-                .inc_by(n);
+        if let Some(u) = &usage {
+            let counts = [
+                u.input_tokens,
+                u.output_tokens,
+                u.cached_tokens,
+                u.reasoning_tokens,
+            ];
+            for (counter, n) in s.tokens().iter().zip(counts) {
+                counter.inc_by(n);
+            }
         }
-    }
-    if let Some(c) = cost {
-        m.cost_micro_usd
-            .with_label_values(&[gateway, consumer, provider, model])
-            .inc_by((c * 1_000_000.0).round() as u64);
-    }
+        if let Some(c) = cost {
+            s.cost().inc_by((c * 1_000_000.0).round() as u64);
+        }
+    });
     for a in &ctx.attempt_log {
         let result = a.error_class.as_deref().unwrap_or("answered");
         m.attempts
