@@ -143,6 +143,7 @@ pub fn request_header(out: &Outbound<'_>) -> Result<(String, HeaderMap), ProxyEr
     Ok((path, headers))
 }
 
+/// What a failed connect through Pingora's connector (TCP, TLS) means for the client.
 pub(crate) fn classify(err: &Error) -> ProxyError {
     match err.etype() {
         ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
@@ -160,17 +161,18 @@ pub(crate) fn classify(err: &Error) -> ProxyError {
     }
 }
 
-/// A connection to `peer`: a pooled one first, else a new one. Returns whether it was
-/// pooled.
+/// A connection to `peer` (whose pool key is `key`): an idle one first, else a new
+/// one. Returns whether it was idle in the pool.
 async fn connect(
     connector: &TransportConnector,
     peer: &HttpPeer,
+    key: u64,
 ) -> Result<(Conn, bool), ProxyError> {
     // An idle connection of this thread's first (`upstream::pool`). Only a new
-    // connection goes through a connect path, boxed: Pingora's (TCP, TLS) is an 8.8 KiB future, and inline it made every
-    // request's future, held by every open stream, that much larger. A plain-HTTP peer
-    // gets sluice's own TCP connect (`connect`).
-    if let Some(stream) = pool::take(peer.reuse_hash(), idle_timeout()) {
+    // connection goes through a connect path, boxed: Pingora's (TCP, TLS) is an 8.8 KiB
+    // future, and inline it made every request's future, held by every open stream,
+    // that much larger. A plain-HTTP peer gets sluice's own TCP connect (`connect`).
+    if let Some(stream) = pool::take(key, idle_timeout()) {
         return Ok((Conn::new(stream), true));
     }
     let stream = match connect::plain_address(peer) {
@@ -190,6 +192,7 @@ async fn send(
     peer: &HttpPeer,
     out: &Outbound<'_>,
     read_timeout: Duration,
+    key: u64,
 ) -> Result<(Box<Conn>, crate::upstream::Response), ProxyError> {
     let (path, headers) = request_header(out)?;
     let (first, rest) = encode_request(&Method::POST, &path, &headers, &out.body);
@@ -197,7 +200,7 @@ async fn send(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let (mut up, reused) = connect(connector, peer).await?;
+        let (mut up, reused) = connect(connector, peer, key).await?;
         up.set_read_timeout(Some(read_timeout));
         let sent = async {
             up.send(&first, rest).await?;
@@ -348,6 +351,8 @@ pub struct Sent {
     /// From sending the request to its response header.
     pub header_latency: Duration,
     started: Instant,
+    /// The peer's key in the pool, hashed once per request.
+    pool_key: u64,
 }
 
 /// Send the request and read the response header.
@@ -358,7 +363,8 @@ pub(crate) async fn send_request(
     read_timeout: Duration,
 ) -> Result<Sent, ProxyError> {
     let started = Instant::now();
-    let (up, upstream) = send(connector, peer, out, read_timeout).await?;
+    let pool_key = peer.reuse_hash();
+    let (up, upstream) = send(connector, peer, out, read_timeout, pool_key).await?;
     let status = upstream.status;
     let is_sse = upstream
         .headers
@@ -379,6 +385,7 @@ pub(crate) async fn send_request(
         retry_after,
         header_latency: started.elapsed(),
         started,
+        pool_key,
     })
 }
 
@@ -421,7 +428,6 @@ fn passthrough_header(
 /// a translated answer.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn answer(
-    peer: &HttpPeer,
     sent: Sent,
     response_headers: &[(HeaderName, HeaderValue)],
     answer: Answer,
@@ -435,6 +441,7 @@ pub(crate) async fn answer(
         headers,
         is_sse,
         started,
+        pool_key,
         ..
     } = sent;
     up.set_read_timeout(Some(timing.idle));
@@ -548,7 +555,7 @@ pub(crate) async fn answer(
     if matches!(result, Done::Complete)
         && let Some(stream) = up.up.into_reusable()
     {
-        pool::put(peer.reuse_hash(), stream, idle_timeout());
+        pool::put(pool_key, stream, idle_timeout());
     }
     Ok(relayed)
 }

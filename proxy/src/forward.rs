@@ -346,7 +346,6 @@ impl SluiceProxy {
         response_headers.extend(ctx.extra_headers.iter().cloned());
         let mut filter = canonical.then(|| req.stage.filter());
         match exchange::answer(
-            &peer,
             sent,
             &response_headers,
             plan.answer,

@@ -110,20 +110,20 @@ impl Series {
         self.upstream.get_or_init(|| {
             METRICS
                 .upstream_duration
-                .with_label_values(&[self.labels().provider])
+                .with_label_values(&[&self.owned.provider])
         })
     }
 
     /// Time to the first byte, by provider.
     pub(crate) fn ttfb(&self) -> &Histogram {
         self.ttfb
-            .get_or_init(|| METRICS.ttfb.with_label_values(&[self.labels().provider]))
+            .get_or_init(|| METRICS.ttfb.with_label_values(&[&self.owned.provider]))
     }
 
     /// Tokens of each of [`TOKEN_KINDS`].
     pub(crate) fn tokens(&self) -> &[IntCounter; 4] {
         self.tokens.get_or_init(|| {
-            let l = self.labels();
+            let l = self.owned.labels();
             TOKEN_KINDS.map(|kind| {
                 METRICS
                     .tokens
@@ -135,15 +135,11 @@ impl Series {
     /// Cost in millionths of a dollar.
     pub(crate) fn cost(&self) -> &IntCounter {
         self.cost.get_or_init(|| {
-            let l = self.labels();
+            let l = self.owned.labels();
             METRICS
                 .cost_micro_usd
                 .with_label_values(&[l.gateway, l.consumer, l.provider, l.model])
         })
-    }
-
-    fn labels(&self) -> Labels<'_> {
-        self.owned.labels()
     }
 }
 
