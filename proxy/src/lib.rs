@@ -1,7 +1,7 @@
 //! The proxy plane: sluice's data path for LLM traffic, on Pingora.
 //!
-//! Pingora gives the HTTP server, the upstream connection pool and TLS; sluice speaks
-//! HTTP/1.1 to providers itself ([`upstream`]). The request path
+//! Pingora gives the HTTP server and the TLS connector; sluice speaks HTTP/1.1 to
+//! providers itself and keeps their idle connections ([`upstream`]). The request path
 //! itself is [`service::SluiceProxy`]: it pins the current config snapshot, resolves the
 //! gateway and consumer, authenticates, reads and checks the body, picks an upstream
 //! and runs the exchange with it ([`exchange`]), streaming the answer back chunk by

@@ -46,8 +46,9 @@ pub struct PathLimits {
 /// The proxy service.
 pub struct SluiceProxy {
     pub(crate) snapshots: SnapshotHandle,
-    /// Pingora's transport connector (TCP, TLS) and its pool of idle connections; the
-    /// HTTP/1.1 spoken over them is sluice's (`upstream`). Peers offer only HTTP/1.1.
+    /// Pingora's transport connector, for new TLS connections; the HTTP/1.1 spoken over
+    /// them, plain TCP connects and the idle pool are sluice's (`upstream`, `connect`).
+    /// Peers offer only HTTP/1.1.
     pub(crate) connector: TransportConnector,
     pub(crate) resolver: Resolver,
     pub(crate) limits: PathLimits,
