@@ -57,8 +57,8 @@ impl Socket {
         Self::new(tcp, peer, WRITE_BUFFER)
     }
 
-    /// A connection to an upstream: unbuffered, as Pingora's own, since `coalesce`
-    /// already gathers a request's header and body into one write.
+    /// A connection to an upstream: unbuffered, as Pingora's own, since the provider
+    /// client (`upstream`) already writes a request's head and body as one buffer.
     pub(crate) fn connected(tcp: TcpStream, peer: SocketAddr) -> Self {
         Self::new(tcp, peer, 0)
     }
