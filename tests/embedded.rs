@@ -539,9 +539,10 @@ async fn raw_exchange(addr: std::net::SocketAddr, requests: &[&[u8]], until: &st
     String::from_utf8_lossy(&got).into_owned()
 }
 
-/// sluice serves HTTP/1.1 itself on Pingora's server: keep-alive carries a second
-/// request, a header that does not parse gets a 400 and a closed connection, and
-/// `CONNECT` (which would change how the connection is framed) a 405.
+/// sluice serves HTTP/1.1 itself: keep-alive carries a second request, pipelined
+/// requests are answered in order, a head that does not parse or frames its body two
+/// ways gets a 400 in the OpenAI error shape and a closed connection, an oversized head
+/// a 431, and `CONNECT` (which would change how the connection is framed) a 405.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxy_speaks_http_1_1_on_its_own() {
     let s = embedded().await;
@@ -551,10 +552,29 @@ async fn the_proxy_speaks_http_1_1_on_its_own() {
     let close: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     let got = raw_exchange(addr, &[health, close], "{\"status\":\"ok\"}").await;
     assert_eq!(got.matches("HTTP/1.1 200").count(), 2, "{got}");
+    let pipelined = [health, health, close].concat();
+    let got = raw_exchange(addr, &[&pipelined], "").await;
+    assert_eq!(got.matches("HTTP/1.1 200").count(), 3, "{got}");
 
     let garbage: &[u8] = b"GET /healthz HTTP/1.1\r\nno colon here\r\n\r\n";
     let refused = raw_exchange(addr, &[garbage], "").await;
     assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
+    assert!(refused.contains("\"code\":\"bad_request\""), "{refused}");
+
+    let smuggled: &[u8] = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    let refused = raw_exchange(addr, &[smuggled], "").await;
+    assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
+    assert!(
+        !refused.contains("HTTP/1.1 200"),
+        "the smuggled request was served: {refused}"
+    );
+
+    let huge = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nx-big: {}\r\n\r\n",
+        "a".repeat(70_000)
+    );
+    let refused = raw_exchange(addr, &[huge.as_bytes()], "").await;
+    assert!(refused.starts_with("HTTP/1.1 431"), "{refused}");
 
     let connect: &[u8] = b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n";
     let refused = raw_exchange(addr, &[connect], "").await;

@@ -21,7 +21,6 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::service::SluiceProxy;
-use crate::socket::Socket;
 
 /// Connections the kernel queues before they are accepted, as Pingora's listeners: a
 /// burst of new clients waits rather than being refused.
@@ -84,12 +83,11 @@ impl Service for Accept {
             };
             match accepted {
                 Ok((tcp, peer)) => {
-                    let stream = Box::new(Socket::accepted(tcp, peer));
                     let app = self.app.clone();
                     let shutdown = shutdown.clone();
                     // A random one of the proxy's threads; the connection stays there.
                     pingora_runtime::current_handle()
-                        .spawn(async move { app.connection(stream, &shutdown).await });
+                        .spawn(async move { app.connection(tcp, peer, &shutdown).await });
                 }
                 Err(e) => {
                     warn!(error = %e, "accepting a connection failed");

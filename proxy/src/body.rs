@@ -12,16 +12,26 @@ use crate::session::Session;
 
 /// Read the whole request body, refusing more than `limit` bytes.
 pub async fn read(session: &mut Session, limit: usize) -> Result<Bytes, ProxyError> {
-    let declared = session
-        .req_header()
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > limit) {
+    let declared = session.body_length();
+    if declared.is_some_and(|len| len > limit as u64) {
         return Err(ProxyError::BodyTooLarge(limit));
     }
-    let mut buf = BytesMut::with_capacity(declared.unwrap_or(4096).min(limit));
+    let first = match session.read_request_body().await {
+        Ok(Some(piece)) => piece,
+        Ok(None) => return Ok(Bytes::new()),
+        Err(_) => return Err(ProxyError::BodyUnreadable),
+    };
+    if first.len() > limit {
+        return Err(ProxyError::BodyTooLarge(limit));
+    }
+    // The usual case, a body that arrived with its head or in one read: it is handed
+    // on as read, no copy.
+    if declared == Some(first.len() as u64) {
+        return Ok(first);
+    }
+    let expected = declared.map_or(4096, |n| n as usize);
+    let mut buf = BytesMut::with_capacity(expected.clamp(first.len(), limit));
+    buf.extend_from_slice(&first);
     loop {
         match session.read_request_body().await {
             Ok(Some(chunk)) => {

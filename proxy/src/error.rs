@@ -85,6 +85,16 @@ pub enum ProxyError {
     ContentFlagged(String),
     #[error("the moderation service is unavailable")]
     ModerationUnavailable,
+    #[error("the request is not valid HTTP/1.1: {0}")]
+    MalformedRequest(String),
+    #[error("the request head is too large")]
+    HeadTooLarge,
+    #[error("the request target is too long")]
+    UriTooLong,
+    #[error("the request head did not arrive in time")]
+    HeadTimeout,
+    #[error("only the chunked transfer coding is supported")]
+    UnsupportedTransferCoding,
     #[error("the bearer token is not valid: {0}")]
     InvalidToken(String),
     #[error("the bearer token lacks a required scope")]
@@ -149,6 +159,16 @@ impl ProxyError {
             Self::ContentFlagged(_) => (StatusCode::BAD_REQUEST, "content_flagged"),
             Self::ModerationUnavailable => {
                 (StatusCode::SERVICE_UNAVAILABLE, "moderation_unavailable")
+            }
+            Self::MalformedRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::HeadTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "header_too_large",
+            ),
+            Self::UriTooLong => (StatusCode::URI_TOO_LONG, "uri_too_long"),
+            Self::HeadTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            Self::UnsupportedTransferCoding => {
+                (StatusCode::NOT_IMPLEMENTED, "transfer_coding_not_supported")
             }
             Self::InvalidToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
             Self::InsufficientScope => (StatusCode::FORBIDDEN, "insufficient_scope"),

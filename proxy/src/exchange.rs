@@ -274,7 +274,7 @@ fn client_header(
 async fn write_whole(session: &mut Session, mut resp: head::Response, body: Bytes) -> bool {
     resp.headers().remove(http::header::TRANSFER_ENCODING);
     resp.set_length(body.len());
-    session.write_response_header(resp.done()).await.is_ok()
+    session.write_response_header(resp).await.is_ok()
         && session.write_response_body(Some(body), true).await.is_ok()
 }
 
@@ -473,7 +473,7 @@ pub(crate) async fn answer(
             strip_usage,
         } => {
             let resp = passthrough_head.ok_or(ProxyError::UpstreamFailed)?;
-            if session.write_response_header(resp.done()).await.is_err() {
+            if session.write_response_header(resp).await.is_err() {
                 relayed.broken = true;
                 return Ok(relayed);
             }
@@ -511,7 +511,7 @@ pub(crate) async fn answer(
                 Done::Complete
             } else if is_sse {
                 let resp = client_header(200, "text/event-stream", true, response_headers)?;
-                if session.write_response_header(resp.done()).await.is_err() {
+                if session.write_response_header(resp).await.is_err() {
                     relayed.broken = true;
                     return Ok(relayed);
                 }

@@ -1,22 +1,20 @@
-//! Response heads built as plain `http` parts.
+//! Response heads built as plain `http` parts, for the client's side (`session`) to
+//! write.
 //!
-//! Pingora's `insert_header` and `append_header` keep a map of header-name case beside
-//! the headers. Even on a head built without that map, each call turns the name back
-//! into bytes and parses it again (allocating for names outside the standard set):
-//! about 700 instructions a header, on ten or more headers a request. A head without a
-//! case map is exactly its `http` parts, so sluice fills a `HeaderMap` and converts it
-//! once; the head Pingora writes is the same.
+//! Pingora's `ResponseHeader` keeps a map of header-name case beside the headers, and
+//! each insert turned the name back into bytes and parsed it again (allocating for
+//! names outside the standard set): about 700 instructions a header, on ten or more
+//! headers a request. sluice fills a `HeaderMap` and the writer serialises it as is.
 
 use http::StatusCode;
 use http::header::{CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue};
-use pingora_http::ResponseHeader;
 
 /// `x-accel-buffering`, which tells intermediaries not to buffer a stream.
 pub const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 
-/// Headers Pingora's HTTP/1 server adds to every response head as it writes it: `date`
-/// and `connection`.
-const ADDED_ON_WRITE: usize = 2;
+/// Headers the writer may add to the map: `transfer-encoding`, when the body's length is
+/// not known ahead (`date` and `connection` it writes without the map).
+const ADDED_ON_WRITE: usize = 1;
 
 /// A response head being built.
 pub struct Response(http::response::Parts);
@@ -60,9 +58,9 @@ impl Response {
         }
     }
 
-    /// The head as Pingora writes it.
-    pub fn done(self) -> Box<ResponseHeader> {
-        Box::new(ResponseHeader::from(self.0))
+    /// The status and headers, for the writer.
+    pub(crate) fn into_parts(self) -> (StatusCode, HeaderMap) {
+        (self.0.status, self.0.headers)
     }
 }
 
@@ -71,7 +69,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_built_response_head_is_what_pingora_would_build() {
+    fn a_built_response_head_has_what_was_set() {
         let mut head = Response::new(201, 4).expect("status");
         head.set(
             http::header::CONTENT_TYPE,
@@ -82,22 +80,17 @@ mod tests {
             HeaderValue::from_static("t"),
         )]);
         head.set_length(12);
-        let ours = head.done();
-
-        let mut theirs = ResponseHeader::build_no_case(201, None).expect("status");
-        theirs
-            .insert_header(http::header::CONTENT_TYPE, "application/json")
-            .expect("insert");
-        theirs.insert_header("x-trace", "t").expect("insert");
-        theirs.insert_header(CONTENT_LENGTH, "12").expect("insert");
-        assert_eq!(ours.status, theirs.status);
-        assert_eq!(ours.version, theirs.version);
-        assert_eq!(ours.headers, theirs.headers);
+        head.set_length(13);
+        let (status, headers) = head.into_parts();
+        assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(headers.len(), 3);
+        assert_eq!(headers[CONTENT_LENGTH], "13");
+        assert_eq!(headers["x-trace"], "t");
         assert!(Response::new(1000, 0).is_none());
     }
 
     #[test]
-    fn a_full_head_takes_the_writers_headers_without_growing() {
+    fn a_full_head_takes_the_writers_header_without_growing() {
         for n in 0..40 {
             let mut head = Response::new(200, n).expect("status");
             for i in 0..n {
@@ -106,15 +99,15 @@ mod tests {
                     HeaderValue::from_static("v"),
                 );
             }
-            let mut head = head.done();
-            let room = head.headers.capacity();
-            // What Pingora's server does to every head it writes.
-            head.insert_header(http::header::DATE, "Tue, 01 Dec 2026 00:00:00 GMT")
-                .expect("date");
-            head.insert_header(http::header::CONNECTION, "keep-alive")
-                .expect("connection");
-            assert_eq!(head.headers.len(), n + 2);
-            assert_eq!(head.headers.capacity(), room, "{n} headers");
+            let (_, mut headers) = head.into_parts();
+            let room = headers.capacity();
+            // What the writer adds to a head without a length.
+            headers.insert(
+                http::header::TRANSFER_ENCODING,
+                HeaderValue::from_static("chunked"),
+            );
+            assert_eq!(headers.len(), n + 1);
+            assert_eq!(headers.capacity(), room, "{n} headers");
         }
     }
 }

@@ -16,6 +16,7 @@ mod cors;
 mod error;
 mod exchange;
 mod forward;
+mod h1;
 mod head;
 mod headers;
 mod identity;

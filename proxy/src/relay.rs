@@ -115,7 +115,7 @@ pub(crate) async fn pass_through(
                         .write_response_body(Some(error.sse_event(dialect)), true)
                         .await;
                 } else {
-                    session.set_keepalive(None);
+                    session.close_after();
                 }
                 return Done::Abandoned;
             }

@@ -11,11 +11,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
-use pingora_core::apps::ReusedHttpStream;
 use pingora_core::connectors::TransportConnector;
-use pingora_core::protocols::Stream;
 use pingora_core::server::ShutdownWatch;
-use pingora_error::ErrorType;
 use sluice_shared::snapshot::WireApi;
 use sluice_shared::sync::SnapshotHandle;
 use sluice_telemetry::metrics::METRICS;
@@ -32,7 +29,7 @@ use crate::error::ProxyError;
 use crate::peer::{PeerTimeouts, Resolver};
 use crate::policy::{Pending, Policies, ResponseStage, Seen, Settle, Verdict};
 use crate::route::{self, Api, Endpoint};
-use crate::session::{Closing, Session};
+use crate::session::{Closing, Next, Session};
 use crate::{cors, forward, head, identity, listing, models, report};
 use sluice_shared::bus::RedisLimits;
 
@@ -419,7 +416,7 @@ async fn write_text(session: &mut Session, body: String, trace_id: &str) {
         header_value(trace_id),
     );
     resp.set_length(body.len());
-    if session.write_response_header(resp.done()).await.is_ok() {
+    if session.write_response_header(resp).await.is_ok() {
         let _ = session
             .write_response_body(Some(Bytes::from(body)), true)
             .await;
@@ -442,7 +439,7 @@ async fn write_empty(
     );
     resp.set_length(0);
     resp.set_all(extra);
-    let _ = session.write_response_header(resp.done()).await;
+    let _ = session.write_response_header(resp).await;
 }
 
 /// Write a complete JSON response; a client that left meanwhile is not an error.
@@ -490,7 +487,7 @@ async fn write_body(session: &mut Session, reply: Reply<'_>, body: Bytes) {
     );
     resp.set_all(reply.extra);
     resp.set_length(body.len());
-    if session.write_response_header(resp.done()).await.is_ok() {
+    if session.write_response_header(resp).await.is_ok() {
         let _ = session.write_response_body(Some(body), true).await;
     }
 }
@@ -502,48 +499,45 @@ impl SluiceProxy {
     /// Pingora's `HttpServerApp` loop would also hold HTTP/2's handshake and session
     /// accept loop for every connection (3.8 KiB, though the listener is plain HTTP/1.1)
     /// and box each request's future anew.
-    pub(crate) async fn connection(&self, stream: Stream, shutdown: &ShutdownWatch) {
-        let mut session = Session::accepted(stream, *shutdown.borrow());
-        while let Some(reused) = self.turn(session, shutdown).await {
-            session = Session::reused(reused);
-        }
-    }
-
-    /// One request on a client connection: read its header, answer it, log it, and hand
-    /// the connection back for the next request when it can carry one.
-    async fn turn(
+    pub(crate) async fn connection(
         &self,
-        mut session: Session,
+        tcp: tokio::net::TcpStream,
+        peer: std::net::SocketAddr,
         shutdown: &ShutdownWatch,
-    ) -> Option<ReusedHttpStream> {
-        let read = tokio::select! {
-            // Biased: a request already buffered is served, not dropped, at shutdown.
-            biased;
-            read = session.read_request() => read,
-            () = self.closing.wait() => return None,
-        };
-        match read {
-            Ok(true) => {}
-            Ok(false) => return None,
-            Err(e) => {
-                let bad_header = e.etype() == &ErrorType::InvalidHTTPHeader;
-                session.refuse(bad_header.then_some(400)).await;
-                return None;
+    ) {
+        let mut session = Session::new(tcp, peer);
+        loop {
+            let next = tokio::select! {
+                // Biased: a request already buffered is served, not dropped, at shutdown.
+                biased;
+                next = session.read_request() => next,
+                () = self.closing.wait() => Next::Closed,
+            };
+            match next {
+                Next::Request => {}
+                Next::Closed => break,
+                Next::Refused(error) => {
+                    session.refuse(&error).await;
+                    return;
+                }
+            }
+            // CONNECT changes how the rest of the connection is framed: refused and
+            // closed.
+            if session.req_header().method == http::Method::CONNECT {
+                session.refuse(&ProxyError::MethodNotAllowed).await;
+                return;
+            }
+            if *shutdown.borrow() {
+                session.close_after();
+            }
+            let mut ctx = self.new_ctx();
+            self.serve(&mut session, &mut ctx).await;
+            self.logging(&mut session, &mut ctx).await;
+            if !session.finish().await {
+                break;
             }
         }
-        // CONNECT changes how the rest of the connection is framed: refused and closed,
-        // as Pingora's proxy does.
-        if session.req_header().method == http::Method::CONNECT {
-            session.refuse(Some(405)).await;
-            return None;
-        }
-        if *shutdown.borrow() {
-            session.set_keepalive(None);
-        }
-        let mut ctx = self.new_ctx();
-        self.serve(&mut session, &mut ctx).await;
-        self.logging(&mut session, &mut ctx).await;
-        session.finish().await
+        session.close().await;
     }
 
     fn new_ctx(&self) -> RequestCtx {
@@ -597,9 +591,9 @@ impl SluiceProxy {
             ctx.error = Some(code);
             if !ctx.body_read {
                 // The body was not read, so the connection cannot carry another request.
-                session.set_keepalive(None);
+                session.close_after();
             }
-            if session.response_written().is_none() {
+            if !session.responded() {
                 write_json_with(
                     session,
                     status.as_u16(),

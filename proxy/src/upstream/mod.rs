@@ -15,7 +15,6 @@
 //! 64 KiB), so the provider sees it in one segment. The response head is returned to the
 //! caller, who drops it once the client's head is built.
 
-mod chunked;
 pub(crate) mod pool;
 mod response;
 
@@ -28,9 +27,10 @@ use pingora_core::protocols::Stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::error::ProxyError;
-use chunked::{ChunkError, Decoded, Decoder};
+use crate::h1::Body;
+use crate::h1::chunked::{ChunkError, Decoded};
+use response::Head;
 pub(crate) use response::HeadError;
-use response::{Framing, Head};
 
 /// The first read's size, and the smallest spare room a read is given.
 const READ_SIZE: usize = 4096;
@@ -88,17 +88,6 @@ pub(crate) struct Response {
     pub headers: HeaderMap,
 }
 
-/// Where the body stands.
-#[derive(Debug, Clone, Copy)]
-enum Body {
-    /// No response head yet.
-    Unread,
-    Length(u64),
-    Chunked(Decoder),
-    Close,
-    Done,
-}
-
 /// One provider connection and the exchange on it.
 pub(crate) struct Conn {
     stream: Stream,
@@ -106,7 +95,8 @@ pub(crate) struct Conn {
     buf: BytesMut,
     read_size: usize,
     read_timeout: Option<Duration>,
-    body: Body,
+    /// The response body; `None` before the head is read.
+    body: Option<Body>,
     keep_alive: bool,
 }
 
@@ -162,7 +152,7 @@ impl Conn {
             buf: BytesMut::new(),
             read_size: READ_SIZE,
             read_timeout: None,
-            body: Body::Unread,
+            body: None,
             keep_alive: false,
         }
     }
@@ -210,12 +200,7 @@ impl Conn {
                     _ => {}
                 }
                 self.keep_alive = keep_alive;
-                self.body = match framing {
-                    Framing::Empty | Framing::Length(0) => Body::Done,
-                    Framing::Length(n) => Body::Length(n),
-                    Framing::Chunked => Body::Chunked(Decoder::default()),
-                    Framing::Close => Body::Close,
-                };
+                self.body = Some(Body::new(framing));
                 self.let_go();
                 return Ok(Response { status, headers });
             }
@@ -231,41 +216,25 @@ impl Conn {
     /// The next piece of the body; `None` once it is complete.
     pub(crate) async fn read_body(&mut self) -> Result<Option<Bytes>, UpstreamError> {
         loop {
-            let piece = match &mut self.body {
-                Body::Unread | Body::Done => return Ok(None),
-                Body::Length(left) if !self.buf.is_empty() => {
-                    let n = usize::try_from(*left)
-                        .unwrap_or(usize::MAX)
-                        .min(self.buf.len());
-                    *left -= n as u64;
-                    if *left == 0 {
-                        self.body = Body::Done;
-                    }
-                    Some(self.buf.split_to(n).freeze())
-                }
-                Body::Close if !self.buf.is_empty() => Some(self.buf.split().freeze()),
-                Body::Chunked(decoder) => match decoder.decode(&mut self.buf)? {
-                    Decoded::Data(data) => Some(data),
-                    Decoded::End => {
-                        self.body = Body::Done;
-                        self.let_go();
-                        return Ok(None);
-                    }
-                    Decoded::NeedMore => None,
-                },
-                Body::Length(_) | Body::Close => None,
+            let Some(body) = self.body.as_mut() else {
+                return Ok(None);
             };
-            if let Some(piece) = piece {
-                self.let_go();
-                return Ok(Some(piece));
+            match body.next(&mut self.buf)? {
+                Decoded::Data(piece) => {
+                    self.let_go();
+                    return Ok(Some(piece));
+                }
+                Decoded::End => {
+                    self.let_go();
+                    return Ok(None);
+                }
+                Decoded::NeedMore => {}
             }
             if self.fill("while reading the body").await? == 0 {
-                return match self.body {
-                    Body::Close => {
-                        self.body = Body::Done;
-                        Ok(None)
-                    }
-                    _ => Err(UpstreamError::Closed("before the end of the body")),
+                return if self.body.as_mut().is_some_and(Body::closed) {
+                    Ok(None)
+                } else {
+                    Err(UpstreamError::Closed("before the end of the body"))
                 };
             }
         }
@@ -273,7 +242,7 @@ impl Conn {
 
     /// Whether the whole response is read.
     pub(crate) fn is_done(&self) -> bool {
-        matches!(self.body, Body::Done)
+        self.body.as_ref().is_some_and(Body::is_done)
     }
 
     /// The connection, when it may carry another request: the response is complete,

@@ -4,6 +4,8 @@
 use bytes::{Buf, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
+use crate::h1::{self, Coding, Framing};
+
 /// The most header lines in a response head; more is refused.
 const MAX_HEADERS: usize = 128;
 
@@ -16,17 +18,6 @@ pub(crate) struct Head {
     pub framing: Framing,
     /// Whether the provider lets the connection carry another request afterwards.
     pub keep_alive: bool,
-}
-
-/// How a response body is delimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Framing {
-    /// No body (1xx, 204, 304).
-    Empty,
-    Length(u64),
-    Chunked,
-    /// Until the provider closes the connection.
-    Close,
 }
 
 /// Why a response head is refused.
@@ -64,7 +55,7 @@ pub(crate) fn parse(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
     }
     buf.advance(len);
     let framing = framing(status, &headers)?;
-    let keep_alive = keep_alive(http11, &headers) && framing != Framing::Close;
+    let keep_alive = h1::keep_alive(http11, &headers) && framing != Framing::Close;
     // A message with both lengths may be an attempt at smuggling: read it by its
     // Transfer-Encoding and do not reuse the connection (RFC 9112 §6.3, item 3).
     let both = headers.contains_key(header::TRANSFER_ENCODING)
@@ -81,55 +72,14 @@ fn framing(status: u16, headers: &HeaderMap) -> Result<Framing, HeadError> {
     if (100..200).contains(&status) || status == 204 || status == 304 {
         return Ok(Framing::Empty);
     }
-    if headers.contains_key(header::TRANSFER_ENCODING) {
+    match h1::coding(headers) {
         // Chunked only when it is the last coding; any other ends with the connection.
-        let last = headers
-            .get_all(header::TRANSFER_ENCODING)
-            .iter()
-            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-            .map(|c| c.trim_ascii())
-            .rfind(|c| !c.is_empty());
-        return Ok(match last {
-            Some(c) if c.eq_ignore_ascii_case(b"chunked") => Framing::Chunked,
-            _ => Framing::Close,
-        });
+        Coding::Chunked | Coding::ChunkedEncoded => return Ok(Framing::Chunked),
+        Coding::Unframed => return Ok(Framing::Close),
+        Coding::None => {}
     }
-    let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        // A list of identical values is one length (RFC 9110 §8.6); anything else is
-        // refused rather than guessed at.
-        for part in value.as_bytes().split(|b| *b == b',') {
-            let part = part.trim_ascii();
-            if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
-                return Err(HeadError::BadLength);
-            }
-            let n: u64 = std::str::from_utf8(part)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or(HeadError::BadLength)?;
-            if length.is_some_and(|l| l != n) {
-                return Err(HeadError::BadLength);
-            }
-            length = Some(n);
-        }
-    }
+    let length = h1::content_length(headers).map_err(|_| HeadError::BadLength)?;
     Ok(length.map_or(Framing::Close, Framing::Length))
-}
-
-/// HTTP/1.1 keeps the connection unless told `close`; HTTP/1.0 only with `keep-alive`.
-fn keep_alive(http11: bool, headers: &HeaderMap) -> bool {
-    let has = |token: &[u8]| {
-        headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-    };
-    if http11 {
-        !has(b"close")
-    } else {
-        has(b"keep-alive")
-    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
-//! Decoding a chunked response body (RFC 9112 §7.1) in place.
+//! Decoding a chunked body (RFC 9112 §7.1) in place: a provider's response or a
+//! client's upload.
 //!
 //! The decoder works on the connection's read buffer and hands out each chunk's data as
 //! a slice of it (`split_to(..).freeze()`): no copy, and no buffer of its own. The size
-//! lines and trailers it skips are bounded, so a hostile upstream cannot make it hold
+//! lines and trailers it skips are bounded, so a hostile peer cannot make it hold
 //! more than [`MAX_LINE`] bytes while it waits for a line's end.
 
 use bytes::{Buf, Bytes, BytesMut};

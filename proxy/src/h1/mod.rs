@@ -1,0 +1,207 @@
+//! HTTP/1.1 message framing (RFC 9112) shared by sluice's two sides: the server its
+//! clients talk to (`session`) and the client it talks to providers with (`upstream`).
+//! Both read lengths, codings and connection options by these same rules, so a message
+//! one side would frame differently from the other cannot pass through.
+
+mod body;
+pub(crate) mod chunked;
+
+pub(crate) use body::Body;
+
+use http::{HeaderMap, header};
+
+/// How a message body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// No body: a 1xx, 204 or 304 response, or one to `HEAD`.
+    Empty,
+    /// This many bytes (still) to come.
+    Length(u64),
+    Chunked,
+    /// Until the connection closes.
+    Close,
+}
+
+impl Framing {
+    /// Whether the body is complete with nothing more.
+    pub(crate) fn complete(self) -> bool {
+        matches!(self, Self::Empty | Self::Length(0))
+    }
+}
+
+/// A `Content-Length` that cannot be trusted: not a number, or several that differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BadLength;
+
+/// The message's `Content-Length`, if it has one.
+///
+/// A list of identical values is one length (RFC 9110 §8.6); anything else is refused
+/// rather than guessed at, as a guess is what request smuggling relies on.
+pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, BadLength> {
+    let mut length = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        for part in value.as_bytes().split(|b| *b == b',') {
+            let n = parse_length(part.trim_ascii()).ok_or(BadLength)?;
+            if length.is_some_and(|l| l != n) {
+                return Err(BadLength);
+            }
+            length = Some(n);
+        }
+    }
+    Ok(length)
+}
+
+/// Decimal digits only: no sign, no space, no empty value, no overflow.
+fn parse_length(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, d| {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+/// The codings of `Transfer-Encoding`, in order, empty elements skipped.
+fn codings(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
+    headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|c| !c.is_empty())
+}
+
+/// How `Transfer-Encoding` frames a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Coding {
+    /// No `Transfer-Encoding`.
+    None,
+    /// `chunked` alone: the framing sluice reads.
+    Chunked,
+    /// `chunked` last, after other codings (`gzip, chunked`): framed, but encoded in a
+    /// way sluice does not decode.
+    ChunkedEncoded,
+    /// `chunked` is not the last coding: the length is unknowable (to the end of the
+    /// connection for a response; an error for a request).
+    Unframed,
+}
+
+/// What the message's `Transfer-Encoding` says about its framing.
+pub(crate) fn coding(headers: &HeaderMap) -> Coding {
+    if !headers.contains_key(header::TRANSFER_ENCODING) {
+        return Coding::None;
+    }
+    let mut count = 0;
+    let mut last = None;
+    for c in codings(headers) {
+        count += 1;
+        last = Some(c);
+    }
+    match last {
+        Some(c) if c.eq_ignore_ascii_case(b"chunked") && count == 1 => Coding::Chunked,
+        Some(c) if c.eq_ignore_ascii_case(b"chunked") => Coding::ChunkedEncoded,
+        _ => Coding::Unframed,
+    }
+}
+
+/// Whether `Connection` lists `token`.
+fn connection_has(headers: &HeaderMap, token: &[u8]) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+/// Whether the sender lets the connection carry another message afterwards: HTTP/1.1
+/// unless told `close`, HTTP/1.0 only when told `keep-alive`.
+pub(crate) fn keep_alive(http11: bool, headers: &HeaderMap) -> bool {
+    if http11 {
+        !connection_has(headers, b"close")
+    } else {
+        connection_has(headers, b"keep-alive")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn lengths_are_read_strictly() {
+        assert_eq!(content_length(&headers(&[])), Ok(None));
+        assert_eq!(
+            content_length(&headers(&[("content-length", "12")])),
+            Ok(Some(12))
+        );
+        assert_eq!(
+            content_length(&headers(&[
+                ("content-length", "7, 7"),
+                ("content-length", "7")
+            ])),
+            Ok(Some(7))
+        );
+        for bad in [
+            "",
+            "-1",
+            "+1",
+            "1 2",
+            "0x10",
+            "7, 8",
+            "18446744073709551616",
+        ] {
+            assert_eq!(
+                content_length(&headers(&[("content-length", bad)])),
+                Err(BadLength),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            content_length(&headers(&[
+                ("content-length", "1"),
+                ("content-length", "2")
+            ])),
+            Err(BadLength)
+        );
+    }
+
+    #[test]
+    fn codings_frame_by_their_last_element() {
+        let of = |v| coding(&headers(&[("transfer-encoding", v)]));
+        assert_eq!(coding(&headers(&[])), Coding::None);
+        assert_eq!(of("chunked"), Coding::Chunked);
+        assert_eq!(of("Chunked"), Coding::Chunked);
+        assert_eq!(of("gzip, chunked"), Coding::ChunkedEncoded);
+        assert_eq!(of("chunked, gzip"), Coding::Unframed);
+        assert_eq!(of("gzip"), Coding::Unframed);
+        assert_eq!(of(""), Coding::Unframed);
+        assert_eq!(
+            coding(&headers(&[
+                ("transfer-encoding", "gzip"),
+                ("transfer-encoding", "chunked")
+            ])),
+            Coding::ChunkedEncoded
+        );
+    }
+
+    #[test]
+    fn keep_alive_follows_the_version_and_connection() {
+        assert!(keep_alive(true, &headers(&[])));
+        assert!(!keep_alive(true, &headers(&[("connection", "Close")])));
+        assert!(!keep_alive(true, &headers(&[("connection", "x, close")])));
+        assert!(!keep_alive(false, &headers(&[])));
+        assert!(keep_alive(false, &headers(&[("connection", "Keep-Alive")])));
+    }
+}

@@ -1,0 +1,166 @@
+//! A response as bytes on the wire: the head with the headers every HTTP/1.1 server
+//! adds, and each piece of the body in the framing the head announced.
+
+use std::cell::RefCell;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::BufMut;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+
+use crate::h1::{self, Framing};
+
+/// How a response to this request is framed, given its status and headers; adds
+/// `transfer-encoding: chunked` when that is the framing chosen.
+pub(crate) fn framing(
+    head_request: bool,
+    http11: bool,
+    status: StatusCode,
+    headers: &mut HeaderMap,
+) -> Framing {
+    let length = h1::content_length(headers).ok().flatten();
+    if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        return Framing::Empty;
+    }
+    match length {
+        Some(n) => Framing::Length(n),
+        None if http11 => {
+            headers.insert(
+                header::TRANSFER_ENCODING,
+                HeaderValue::from_static("chunked"),
+            );
+            Framing::Chunked
+        }
+        None => Framing::Close,
+    }
+}
+
+/// The response head: status line, the caller's headers, `date` and `connection`.
+pub(crate) fn encode_head(status: StatusCode, headers: &HeaderMap, keep_alive: bool) -> Vec<u8> {
+    // Status line (17) + date (37) + connection (24) + each header's ": " and CRLF.
+    let size = 80
+        + headers
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len() + 4)
+            .sum::<usize>();
+    let mut out = Vec::with_capacity(size);
+    out.put_slice(b"HTTP/1.1 ");
+    out.put_slice(status.as_str().as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.put_slice(b"\r\n");
+    for (name, value) in headers {
+        if name == header::DATE || name == header::CONNECTION {
+            continue;
+        }
+        out.put_slice(name.as_str().as_bytes());
+        out.put_slice(b": ");
+        out.put_slice(value.as_bytes());
+        out.put_slice(b"\r\n");
+    }
+    out.put_slice(b"date: ");
+    with_date(|date| out.put_slice(date));
+    out.put_slice(if keep_alive {
+        b"\r\nconnection: keep-alive\r\n\r\n"
+    } else {
+        b"\r\nconnection: close\r\n\r\n"
+    });
+    out
+}
+
+/// A chunk's size line, in hex.
+pub(crate) fn chunk_line(len: usize, out: &mut [u8; 20]) -> &[u8] {
+    let mut n = len;
+    let mut i = out.len() - 2;
+    out[i..].copy_from_slice(b"\r\n");
+    loop {
+        i -= 1;
+        out[i] = b"0123456789abcdef"[n & 0xf];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    &out[i..]
+}
+
+/// The last chunk, with no trailers.
+pub(crate) const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+thread_local! {
+    /// The `date` value of the current second, formatted once per second per thread.
+    static DATE: RefCell<(u64, [u8; 29])> = const { RefCell::new((u64::MAX, [0; 29])) };
+}
+
+/// Call `f` with the current time as an HTTP date (IMF-fixdate, RFC 9110 §5.6.7).
+fn with_date(f: impl FnOnce(&[u8])) {
+    let now = SystemTime::now();
+    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    DATE.with_borrow_mut(|(at, text)| {
+        if *at != second {
+            let formatted = httpdate::fmt_http_date(now);
+            if formatted.len() == text.len() {
+                text.copy_from_slice(formatted.as_bytes());
+                *at = second;
+            }
+        }
+        f(text);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads_carry_date_and_connection_once() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(2));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        let head = String::from_utf8(encode_head(StatusCode::CREATED, &headers, false)).unwrap();
+        assert!(head.starts_with("HTTP/1.1 201 Created\r\ncontent-length: 2\r\n"));
+        assert!(head.ends_with("\r\nconnection: close\r\n\r\n"), "{head}");
+        assert_eq!(head.matches("connection:").count(), 1, "{head}");
+        let date = head
+            .split("date: ")
+            .nth(1)
+            .unwrap()
+            .split("\r\n")
+            .next()
+            .unwrap();
+        assert!(httpdate::parse_http_date(date).is_ok(), "{date}");
+        let unknown = StatusCode::from_u16(599).unwrap();
+        let head = encode_head(unknown, &HeaderMap::new(), true);
+        assert!(head.starts_with(b"HTTP/1.1 599 \r\n"));
+    }
+
+    #[test]
+    fn framing_follows_the_request_and_status() {
+        let ok = StatusCode::OK;
+        let mut with_length = HeaderMap::new();
+        with_length.insert(header::CONTENT_LENGTH, HeaderValue::from(5));
+        assert_eq!(
+            framing(false, true, ok, &mut with_length),
+            Framing::Length(5)
+        );
+        assert_eq!(framing(true, true, ok, &mut with_length), Framing::Empty);
+        let mut none = HeaderMap::new();
+        assert_eq!(framing(false, false, ok, &mut none), Framing::Close);
+        assert!(none.is_empty());
+        assert_eq!(framing(false, true, ok, &mut none), Framing::Chunked);
+        assert_eq!(none[header::TRANSFER_ENCODING], "chunked");
+        assert_eq!(
+            framing(false, true, StatusCode::NO_CONTENT, &mut HeaderMap::new()),
+            Framing::Empty
+        );
+        assert!(Framing::Length(0).complete() && !Framing::Chunked.complete());
+    }
+
+    #[test]
+    fn chunk_lines_are_hex() {
+        let mut b = [0; 20];
+        assert_eq!(chunk_line(0, &mut b), b"0\r\n");
+        assert_eq!(chunk_line(255, &mut b), b"ff\r\n");
+        assert_eq!(chunk_line(0x1234a, &mut b), b"1234a\r\n");
+        assert_eq!(chunk_line(usize::MAX, &mut b), b"ffffffffffffffff\r\n");
+    }
+}
