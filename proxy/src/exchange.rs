@@ -258,13 +258,8 @@ fn client_header(
             http::header::CACHE_CONTROL,
             HeaderValue::from_static("no-cache"),
         );
+        // No length: the writer frames it (chunked to an HTTP/1.1 client).
         resp.set(head::X_ACCEL_BUFFERING, HeaderValue::from_static("no"));
-        // Without a length, a body must be chunked to keep the connection: else it
-        // is delimited by closing it, and every stream costs the client a new one.
-        resp.set(
-            http::header::TRANSFER_ENCODING,
-            HeaderValue::from_static("chunked"),
-        );
     }
     resp.set_all(extra);
     Ok(resp)
@@ -272,7 +267,6 @@ fn client_header(
 
 /// Write a complete body; `false` when the client went away.
 async fn write_whole(session: &mut Session, mut resp: head::Response, body: Bytes) -> bool {
-    resp.headers().remove(http::header::TRANSFER_ENCODING);
     resp.set_length(body.len());
     session.write_response_header(resp).await.is_ok()
         && session.write_response_body(Some(body), true).await.is_ok()
@@ -413,13 +407,6 @@ fn passthrough_header(
         );
         resp.set(head::X_ACCEL_BUFFERING, HeaderValue::from_static("no"));
         resp.headers().remove(http::header::CONTENT_LENGTH);
-    }
-    if !resp.headers().contains_key(http::header::CONTENT_LENGTH) {
-        // See `client_header`: chunked keeps the connection alive.
-        resp.set(
-            http::header::TRANSFER_ENCODING,
-            HeaderValue::from_static("chunked"),
-        );
     }
     Ok(resp)
 }

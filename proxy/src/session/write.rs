@@ -9,14 +9,19 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use crate::h1::{self, Framing};
 
-/// How a response to this request is framed, given its status and headers; adds
-/// `transfer-encoding: chunked` when that is the framing chosen.
+/// How a response to this request is framed, given its status and headers; the head
+/// says `transfer-encoding: chunked` exactly when that is the framing chosen.
+///
+/// Framing is the writer's alone: a `Transfer-Encoding` the head came with (from a
+/// provider, or set by a caller) is replaced, so an HTTP/1.0 client is never told
+/// "chunked" about a body sent unframed.
 pub(crate) fn framing(
     head_request: bool,
     http11: bool,
     status: StatusCode,
     headers: &mut HeaderMap,
 ) -> Framing {
+    headers.remove(header::TRANSFER_ENCODING);
     let length = h1::content_length(headers).ok().flatten();
     if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
         return Framing::Empty;
@@ -144,8 +149,12 @@ mod tests {
         );
         assert_eq!(framing(true, true, ok, &mut with_length), Framing::Empty);
         let mut none = HeaderMap::new();
+        none.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
         assert_eq!(framing(false, false, ok, &mut none), Framing::Close);
-        assert!(none.is_empty());
+        assert!(none.is_empty(), "an HTTP/1.0 client is told chunked");
         assert_eq!(framing(false, true, ok, &mut none), Framing::Chunked);
         assert_eq!(none[header::TRANSFER_ENCODING], "chunked");
         assert_eq!(
