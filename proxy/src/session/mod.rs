@@ -325,11 +325,7 @@ impl Session {
         } else {
             self.out = Out::Sending(next);
         }
-        let sent = self.send(&[&held, line, data, tail]).await;
-        if sent.is_err() {
-            self.out = Out::Done;
-        }
-        sent
+        self.send(&[&held, line, data, tail]).await
     }
 
     /// Whether the answer's head was written.
@@ -424,8 +420,15 @@ impl Session {
         }
     }
 
-    async fn send(&self, parts: &[&[u8]]) -> io::Result<()> {
-        send(&self.tcp, parts).await
+    /// Write to the client; after a failed write the answer is over and the
+    /// connection is not reused.
+    async fn send(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        let sent = send(&self.tcp, parts).await;
+        if sent.is_err() {
+            self.out = Out::Done;
+            self.keep_alive = false;
+        }
+        sent
     }
 }
 
