@@ -579,6 +579,16 @@ async fn the_proxy_speaks_http_1_1_on_its_own() {
     let connect: &[u8] = b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n";
     let refused = raw_exchange(addr, &[connect], "").await;
     assert!(refused.starts_with("HTTP/1.1 405"), "{refused}");
+
+    // Each refusal is counted by its code.
+    let metrics: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let metrics = raw_exchange(addr, &[metrics], "").await;
+    for code in ["bad_request", "header_too_large", "method_not_allowed"] {
+        assert!(
+            metrics.contains(&format!("sluice_http_refused_total{{code=\"{code}\"}}")),
+            "{code}: {metrics}"
+        );
+    }
     s.running.shutdown().await;
 }
 

@@ -32,6 +32,9 @@ pub struct Metrics {
     pub fallbacks: IntCounter,
     pub rate_limited: IntCounter,
     pub policy_rejections: IntCounter,
+    /// Requests refused before they were served (not valid HTTP/1.1, too large, too
+    /// slow), by error code.
+    pub http_refused: IntCounterVec,
     pub cache_hits: IntCounter,
     pub cache_misses: IntCounter,
     /// Limiter or moderation calls that failed, whichever way the policy then went.
@@ -163,6 +166,12 @@ impl Metrics {
                 &r,
                 "sluice_policy_rejections_total",
                 "Requests rejected by a policy",
+            ),
+            http_refused: counter_vec(
+                &r,
+                "sluice_http_refused_total",
+                "Requests refused before they were served: malformed, ambiguous, too large or too slow",
+                &["code"],
             ),
             cache_hits: counter(
                 &r,

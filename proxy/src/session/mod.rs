@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::{Method, Version};
+use sluice_telemetry::metrics::METRICS;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout, timeout_at};
@@ -397,7 +398,8 @@ impl Session {
     /// Answer a request that cannot be served, and close.
     pub(crate) async fn refuse(mut self, error: &ProxyError) {
         self.keep_alive = false;
-        let (status, _) = error.status_and_code();
+        let (status, code) = error.status_and_code();
+        METRICS.http_refused.with_label_values(&[code]).inc();
         if let Some(mut resp) = head::Response::new(status.as_u16(), 2) {
             let body = error.body(sluice_translate::Dialect::OpenAiChat);
             resp.set(
