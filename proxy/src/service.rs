@@ -126,7 +126,6 @@ pub struct RequestCtx {
     pub(crate) upstream_bytes: usize,
     pub(crate) ttfb: Option<Duration>,
     pub(crate) broken: bool,
-    pub(crate) body_read: bool,
 }
 
 pub const TRACE_HEADER: &str = "x-ag-trace-id";
@@ -241,7 +240,6 @@ impl SluiceProxy {
         }
 
         let body = body::read(session, self.limits.max_body_bytes).await?;
-        ctx.body_read = true;
         let peek = Peek::parse(&body)?;
         ctx.stream = peek.stream;
         ctx.requested_model = peek.model.clone();
@@ -577,7 +575,6 @@ impl SluiceProxy {
             upstream_bytes: 0,
             ttfb: None,
             broken: false,
-            body_read: false,
         }
     }
 
@@ -589,10 +586,6 @@ impl SluiceProxy {
             let (status, code) = error.status_and_code();
             ctx.status = status.as_u16();
             ctx.error = Some(code);
-            if !ctx.body_read {
-                // The body was not read, so the connection cannot carry another request.
-                session.close_after();
-            }
             if !session.responded() {
                 write_json_with(
                     session,

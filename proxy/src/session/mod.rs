@@ -257,9 +257,10 @@ impl Session {
             status,
             &mut headers,
         );
-        // An answer to a request whose body was not read, or one delimited by closing,
-        // ends the connection.
-        if framing == Framing::Close || !self.body.is_done() {
+        // An answer delimited by closing ends the connection, and so does one to a
+        // request whose body is not all read: unless the rest of it is already here, the
+        // next request's first byte could not be found.
+        if framing == Framing::Close || !self.skip_buffered_body() {
             self.keep_alive = false;
         }
         let head = write::encode_head(status, &headers, self.keep_alive);
@@ -413,6 +414,23 @@ impl Session {
         }
         // Whatever else the client sent is not read, and may still be arriving.
         self.shut(true).await;
+    }
+
+    /// Skip what is left of the request body if all of it is already read (the usual
+    /// case for a request refused before its body was looked at: a small body arrives
+    /// with its head), so an answer such as a 401 or 429 keeps the connection; whether
+    /// the body is now complete. Nothing is waited for.
+    fn skip_buffered_body(&mut self) -> bool {
+        loop {
+            match self.body.next(&mut self.buf) {
+                Ok(Decoded::Data(_)) => {}
+                Ok(Decoded::End) => {
+                    self.let_go();
+                    return true;
+                }
+                Ok(Decoded::NeedMore) | Err(_) => return false,
+            }
+        }
     }
 
     /// Drop the read buffer once everything in it is handed out.

@@ -260,6 +260,23 @@ async fn an_answer_before_the_body_is_read_closes_and_still_arrives() {
     assert!(answer.ends_with("\r\n\r\nnope"), "{answer}");
 }
 
+#[tokio::test]
+async fn an_early_answer_keeps_the_connection_when_the_body_is_already_here() {
+    let answer = exchange(
+        b"POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello\
+          POST /early HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n\
+          GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(statuses(&answer), ["401", "401", "200"], "{answer}");
+    assert_eq!(
+        answer.matches("connection: keep-alive").count(),
+        2,
+        "{answer}"
+    );
+    assert!(answer.ends_with("GET 0 "), "{answer}");
+}
+
 /// Send `wire`; the one answer, which must close the connection, as (status, body).
 async fn refused(wire: &[u8]) -> (u16, serde_json::Value) {
     let answer = exchange(wire).await;
