@@ -6,6 +6,15 @@ use bytes::BytesMut;
 use super::Framing;
 use super::chunked::{ChunkError, Decoded, Decoder};
 
+/// Drop a read buffer once everything in it is handed out, so a connection between
+/// reads (an open stream waiting for its next event, an idle keep-alive) holds no memory
+/// for it; the next read allocates afresh.
+pub(crate) fn let_go(buf: &mut BytesMut) {
+    if buf.is_empty() && buf.capacity() != 0 {
+        *buf = BytesMut::new();
+    }
+}
+
 /// A body being read.
 #[derive(Debug)]
 pub(crate) enum Body {
@@ -32,8 +41,16 @@ impl Body {
     }
 
     /// The next piece from the front of `buf` (as a slice of it), the end, or the need
-    /// for more bytes.
+    /// for more bytes. A buffer this empties is let go of (see [`let_go`]).
     pub(crate) fn next(&mut self, buf: &mut BytesMut) -> Result<Decoded, ChunkError> {
+        let step = self.step(buf)?;
+        if step != Decoded::NeedMore {
+            let_go(buf);
+        }
+        Ok(step)
+    }
+
+    fn step(&mut self, buf: &mut BytesMut) -> Result<Decoded, ChunkError> {
         match self {
             Self::Done => Ok(Decoded::End),
             Self::Length(_) | Self::Close if buf.is_empty() => Ok(Decoded::NeedMore),
@@ -84,6 +101,10 @@ mod tests {
         assert_eq!(&buf[..], b"NEXT");
 
         let mut body = Body::new(Framing::Length(8));
+        let mut buf = BytesMut::with_capacity(64);
+        buf.extend_from_slice(b"abc");
+        assert_eq!(body.next(&mut buf), data("abc"));
+        assert_eq!(buf.capacity(), 0, "an emptied buffer is kept");
         let mut buf = BytesMut::from("abc");
         assert_eq!(body.next(&mut buf), data("abc"));
         assert_eq!(body.next(&mut buf), Ok(Decoded::NeedMore));

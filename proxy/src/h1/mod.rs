@@ -6,7 +6,7 @@
 mod body;
 pub(crate) mod chunked;
 
-pub(crate) use body::Body;
+pub(crate) use body::{Body, let_go};
 
 use http::{HeaderMap, header};
 

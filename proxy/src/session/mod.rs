@@ -34,7 +34,7 @@ use tracing::{debug, warn};
 
 use crate::error::ProxyError;
 use crate::h1::chunked::{ChunkError, Decoded};
-use crate::h1::{Body, Framing};
+use crate::h1::{self, Body, Framing};
 use crate::head;
 pub(crate) use closing::Closing;
 use request::MAX_HEAD;
@@ -150,7 +150,7 @@ impl Session {
                     return Next::Refused(ProxyError::HeadTooLarge);
                 }
                 let bytes = self.buf.split_to(end).freeze();
-                self.let_go();
+                h1::let_go(&mut self.buf);
                 return match request::parse(bytes) {
                     Ok(parsed) => {
                         self.head = parsed.head;
@@ -213,14 +213,8 @@ impl Session {
     pub async fn read_request_body(&mut self) -> Result<Option<Bytes>, BodyError> {
         loop {
             match self.body.next(&mut self.buf)? {
-                Decoded::Data(piece) => {
-                    self.let_go();
-                    return Ok(Some(piece));
-                }
-                Decoded::End => {
-                    self.let_go();
-                    return Ok(None);
-                }
+                Decoded::Data(piece) => return Ok(Some(piece)),
+                Decoded::End => return Ok(None),
                 Decoded::NeedMore => {}
             }
             if std::mem::take(&mut self.expect_continue) && matches!(self.out, Out::Unwritten) {
@@ -424,19 +418,9 @@ impl Session {
         loop {
             match self.body.next(&mut self.buf) {
                 Ok(Decoded::Data(_)) => {}
-                Ok(Decoded::End) => {
-                    self.let_go();
-                    return true;
-                }
+                Ok(Decoded::End) => return true,
                 Ok(Decoded::NeedMore) | Err(_) => return false,
             }
-        }
-    }
-
-    /// Drop the read buffer once everything in it is handed out.
-    fn let_go(&mut self) {
-        if self.buf.is_empty() && self.buf.capacity() != 0 {
-            self.buf = BytesMut::new();
         }
     }
 

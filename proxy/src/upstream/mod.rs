@@ -27,8 +27,8 @@ use pingora_core::protocols::Stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::error::ProxyError;
-use crate::h1::Body;
 use crate::h1::chunked::{ChunkError, Decoded};
+use crate::h1::{self, Body};
 use response::Head;
 pub(crate) use response::HeadError;
 
@@ -201,7 +201,7 @@ impl Conn {
                 }
                 self.keep_alive = keep_alive;
                 self.body = Some(Body::new(framing));
-                self.let_go();
+                h1::let_go(&mut self.buf);
                 return Ok(Response { status, headers });
             }
             if self.buf.len() >= MAX_HEAD {
@@ -220,14 +220,8 @@ impl Conn {
                 return Ok(None);
             };
             match body.next(&mut self.buf)? {
-                Decoded::Data(piece) => {
-                    self.let_go();
-                    return Ok(Some(piece));
-                }
-                Decoded::End => {
-                    self.let_go();
-                    return Ok(None);
-                }
+                Decoded::Data(piece) => return Ok(Some(piece)),
+                Decoded::End => return Ok(None),
                 Decoded::NeedMore => {}
             }
             if self.fill("while reading the body").await? == 0 {
@@ -249,14 +243,6 @@ impl Conn {
     /// both sides keep the connection, and nothing unasked-for followed the response.
     pub(crate) fn into_reusable(self) -> Option<Stream> {
         (self.is_done() && self.keep_alive && self.buf.is_empty()).then_some(self.stream)
-    }
-
-    /// Drop the read buffer once everything in it is handed out, so a connection
-    /// between reads holds no memory for it.
-    fn let_go(&mut self) {
-        if self.buf.is_empty() && self.buf.capacity() != 0 {
-            self.buf = BytesMut::new();
-        }
     }
 
     /// Read once into the buffer; the bytes read, 0 at the end of the stream.
