@@ -1,6 +1,6 @@
 //! Translation costs on the request path: a whole request and a whole answer between
-//! dialects, one stream event through decoder and encoder, and the in-place edit of a
-//! pass-through body.
+//! dialects, one stream event through decoder and encoder, the in-place edit of a
+//! pass-through body and the usage read from a passed-through answer.
 //!
 //! `cargo bench -p sluice-benches --bench translate`
 
@@ -39,6 +39,13 @@ fn requests(c: &mut Criterion) {
         b.iter(|| json_edit::set(black_box(&body), "model", b"\"gpt-4.1-mini\"").ok())
     });
     g.finish();
+
+    // The usage of an answer that passes through untranslated: every same-dialect
+    // request pays this.
+    let passed = fixture("response_openai_chat.json");
+    c.bench_function("response/usage_of_passed_through_answer", |b| {
+        b.iter(|| sluice_translate::usage::of_body(Dialect::OpenAiChat, black_box(&passed)))
+    });
 
     let answer = fixture("response_anthropic.json");
     c.bench_function("response/anthropic_to_openai_chat", |b| {

@@ -35,6 +35,16 @@ impl Response {
         Some(Self(parts))
     }
 
+    /// A head around `headers` (a provider's, passed through), with room for
+    /// `additional` more and those the writer adds.
+    pub fn with_headers(status: u16, mut headers: HeaderMap, additional: usize) -> Option<Self> {
+        let mut parts = http::Response::new(()).into_parts().0;
+        parts.status = StatusCode::from_u16(status).ok()?;
+        headers.reserve(additional + ADDED_ON_WRITE);
+        parts.headers = headers;
+        Some(Self(parts))
+    }
+
     pub fn headers(&mut self) -> &mut HeaderMap {
         &mut self.0.headers
     }

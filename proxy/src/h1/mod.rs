@@ -10,6 +10,18 @@ pub(crate) use body::{Body, let_go};
 
 use http::{HeaderMap, header};
 
+/// Where the head in `buf` ends (past its blank line), once it is whole.
+///
+/// Looked for before parsing, so a head arriving in pieces is parsed once, and only
+/// after it is split off the buffer: the parsed values can then point into it.
+pub(crate) fn head_end(buf: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(b'\n', buf).find_map(|i| match buf.get(i + 1..) {
+        Some([b'\n', ..]) => Some(i + 2),
+        Some([b'\r', b'\n', ..]) => Some(i + 3),
+        _ => None,
+    })
+}
+
 /// How a message body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Framing {

@@ -7,6 +7,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version, header};
 
 use crate::error::ProxyError;
 use crate::h1::{self, Coding, Framing};
+pub(crate) use h1::head_end;
 
 /// The most header lines in a request head.
 pub(crate) const MAX_HEADERS: usize = 100;
@@ -84,18 +85,6 @@ pub(crate) fn skip_empty_lines(buf: &mut BytesMut) {
     }
 }
 
-/// Where the head in `buf` ends (past its blank line), once it is whole.
-///
-/// Looked for before parsing, so a head arriving in pieces is parsed once, and only
-/// after it is split off the buffer: the parsed values can then point into it.
-pub(crate) fn head_end(buf: &[u8]) -> Option<usize> {
-    memchr::memchr_iter(b'\n', buf).find_map(|i| match buf.get(i + 1..) {
-        Some([b'\n', ..]) => Some(i + 2),
-        Some([b'\r', b'\n', ..]) => Some(i + 3),
-        _ => None,
-    })
-}
-
 /// Whether the start of a head, not yet whole, is already invalid: a client sending
 /// garbage is answered at once, not when the head limit or the timeout is reached.
 pub(crate) fn check_partial(buf: &[u8]) -> Result<(), HeadError> {
@@ -109,9 +98,11 @@ pub(crate) fn check_partial(buf: &[u8]) -> Result<(), HeadError> {
 
 /// Parse the whole head `bytes` (from [`head_end`]).
 pub(crate) fn parse(bytes: Bytes) -> Result<Parsed, HeadError> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut slots);
-    match req.parse(&bytes) {
+    // Uninitialised: zeroing a hundred slots cost more than parsing a small head.
+    let mut slots =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(&bytes, &mut slots) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Err(HeadError::Malformed("incomplete head")),
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),

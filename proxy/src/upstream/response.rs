@@ -1,7 +1,7 @@
 //! A provider's response head: parsed from the read buffer, and how its body is framed
 //! (RFC 9112 §6.3).
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
 use crate::h1::{self, Coding, Framing};
@@ -31,29 +31,47 @@ pub(crate) enum HeadError {
     BadLength,
 }
 
+/// Room a parsed head's map keeps for the headers sluice adds to a passed-through
+/// answer (its own four, the gateway's, a stream's two), so the map that becomes the
+/// client's head does not grow on the way.
+const ROOM_FOR_ADDED: usize = 10;
+
 /// Parse a head from the front of `buf`, consuming it; `None` until it is whole.
+///
+/// The head is split off the buffer before it is parsed, so header values are slices
+/// of it rather than copies (one allocation a header, before).
 pub(crate) fn parse(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut slots);
-    let len = match resp.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return Ok(None),
+    let Some(len) = h1::head_end(buf) else {
+        // Not whole yet; a start that is already invalid is refused now.
+        return check_partial(buf).map(|()| None);
+    };
+    let bytes = buf.split_to(len).freeze();
+    // Uninitialised: zeroing 128 slots cost more than parsing a small head.
+    let mut slots =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, &bytes, &mut slots)
+    {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => {
+            return Err(HeadError::Malformed("incomplete head".into()));
+        }
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
         Err(e) => return Err(HeadError::Malformed(e.to_string())),
-    };
+    }
     let status = resp
         .code
         .ok_or_else(|| HeadError::Malformed("no status".into()))?;
     let http11 = resp.version == Some(1);
-    let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    let mut headers = HeaderMap::with_capacity(resp.headers.len() + ROOM_FOR_ADDED);
     for h in resp.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| HeadError::Malformed(format!("header name {:?}", h.name)))?;
-        let value = HeaderValue::from_bytes(h.value)
+        let value = HeaderValue::from_maybe_shared(bytes.slice_ref(h.value))
             .map_err(|_| HeadError::Malformed(format!("value of {name}")))?;
         headers.append(name, value);
     }
-    buf.advance(len);
     let framing = framing(status, &headers)?;
     let keep_alive = h1::keep_alive(http11, &headers) && framing != Framing::Close;
     // A message with both lengths may be an attempt at smuggling: read it by its
@@ -66,6 +84,23 @@ pub(crate) fn parse(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
         framing,
         keep_alive: keep_alive && !both,
     }))
+}
+
+/// Whether the start of a head, not yet whole, is already invalid.
+fn check_partial(buf: &[u8]) -> Result<(), HeadError> {
+    if buf.is_empty() {
+        return Ok(());
+    }
+    let mut slots =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut slots)
+    {
+        Ok(_) => Ok(()),
+        Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooManyHeaders),
+        Err(e) => Err(HeadError::Malformed(e.to_string())),
+    }
 }
 
 fn framing(status: u16, headers: &HeaderMap) -> Result<Framing, HeadError> {
