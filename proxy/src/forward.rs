@@ -271,7 +271,7 @@ impl SluiceProxy {
         let _in_flight = self.health.start(&backend);
         let outbound = Outbound {
             target,
-            consumer: req.consumer,
+            consumer_headers: &req.consumer.headers,
             client_headers: req.client_headers,
             body: plan.body,
             api_path: plan.api_path,

@@ -147,9 +147,12 @@ fn trace_id(headers: &http::HeaderMap) -> String {
 
 impl SluiceProxy {
     async fn handle(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<(), ProxyError> {
-        let path = session.req_header().uri.path().to_owned();
-        ctx.dialect = route::guess_dialect(&path);
-        let endpoint = route::parse(&path).ok_or(ProxyError::UnknownPath)?;
+        // A clone of the target is a reference count (it is a slice of the bytes read):
+        // the path and the consumer's slug borrow from it while the session is written.
+        let uri = session.req_header().uri.clone();
+        let path = uri.path();
+        ctx.dialect = route::guess_dialect(path);
+        let endpoint = route::parse(path).ok_or(ProxyError::UnknownPath)?;
         let (consumer_slug, api) = match endpoint {
             Endpoint::Health => return self.answer_status(session, ctx, "ok").await,
             Endpoint::Ready if self.snapshots.is_loaded() => {
@@ -166,7 +169,7 @@ impl SluiceProxy {
                 write_json(session, 200, Bytes::from(body), &ctx.trace_id).await;
                 return Ok(());
             }
-            Endpoint::Consumer { consumer, api } => (consumer.to_owned(), api),
+            Endpoint::Consumer { consumer, api } => (consumer, api),
         };
         ctx.dialect = api.dialect();
         ctx.api = Some(api);
@@ -215,7 +218,7 @@ impl SluiceProxy {
         ctx.exporters.clone_from(&gateway.exporters);
         ctx.kafka_topic.clone_from(&gateway.kafka_topic);
         ctx.capture = gateway.capture_bodies;
-        let (consumer, presented) = identity::consumer(gateway, &consumer_slug, &header.headers)?;
+        let (consumer, presented) = identity::consumer(gateway, consumer_slug, &header.headers)?;
         if let identity::Presented::Bearer(token) = presented {
             let token = token.to_string();
             let auths: Vec<_> = gateway.bearer_auths(&consumer.auth_ids).cloned().collect();
@@ -307,7 +310,7 @@ impl SluiceProxy {
                 return Ok(());
             }
         }
-        let client_headers = session.req_header().headers.clone();
+        let client_headers = session.lend_headers();
         let request = forward::Request {
             consumer,
             api,
@@ -316,7 +319,9 @@ impl SluiceProxy {
             client_headers: &client_headers,
             stage: &stage,
         };
-        self.forward(session, ctx, request, route).await
+        let forwarded = self.forward(session, ctx, request, route).await;
+        session.return_headers(client_headers);
+        forwarded
     }
 
     /// Answer from the cache, in the client's dialect and shape (a stream when it

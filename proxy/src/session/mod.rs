@@ -200,6 +200,19 @@ impl Session {
         &self.head
     }
 
+    /// Lend the request's headers out while the session is written to (the exchange
+    /// with the provider reads them); [`Session::return_headers`] puts them back for
+    /// the access log and telemetry. Cloning the map instead cost an allocation and
+    /// a reference count per header, every request.
+    pub fn lend_headers(&mut self) -> http::HeaderMap {
+        std::mem::take(&mut self.head.headers)
+    }
+
+    /// Put back what [`Session::lend_headers`] lent.
+    pub fn return_headers(&mut self, headers: http::HeaderMap) {
+        self.head.headers = headers;
+    }
+
     /// The request body's declared length, if it has one.
     pub fn body_length(&self) -> Option<u64> {
         match self.body {

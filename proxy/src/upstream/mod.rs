@@ -110,39 +110,62 @@ impl std::fmt::Debug for Conn {
     }
 }
 
-/// The request's bytes: the head, and the body too when it is small enough to copy.
-/// Returns what is left of the body to write after them.
+/// A request written straight into the buffer that is sent: request line, headers,
+/// blank line and, when it is small enough to copy, the body.
+pub(crate) struct RequestWriter {
+    out: BytesMut,
+}
+
+impl RequestWriter {
+    /// Start a request; `head_size` is a guess at the head's length (the buffer grows
+    /// past it if need be), `body_len` the body's.
+    pub(crate) fn new(method: &Method, path: &str, head_size: usize, body_len: usize) -> Self {
+        let inline = if body_len <= INLINE_BODY { body_len } else { 0 };
+        let mut out = BytesMut::with_capacity(head_size + path.len() + 24 + inline);
+        out.put_slice(method.as_str().as_bytes());
+        out.put_u8(b' ');
+        out.put_slice(path.as_bytes());
+        out.put_slice(b" HTTP/1.1\r\n");
+        Self { out }
+    }
+
+    pub(crate) fn header(&mut self, name: &[u8], value: &[u8]) {
+        self.out.put_slice(name);
+        self.out.put_slice(b": ");
+        self.out.put_slice(value);
+        self.out.put_slice(b"\r\n");
+    }
+
+    /// End the head; returns the bytes to send first and what is left of the body to
+    /// write after them.
+    pub(crate) fn finish(mut self, body: &[u8]) -> (BytesMut, &[u8]) {
+        self.out.put_slice(b"\r\n");
+        if body.len() <= INLINE_BODY {
+            self.out.put_slice(body);
+            (self.out, &[])
+        } else {
+            (self.out, body)
+        }
+    }
+}
+
+/// The request's bytes from a header map (see [`RequestWriter`]), for tests.
+#[cfg(test)]
 pub(crate) fn encode_request<'b>(
     method: &Method,
     path: &str,
     headers: &HeaderMap,
     body: &'b [u8],
 ) -> (BytesMut, &'b [u8]) {
-    let head: usize = headers
+    let size: usize = headers
         .iter()
         .map(|(n, v)| n.as_str().len() + v.len() + 4)
-        .sum::<usize>()
-        + path.len()
-        + 24;
-    let inline = body.len() <= INLINE_BODY;
-    let mut out = BytesMut::with_capacity(head + if inline { body.len() } else { 0 });
-    out.put_slice(method.as_str().as_bytes());
-    out.put_u8(b' ');
-    out.put_slice(path.as_bytes());
-    out.put_slice(b" HTTP/1.1\r\n");
+        .sum();
+    let mut w = RequestWriter::new(method, path, size + 2, body.len());
     for (name, value) in headers {
-        out.put_slice(name.as_str().as_bytes());
-        out.put_slice(b": ");
-        out.put_slice(value.as_bytes());
-        out.put_slice(b"\r\n");
+        w.header(name.as_str().as_bytes(), value.as_bytes());
     }
-    out.put_slice(b"\r\n");
-    if inline {
-        out.put_slice(body);
-        (out, &[])
-    } else {
-        (out, body)
-    }
+    w.finish(body)
 }
 
 impl Conn {
