@@ -76,6 +76,7 @@ pub fn request(data: &[u8]) {
 /// Parse a provider's answer in the dialect the first byte picks; render what parses.
 pub fn response(data: &[u8]) {
     let (dialect, body) = pick(data);
+    usage_read_near_the_end(body);
     if let Ok(resp) = crate::parse_response(dialect, body) {
         for to in DIALECTS {
             let out = crate::render_response(to, &resp);
@@ -84,6 +85,29 @@ pub fn response(data: &[u8]) {
         let _ = resp.into_events();
     }
     let _ = crate::errors::parse_upstream(500, body);
+}
+
+/// The usage read where it ends a body (one pass, from the end) is the one read from
+/// the start, in every dialect, for any valid object with unique keys.
+fn usage_read_near_the_end(body: &[u8]) {
+    let Ok(fields) = json_edit::fields(body) else {
+        return;
+    };
+    let mut keys: Vec<&str> = fields.iter().map(|f| &*f.key).collect();
+    keys.sort_unstable();
+    if keys.windows(2).any(|w| w[0] == w[1])
+        || serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body).is_err()
+    {
+        return;
+    }
+    for d in DIALECTS {
+        let from_start = json_edit::get(body, "usage")
+            .ok()
+            .flatten()
+            .and_then(|raw| crate::usage::at(d, raw).filter(|(_, len)| *len == raw.len()))
+            .map(|(u, _)| u);
+        assert_eq!(crate::usage::of_body(d, body), from_start);
+    }
 }
 
 /// Scan, look up and edit: both lookups agree on a valid object, and an edited object

@@ -135,53 +135,104 @@ impl NearEnd {
 
     /// The raw bytes of the field's value.
     pub fn get<'a>(&self, body: &'a [u8]) -> Result<Option<&'a [u8]>, NotAnObject> {
+        let skip = |value: &'a [u8]| {
+            let mut s = Scanner { b: value, i: 0 };
+            s.value(0).ok().map(|()| (&value[..s.i], s.i))
+        };
+        match self.find(body, skip) {
+            Some(found) => Ok(Some(found)),
+            None => get(body, self.key),
+        }
+    }
+
+    /// The field's value as `read` reads it from the bytes where the value starts
+    /// (returning what it read and the value's length), or `None`.
+    ///
+    /// One pass for a value that is parsed anyway: [`get`] would scan it to find its
+    /// end, and the caller's parser would then read it again (for the usage of an
+    /// answer passed through, the scan cost about 2,400 instructions a request).
+    pub fn read<'a, T>(
+        &self,
+        body: &'a [u8],
+        read: impl Fn(&'a [u8]) -> Option<(T, usize)>,
+    ) -> Option<T> {
+        if let Some(found) = self.find(body, &read) {
+            return Some(found);
+        }
+        let raw = get(body, self.key).ok()??;
+        read(raw)
+            .filter(|(_, len)| *len == raw.len())
+            .map(|(t, _)| t)
+    }
+
+    /// The last-placed candidates for the key, tried with `read`: the first whose value
+    /// reads and is followed by the rest of the top-level object only.
+    fn find<'a, T>(
+        &self,
+        body: &'a [u8],
+        read: impl Fn(&'a [u8]) -> Option<(T, usize)>,
+    ) -> Option<T> {
         let mut end = body.len();
         // A few tries: the key may also appear, quoted whole, inside the content.
         for _ in 0..4 {
-            let Some(at) = self.quoted.rfind(&body[..end]) else {
-                break;
-            };
+            let at = self.quoted.rfind(&body[..end])?;
+            end = at;
             // A quote after an odd number of backslashes is escaped: the match is
             // then inside a string.
             let backslashes = body[..at].iter().rev().take_while(|&&c| c == b'\\').count();
-            if backslashes % 2 == 0
-                && let Some(value) = member_at(body, at + self.key.len() + 2)
-            {
-                return Ok(Some(&body[value]));
+            if backslashes % 2 != 0 {
+                continue;
             }
-            end = at;
+            let Some(start) = value_start(body, at + self.key.len() + 2) else {
+                continue;
+            };
+            if let Some((found, len)) = read(&body[start..])
+                && rest_closes(body, start + len)
+            {
+                return Some(found);
+            }
         }
-        get(body, self.key)
+        None
     }
 }
 
-/// The value of the member whose key ends at `i`, if what follows it reads as the rest
-/// of the top-level object: `: value`, then `, "key": value` any number of times, the
-/// closing brace and nothing but whitespace.
-fn member_at(body: &[u8], i: usize) -> Option<Range<usize>> {
+/// Where the value of the member whose key ends at `i` starts: past `:` and
+/// whitespace.
+fn value_start(body: &[u8], i: usize) -> Option<usize> {
     let mut s = Scanner { b: body, i };
     s.ws();
     s.expect(b':').ok()?;
     s.ws();
-    let start = s.i;
-    s.value(0).ok()?;
-    let value = start..s.i;
+    Some(s.i)
+}
+
+/// Whether what follows a value ending at `i` reads as the rest of the top-level
+/// object: `, "key": value` any number of times, the closing brace and nothing but
+/// whitespace.
+fn rest_closes(body: &[u8], i: usize) -> bool {
+    let mut s = Scanner { b: body, i };
     loop {
         s.ws();
-        match s.next()? {
-            b',' => {
+        match s.next() {
+            Some(b',') => {
                 s.ws();
-                s.string().ok()?;
+                if s.string().is_err() {
+                    return false;
+                }
                 s.ws();
-                s.expect(b':').ok()?;
+                if s.expect(b':').is_err() {
+                    return false;
+                }
                 s.ws();
-                s.value(0).ok()?;
+                if s.value(0).is_err() {
+                    return false;
+                }
             }
-            b'}' => {
+            Some(b'}') => {
                 s.ws();
-                return (s.i == body.len()).then_some(value);
+                return s.i == body.len();
             }
-            _ => return None,
+            _ => return false,
         }
     }
 }

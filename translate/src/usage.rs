@@ -16,12 +16,23 @@ use crate::{Decoder, Dialect};
 /// content) is neither parsed nor copied.
 pub fn of_body(dialect: Dialect, body: &[u8]) -> Option<Usage> {
     static USAGE: LazyLock<NearEnd> = LazyLock::new(|| NearEnd::new("usage"));
-    let raw = USAGE.get(body).ok()??;
+    USAGE.read(body, |value| at(dialect, value))
+}
+
+/// The usage object of `dialect` at the start of `value`, and its length.
+pub(crate) fn at(dialect: Dialect, value: &[u8]) -> Option<(Usage, usize)> {
     match dialect {
-        Dialect::OpenAiChat => crate::openai_chat::usage_of(raw),
-        Dialect::Anthropic => crate::anthropic::usage_of(raw),
-        Dialect::Responses => crate::responses::usage_of(raw),
+        Dialect::OpenAiChat => crate::openai_chat::usage_at(value),
+        Dialect::Anthropic => crate::anthropic::usage_at(value),
+        Dialect::Responses => crate::responses::usage_at(value),
     }
+}
+
+/// Read one value of type `T` from the start of `bytes`; returns it and its length.
+pub(crate) fn read_prefix<'de, T: serde::Deserialize<'de>>(bytes: &'de [u8]) -> Option<(T, usize)> {
+    let mut values = serde_json::Deserializer::from_slice(bytes).into_iter::<T>();
+    let value = values.next()?.ok()?;
+    Some((value, values.byte_offset()))
 }
 
 /// Watches a stream that passes through for the usage it reports.

@@ -87,9 +87,9 @@ fn usage_value(u: &Usage) -> Value {
     })
 }
 
-/// A usage object by itself (see `crate::usage::of_body`).
-pub(crate) fn usage_of(raw: &[u8]) -> Option<Usage> {
-    serde_json::from_slice::<UsageIn>(raw)
-        .ok()
-        .map(UsageIn::canonical)
+/// The usage object at the start of `value`, and its length (see
+/// `crate::usage::of_body`).
+pub(crate) fn usage_at(value: &[u8]) -> Option<(crate::canonical::Usage, usize)> {
+    let (u, len) = crate::usage::read_prefix::<UsageIn>(value)?;
+    Some((u.canonical(), len))
 }

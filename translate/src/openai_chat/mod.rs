@@ -121,9 +121,9 @@ mod usage {
     }
 }
 
-/// A usage object by itself (see `crate::usage::of_body`).
-pub(crate) fn usage_of(raw: &[u8]) -> Option<crate::canonical::Usage> {
-    serde_json::from_slice::<usage::UsageIn>(raw)
-        .ok()
-        .map(|u| u.canonical())
+/// The usage object at the start of `value`, and its length (see
+/// `crate::usage::of_body`).
+pub(crate) fn usage_at(value: &[u8]) -> Option<(crate::canonical::Usage, usize)> {
+    let (u, len) = crate::usage::read_prefix::<usage::UsageIn>(value)?;
+    Some((u.canonical(), len))
 }
