@@ -196,7 +196,7 @@ impl Conn {
             stream.flush().await
         };
         let written = match self.read_timeout {
-            Some(t) => pingora_timeout::timeout(t, write)
+            Some(t) => tokio::time::timeout(t, write)
                 .await
                 .map_err(|_| UpstreamError::Timeout("sending the request"))?,
             None => write.await,
@@ -269,6 +269,9 @@ impl Conn {
     }
 
     /// Read once into the buffer; the bytes read, 0 at the end of the stream.
+    ///
+    /// Tokio's timeout keeps its timer inline; Pingora's boxed one for every read that
+    /// had to wait (an allocation a request).
     async fn fill(&mut self, context: &'static str) -> Result<usize, UpstreamError> {
         if self.buf.capacity() - self.buf.len() < READ_SIZE / 4 {
             self.buf.reserve(self.read_size);
@@ -276,7 +279,7 @@ impl Conn {
         let spare = self.buf.capacity() - self.buf.len();
         let read = self.stream.read_buf(&mut self.buf);
         let n = match self.read_timeout {
-            Some(t) => pingora_timeout::timeout(t, read)
+            Some(t) => tokio::time::timeout(t, read)
                 .await
                 .map_err(|_| UpstreamError::Timeout(context))?,
             None => read.await,
