@@ -288,14 +288,13 @@ async fn read_all(up: &mut BodyReader) -> Result<Bytes, ProxyError> {
 
 /// The client's response header: status, the given content type, no-buffering headers
 /// for streams, and the gateway's own headers.
-fn client_header(
+fn client_header<'x>(
     status: u16,
     content_type: &'static str,
     stream: bool,
-    extra: &[(HeaderName, HeaderValue)],
-) -> Result<head::Response, ProxyError> {
-    let mut resp =
-        head::Response::new(status, extra.len() + 4).ok_or(ProxyError::UpstreamFailed)?;
+    extra: &'x [(HeaderName, HeaderValue)],
+) -> Result<head::Response<'x>, ProxyError> {
+    let mut resp = head::Response::new(status, 4).ok_or(ProxyError::UpstreamFailed)?;
     resp.set(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static(content_type),
@@ -313,7 +312,7 @@ fn client_header(
 }
 
 /// Write a complete body; `false` when the client went away.
-async fn write_whole(session: &mut Session, mut resp: head::Response, body: Bytes) -> bool {
+async fn write_whole(session: &mut Session, mut resp: head::Response<'_>, body: Bytes) -> bool {
     resp.set_length(body.len());
     session.write_response_header(resp).await.is_ok()
         && session.write_response_body(Some(body), true).await.is_ok()
@@ -433,14 +432,14 @@ pub(crate) async fn send_request(
 /// The client's header for a passed-through answer: the upstream's map itself, less
 /// hop-by-hop headers, plus the gateway's. (Rebuilding it into a new map cost about
 /// 4,000 instructions a request: a hash and a copy per header.)
-fn passthrough_header(
+fn passthrough_header<'x>(
     status: u16,
     upstream: HeaderMap,
-    response_headers: &[(HeaderName, HeaderValue)],
+    response_headers: &'x [(HeaderName, HeaderValue)],
     is_sse: bool,
-) -> Result<head::Response, ProxyError> {
-    let mut resp = head::Response::with_headers(status, upstream, response_headers.len() + 2)
-        .ok_or(ProxyError::UpstreamFailed)?;
+) -> Result<head::Response<'x>, ProxyError> {
+    let mut resp =
+        head::Response::with_headers(status, upstream, 2).ok_or(ProxyError::UpstreamFailed)?;
     headers::remove_downstream(resp.headers());
     resp.set_all(response_headers);
     if is_sse {

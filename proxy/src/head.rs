@@ -17,9 +17,17 @@ pub const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffe
 const ADDED_ON_WRITE: usize = 1;
 
 /// A response head being built.
-pub struct Response(http::response::Parts);
+///
+/// The gateway's own headers (trace id, selected provider and model, rate limits,
+/// CORS) are kept as the slice they come in and written after the map, replacing any
+/// of the same name in it: inserting them into the map cost a hash and a probe each,
+/// about 2,500 instructions a request for seven headers.
+pub struct Response<'x> {
+    parts: http::response::Parts,
+    extra: &'x [(HeaderName, HeaderValue)],
+}
 
-impl Response {
+impl<'x> Response<'x> {
     /// An empty head with room for `capacity` headers and those the writer adds; `None`
     /// for a status HTTP has not.
     ///
@@ -32,7 +40,7 @@ impl Response {
         let mut parts = http::Response::new(()).into_parts().0;
         parts.status = StatusCode::from_u16(status).ok()?;
         parts.headers = HeaderMap::with_capacity(capacity + ADDED_ON_WRITE);
-        Some(Self(parts))
+        Some(Self { parts, extra: &[] })
     }
 
     /// A head around `headers` (a provider's, passed through), with room for
@@ -42,35 +50,39 @@ impl Response {
         parts.status = StatusCode::from_u16(status).ok()?;
         headers.reserve(additional + ADDED_ON_WRITE);
         parts.headers = headers;
-        Some(Self(parts))
+        Some(Self { parts, extra: &[] })
     }
 
+    /// The map; the headers of [`Response::set_all`] are not in it.
     pub fn headers(&mut self) -> &mut HeaderMap {
-        &mut self.0.headers
+        &mut self.parts.headers
     }
 
     /// Replace `name`'s values with `value`.
     pub fn set(&mut self, name: HeaderName, value: HeaderValue) {
-        self.0.headers.insert(name, value);
+        self.parts.headers.insert(name, value);
     }
 
     /// The body's length, as `content-length`.
     pub fn set_length(&mut self, len: usize) {
-        self.0
+        self.parts
             .headers
             .insert(CONTENT_LENGTH, HeaderValue::from(len));
     }
 
-    /// Each of `extra` in turn, replacing what the head had under the same name.
-    pub fn set_all(&mut self, extra: &[(HeaderName, HeaderValue)]) {
-        for (name, value) in extra {
-            self.0.headers.insert(name.clone(), value.clone());
+    /// Each of `extra` in turn, replacing what the head has or is later given under
+    /// the same name (the writer's own `content-length`, `transfer-encoding`, `date`
+    /// and `connection` excepted); of a name given twice, the last.
+    pub fn set_all(&mut self, extra: &'x [(HeaderName, HeaderValue)]) {
+        // A second set: the first goes into the map, under the second.
+        for (name, value) in std::mem::replace(&mut self.extra, extra) {
+            self.parts.headers.insert(name.clone(), value.clone());
         }
     }
 
-    /// The status and headers, for the writer.
-    pub(crate) fn into_parts(self) -> (StatusCode, HeaderMap) {
-        (self.0.status, self.0.headers)
+    /// The status, the map and the headers set over it, for the writer.
+    pub(crate) fn into_parts(self) -> (StatusCode, HeaderMap, &'x [(HeaderName, HeaderValue)]) {
+        (self.parts.status, self.parts.headers, self.extra)
     }
 }
 
@@ -85,17 +97,31 @@ mod tests {
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        head.set_all(&[(
+        let first = [
+            (
+                HeaderName::from_static("x-trace"),
+                HeaderValue::from_static("0"),
+            ),
+            (
+                HeaderName::from_static("x-kept"),
+                HeaderValue::from_static("k"),
+            ),
+        ];
+        let second = [(
             HeaderName::from_static("x-trace"),
             HeaderValue::from_static("t"),
-        )]);
+        )];
+        head.set_all(&first);
+        head.set_all(&second);
         head.set_length(12);
         head.set_length(13);
-        let (status, headers) = head.into_parts();
+        let (status, headers, extra) = head.into_parts();
         assert_eq!(status, StatusCode::CREATED);
-        assert_eq!(headers.len(), 3);
+        assert_eq!(headers.len(), 4);
         assert_eq!(headers[CONTENT_LENGTH], "13");
-        assert_eq!(headers["x-trace"], "t");
+        assert_eq!(headers["x-kept"], "k");
+        assert_eq!(extra.len(), 1);
+        assert_eq!(extra[0].1, "t");
         assert!(Response::new(1000, 0).is_none());
     }
 
@@ -109,7 +135,7 @@ mod tests {
                     HeaderValue::from_static("v"),
                 );
             }
-            let (_, mut headers) = head.into_parts();
+            let (_, mut headers, _) = head.into_parts();
             let room = headers.capacity();
             // What the writer adds to a head without a length.
             headers.insert(

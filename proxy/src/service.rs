@@ -433,7 +433,7 @@ async fn write_empty(
     trace_id: &str,
     extra: &[(HeaderName, HeaderValue)],
 ) {
-    let Some(mut resp) = head::Response::new(status, 2 + extra.len()) else {
+    let Some(mut resp) = head::Response::new(status, 2) else {
         return;
     };
     resp.set(
@@ -477,7 +477,7 @@ struct Reply<'a> {
 
 /// Write a complete response; a client that left meanwhile is not an error.
 async fn write_body(session: &mut Session, reply: Reply<'_>, body: Bytes) {
-    let Some(mut resp) = head::Response::new(reply.status, 3 + reply.extra.len()) else {
+    let Some(mut resp) = head::Response::new(reply.status, 3) else {
         return;
     };
     resp.set(

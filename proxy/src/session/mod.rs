@@ -252,12 +252,12 @@ impl Session {
 
     /// Start the answer with its head. The head leaves with the first piece of the
     /// body, or now when there is no body.
-    pub async fn write_response_header(&mut self, resp: head::Response) -> io::Result<()> {
+    pub async fn write_response_header(&mut self, resp: head::Response<'_>) -> io::Result<()> {
         if !matches!(self.out, Out::Unwritten) {
             warn!("a second response head for one request was dropped");
             return Ok(());
         }
-        let (status, mut headers) = resp.into_parts();
+        let (status, mut headers, extra) = resp.into_parts();
         let framing = write::framing(
             self.head.method == Method::HEAD,
             self.head.version == Version::HTTP_11,
@@ -270,7 +270,7 @@ impl Session {
         if framing == Framing::Close || !self.skip_buffered_body() {
             self.keep_alive = false;
         }
-        let head = write::encode_head(status, &headers, self.keep_alive);
+        let head = write::encode_head(status, &headers, extra, self.keep_alive);
         self.status = Some(status);
         if framing.complete() {
             // Sending, not done: a body written to a `HEAD` answer is dropped quietly.
@@ -415,7 +415,7 @@ impl Session {
                 http::HeaderValue::from_static("application/json"),
             );
             resp.set_length(body.len());
-            let mut head = write::encode_head(status, resp.headers(), false);
+            let mut head = write::encode_head(status, resp.headers(), &[], false);
             head.extend_from_slice(&body);
             let _ = self.send(&[&head]).await;
         }

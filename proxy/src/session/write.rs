@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::BufMut;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 
 use crate::h1::{self, Framing};
 
@@ -39,12 +39,21 @@ pub(crate) fn framing(
     }
 }
 
-/// The response head: status line, the caller's headers, `date` and `connection`.
-pub(crate) fn encode_head(status: StatusCode, headers: &HeaderMap, keep_alive: bool) -> Vec<u8> {
+/// The response head: status line, the caller's headers, then `extra` over them
+/// (each replaces the map's of its name; of a name given twice the last is written),
+/// then `date` and `connection`. The headers the writer owns are never taken from
+/// `extra`.
+pub(crate) fn encode_head(
+    status: StatusCode,
+    headers: &HeaderMap,
+    extra: &[(HeaderName, HeaderValue)],
+    keep_alive: bool,
+) -> Vec<u8> {
     // Status line (17) + date (37) + connection (24) + each header's ": " and CRLF.
     let size = 80
         + headers
             .iter()
+            .chain(extra.iter().map(|(n, v)| (n, v)))
             .map(|(n, v)| n.as_str().len() + v.len() + 4)
             .sum::<usize>();
     let mut out = Vec::with_capacity(size);
@@ -53,14 +62,29 @@ pub(crate) fn encode_head(status: StatusCode, headers: &HeaderMap, keep_alive: b
     out.put_u8(b' ');
     out.put_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.put_slice(b"\r\n");
-    for (name, value) in headers {
-        if name == header::DATE || name == header::CONNECTION {
-            continue;
-        }
+    let mut line = |name: &HeaderName, value: &HeaderValue| {
         out.put_slice(name.as_str().as_bytes());
         out.put_slice(b": ");
         out.put_slice(value.as_bytes());
         out.put_slice(b"\r\n");
+    };
+    for (name, value) in headers {
+        if name == header::DATE
+            || name == header::CONNECTION
+            || extra.iter().any(|(n, _)| n == name)
+        {
+            continue;
+        }
+        line(name, value);
+    }
+    for (i, (name, value)) in extra.iter().enumerate() {
+        let owned = name == header::DATE
+            || name == header::CONNECTION
+            || name == header::CONTENT_LENGTH
+            || name == header::TRANSFER_ENCODING;
+        if !owned && !extra[i + 1..].iter().any(|(n, _)| n == name) {
+            line(name, value);
+        }
     }
     out.put_slice(b"date: ");
     with_date(|date| out.put_slice(date));
@@ -121,7 +145,8 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(2));
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        let head = String::from_utf8(encode_head(StatusCode::CREATED, &headers, false)).unwrap();
+        let head =
+            String::from_utf8(encode_head(StatusCode::CREATED, &headers, &[], false)).unwrap();
         assert!(head.starts_with("HTTP/1.1 201 Created\r\ncontent-length: 2\r\n"));
         assert!(head.ends_with("\r\nconnection: close\r\n\r\n"), "{head}");
         assert_eq!(head.matches("connection:").count(), 1, "{head}");
@@ -134,8 +159,51 @@ mod tests {
             .unwrap();
         assert!(httpdate::parse_http_date(date).is_ok(), "{date}");
         let unknown = StatusCode::from_u16(599).unwrap();
-        let head = encode_head(unknown, &HeaderMap::new(), true);
+        let head = encode_head(unknown, &HeaderMap::new(), &[], true);
         assert!(head.starts_with(b"HTTP/1.1 599 \r\n"));
+    }
+
+    #[test]
+    fn the_gateways_headers_replace_the_maps_and_the_last_of_a_name_wins() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(
+            "x-ratelimit-remaining",
+            HeaderValue::from_static("provider"),
+        );
+        let extra = [
+            (
+                HeaderName::from_static("x-ratelimit-remaining"),
+                HeaderValue::from_static("1"),
+            ),
+            (
+                HeaderName::from_static("x-ag-trace-id"),
+                HeaderValue::from_static("t"),
+            ),
+            (
+                HeaderName::from_static("x-ratelimit-remaining"),
+                HeaderValue::from_static("2"),
+            ),
+            (header::CONTENT_LENGTH, HeaderValue::from_static("99")),
+            (header::CONNECTION, HeaderValue::from_static("upgrade")),
+        ];
+        let head = String::from_utf8(encode_head(StatusCode::OK, &headers, &extra, true)).unwrap();
+        let lines: Vec<&str> = head.split("\r\n").collect();
+        assert_eq!(
+            lines[..4],
+            [
+                "HTTP/1.1 200 OK",
+                "content-type: application/json",
+                "x-ag-trace-id: t",
+                "x-ratelimit-remaining: 2"
+            ]
+        );
+        assert!(lines[4].starts_with("date: "), "{head}");
+        assert_eq!(lines[5], "connection: keep-alive");
+        assert!(!head.contains("99") && !head.contains("provider"), "{head}");
     }
 
     #[test]

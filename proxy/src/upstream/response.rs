@@ -31,10 +31,10 @@ pub(crate) enum HeadError {
     BadLength,
 }
 
-/// Room a parsed head's map keeps for the headers sluice adds to a passed-through
-/// answer (its own four, the gateway's, a stream's two), so the map that becomes the
-/// client's head does not grow on the way.
-const ROOM_FOR_ADDED: usize = 10;
+/// Room a parsed head's map keeps for the headers put in it on the way to the client
+/// (a stream's two, the writer's `transfer-encoding`), so it does not grow; the
+/// gateway's own headers are written beside the map.
+const ROOM_FOR_ADDED: usize = 3;
 
 /// Parse a head from the front of `buf`, consuming it; `None` until it is whole.
 ///
