@@ -334,7 +334,9 @@ impl SluiceProxy {
             }
             None => self.health.success(&backend, sent.header_latency),
         }
-        let mut response_headers = vec![
+        // Sized once: the gateway's four, then the request's (rate limits, CORS).
+        let mut response_headers = Vec::with_capacity(4 + ctx.extra_headers.len());
+        response_headers.extend([
             (
                 HeaderName::from_static(TRACE_HEADER),
                 header_value(&ctx.trace_id),
@@ -351,7 +353,7 @@ impl SluiceProxy {
                 HeaderName::from_static("x-ag-attempts"),
                 attempts(ctx.attempts),
             ),
-        ];
+        ]);
         response_headers.extend(ctx.extra_headers.iter().cloned());
         let mut filter = canonical.then(|| req.stage.filter());
         match exchange::answer(
