@@ -26,7 +26,7 @@ use crate::headers;
 use crate::peer::idle_timeout;
 use crate::policy::respond::Filter;
 use crate::relay::{Done, pass_through, translate_stream};
-use crate::session::Session;
+use crate::session::{Fields, Session};
 use crate::upstream::{Conn, RequestWriter, UpstreamError, pool};
 
 /// The most of a provider's answer buffered when it must be read whole (a complete
@@ -81,18 +81,17 @@ pub struct Outbound<'a> {
     pub target: &'a UpstreamTarget,
     /// The consumer's extra headers for every upstream request.
     pub consumer_headers: &'a [(HeaderName, HeaderValue)],
-    pub client_headers: &'a HeaderMap,
+    pub client_headers: &'a Fields,
     pub body: Bytes,
     pub api_path: &'a str,
 }
 
 /// Whether a client header is for another provider than the one called: an Anthropic
 /// SDK's `anthropic-*` headers mean nothing to OpenAI, and the reverse.
-fn foreign(name: &HeaderName, wire: WireApi) -> bool {
-    let n = name.as_str();
+fn foreign(name: &[u8], wire: WireApi) -> bool {
     match wire {
-        WireApi::AnthropicMessages => n.starts_with("openai-"),
-        _ => n.starts_with("anthropic-"),
+        WireApi::AnthropicMessages => name.starts_with(b"openai-"),
+        _ => name.starts_with(b"anthropic-"),
     }
 }
 
@@ -141,30 +140,37 @@ pub fn encode_outbound<'b>(out: &'b Outbound<'_>) -> Result<(BytesMut, &'b [u8])
     let consumer = out.consumer_headers;
     // Names whose value sluice sets (`host` and `content-length` the client's are
     // dropped anyway).
-    let set_here = |name: &HeaderName| {
-        name == http::header::CONTENT_TYPE
-            || credential.is_some_and(|(c, _)| c == name)
-            || consumer.iter().any(|(n, _)| n == name)
+    let is = |name: &[u8], other: &HeaderName| name == other.as_str().as_bytes();
+    let set_here = |name: &[u8]| {
+        name == b"content-type"
+            || credential.is_some_and(|(c, _)| is(name, c))
+            || consumer.iter().any(|(n, _)| is(name, n))
     };
     let size: usize = out
         .client_headers
         .iter()
-        .chain(target.headers.iter().map(|(n, v)| (n, v)))
-        .chain(consumer.iter().map(|(n, v)| (n, v)))
-        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .map(|(n, v)| n.len() + v.len() + 4)
+        .chain(
+            target
+                .headers
+                .iter()
+                .chain(consumer)
+                .map(|(n, v)| n.as_str().len() + v.len() + 4),
+        )
         .sum::<usize>()
         + host.len()
         + 256;
     let mut w = RequestWriter::new(&Method::POST, &path, size, out.body.len());
-    for (name, value) in out.client_headers {
+    for (name, value) in out.client_headers.iter() {
         if !headers::drop_upstream(name) && !foreign(name, target.wire) && !set_here(name) {
-            w.header(name.as_str().as_bytes(), value.as_bytes());
+            w.header(name, value);
         }
     }
     for (name, value) in &target.headers {
+        let lower = name.as_str().as_bytes();
         // A client's own choice (a newer anthropic-version, say) wins over the default.
-        if !out.client_headers.contains_key(name)
-            && !set_here(name)
+        if !out.client_headers.contains(name.as_str())
+            && !set_here(lower)
             && name != http::header::HOST
             && name != http::header::CONTENT_LENGTH
         {
@@ -639,8 +645,7 @@ mod tests {
             serde_json::json!({"type": "api_key", "api_key": "sk-provider"}),
             "anthropic",
         );
-        let mut client = HeaderMap::new();
-        for (n, v) in [
+        let client = Fields::from_pairs(&[
             ("authorization", "Bearer sk-client"),
             ("x-ag-api-key", "client-key"),
             ("host", "sluice.test"),
@@ -652,10 +657,8 @@ mod tests {
             ("anthropic-version", "2024-10-22"),
             ("x-request-id", "a"),
             ("x-request-id", "b"),
-            ("x-team", "client"),
-        ] {
-            client.append(HeaderName::from_static(n), HeaderValue::from_static(v));
-        }
+            ("X-Team", "client"),
+        ]);
         let consumer = [
             (
                 HeaderName::from_static("x-team"),
@@ -700,7 +703,7 @@ mod tests {
         assert!(!credential[0].1.contains("sk-client"));
 
         // The provider's default version when the client names none.
-        let bare = HeaderMap::new();
+        let bare = Fields::default();
         let out = Outbound {
             client_headers: &bare,
             consumer_headers: &[],
@@ -722,7 +725,7 @@ mod tests {
         let out = Outbound {
             target: &target,
             consumer_headers: &[],
-            client_headers: &HeaderMap::new(),
+            client_headers: &Fields::default(),
             body: Bytes::new(),
             api_path: "/chat/completions",
         };

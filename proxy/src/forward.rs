@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue};
 use sluice_shared::model::{FallbackTrigger, LbAlgorithm};
 use sluice_shared::snapshot::{CompiledConsumer, WeightedUpstream};
 use sluice_telemetry::{Attempt, TelemetryEvent};
@@ -26,7 +26,7 @@ use crate::plan;
 use crate::policy::ResponseStage;
 use crate::route::Api;
 use crate::service::{RequestCtx, SluiceProxy, TRACE_HEADER, header_value};
-use crate::session::Session;
+use crate::session::{Fields, Session};
 
 /// Attempts when the consumer sets no fallback budget.
 const DEFAULT_ATTEMPTS: u32 = 3;
@@ -84,7 +84,7 @@ pub struct Request<'a> {
     pub api: Api,
     pub body: Bytes,
     pub peek: &'a Peek,
-    pub client_headers: &'a HeaderMap,
+    pub client_headers: &'a Fields,
     /// What the answer goes through (masking, caching).
     pub stage: &'a ResponseStage,
 }
@@ -106,8 +106,8 @@ impl SluiceProxy {
             .map(|d| started + d);
         let hash_key = req
             .client_headers
-            .get(&consumer.lb.hash_header)
-            .map(|v| v.as_bytes().to_vec());
+            .get(consumer.lb.hash_header.as_str())
+            .map(<[u8]>::to_vec);
         // The semantic balancer's first choice, made once per request.
         let mut semantic = None;
         if consumer.lb.algorithm == LbAlgorithm::Semantic

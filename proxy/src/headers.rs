@@ -4,29 +4,29 @@
 
 use http::{HeaderMap, HeaderName};
 
-/// Request headers not forwarded upstream.
-pub fn drop_upstream(name: &HeaderName) -> bool {
+/// Request headers not forwarded upstream (`name` in lowercase).
+pub fn drop_upstream(name: &[u8]) -> bool {
     matches!(
-        name.as_str(),
-        "host"
-            | "content-length"
-            | "transfer-encoding"
-            | "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "proxy-authorization"
-            | "proxy-authenticate"
-            | "te"
-            | "trailer"
-            | "upgrade"
-            | "expect"
-            | "authorization"
-            | "x-api-key"
-            | "x-ag-api-key"
-            | "x-ag-gateway-slug"
-            | "cookie"
+        name,
+        b"host"
+            | b"content-length"
+            | b"transfer-encoding"
+            | b"connection"
+            | b"keep-alive"
+            | b"proxy-connection"
+            | b"proxy-authorization"
+            | b"proxy-authenticate"
+            | b"te"
+            | b"trailer"
+            | b"upgrade"
+            | b"expect"
+            | b"authorization"
+            | b"x-api-key"
+            | b"x-ag-api-key"
+            | b"x-ag-gateway-slug"
+            | b"cookie"
             // sluice reads provider bodies (usage, translation), so it asks for identity.
-            | "accept-encoding"
+            | b"accept-encoding"
     )
 }
 

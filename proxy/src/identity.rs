@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use http::HeaderMap;
+use crate::session::Fields;
 use sluice_shared::apikey::{self, KEY_PREFIX};
 use sluice_shared::snapshot::{CompiledConsumer, CompiledGateway, Snapshot};
 
@@ -16,10 +16,10 @@ pub const GATEWAY_HEADER: &str = "x-ag-gateway-slug";
 /// Find the gateway a request is for.
 pub fn gateway<'s>(
     snapshot: &'s Snapshot,
-    headers: &HeaderMap,
+    headers: &Fields,
     host: Option<&str>,
 ) -> Result<&'s Arc<CompiledGateway>, ProxyError> {
-    let slug = headers.get(GATEWAY_HEADER).and_then(|v| v.to_str().ok());
+    let slug = headers.text(GATEWAY_HEADER);
     let gateway = snapshot
         .gateway_for(slug, host)
         .ok_or(ProxyError::UnknownGateway)?;
@@ -42,7 +42,7 @@ pub enum Presented<'h> {
 pub fn consumer<'g, 'h>(
     gateway: &'g CompiledGateway,
     slug: &str,
-    headers: &'h HeaderMap,
+    headers: &'h Fields,
 ) -> Result<(&'g Arc<CompiledConsumer>, Presented<'h>), ProxyError> {
     let consumer = gateway.consumer(slug).ok_or(ProxyError::UnknownConsumer)?;
     let presented = match apikey::presented(headers) {
@@ -64,29 +64,34 @@ pub fn consumer<'g, 'h>(
 }
 
 /// A bearer token that is not a sluice key.
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+fn bearer_token(headers: &Fields) -> Option<&str> {
     apikey::bearer(headers).filter(|t| !t.starts_with(KEY_PREFIX))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
     #[test]
     fn key_sources_in_order() {
-        let mut h = HeaderMap::new();
-        assert_eq!(apikey::presented(&h), None);
-        h.insert(
-            "authorization",
-            HeaderValue::from_static("Bearer sk-not-ours"),
-        );
-        assert_eq!(apikey::presented(&h), None);
-        h.insert("authorization", HeaderValue::from_static("bearer ag_abc"));
-        assert_eq!(apikey::presented(&h), Some("ag_abc"));
-        h.insert("x-api-key", HeaderValue::from_static("ag_x"));
-        assert_eq!(apikey::presented(&h), Some("ag_x"));
-        h.insert("x-ag-api-key", HeaderValue::from_static(" ag_y "));
-        assert_eq!(apikey::presented(&h), Some("ag_y"));
+        let presented = |pairs: &[(&str, &str)]| {
+            apikey::presented(&Fields::from_pairs(pairs)).map(str::to_string)
+        };
+        assert_eq!(presented(&[]), None);
+        assert_eq!(presented(&[("Authorization", "Bearer sk-not-ours")]), None);
+        let bearer = ("Authorization", "bearer ag_abc");
+        assert_eq!(presented(&[bearer]).as_deref(), Some("ag_abc"));
+        let x_api = ("X-Api-Key", "ag_x");
+        assert_eq!(presented(&[bearer, x_api]).as_deref(), Some("ag_x"));
+        let ours = ("X-AG-API-Key", " ag_y ");
+        assert_eq!(presented(&[bearer, x_api, ours]).as_deref(), Some("ag_y"));
+    }
+
+    #[test]
+    fn a_bearer_token_that_is_not_a_key_is_for_the_auths() {
+        let fields = Fields::from_pairs(&[("authorization", "Bearer eyJ.x.y")]);
+        assert_eq!(bearer_token(&fields), Some("eyJ.x.y"));
+        let key = Fields::from_pairs(&[("authorization", "Bearer ag_abc")]);
+        assert_eq!(bearer_token(&key), None);
     }
 }

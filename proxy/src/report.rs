@@ -174,8 +174,7 @@ pub fn report(ctx: &mut RequestCtx, session: &Session) -> Option<TelemetryEvent>
     event.cost_usd = cost;
     event.client_ip = Some(client_addr(session.client_addr()));
     event.user_agent = headers
-        .get(http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
+        .text("user-agent")
         .map(|v| v.chars().take(256).collect());
     event.policies = take(&mut ctx.policy_outcomes);
     event.request_body = take(&mut ctx.request_body);

@@ -29,7 +29,7 @@ use crate::error::ProxyError;
 use crate::peer::{PeerTimeouts, Resolver};
 use crate::policy::{Pending, Policies, ResponseStage, Seen, Settle, Verdict};
 use crate::route::{self, Api, Endpoint};
-use crate::session::{Closing, Next, Session};
+use crate::session::{Closing, Fields, Next, Session};
 use crate::{cors, forward, head, identity, listing, models, report};
 use sluice_shared::bus::RedisLimits;
 
@@ -132,10 +132,9 @@ pub const TRACE_HEADER: &str = "x-ag-trace-id";
 
 /// The trace id of a request: the client's `X-AG-Trace-Id` when it is a sane token,
 /// else a fresh one.
-fn trace_id(headers: &http::HeaderMap) -> String {
+fn trace_id(headers: &Fields) -> String {
     headers
-        .get(TRACE_HEADER)
-        .and_then(|v| v.to_str().ok())
+        .text(TRACE_HEADER)
         .filter(|v| {
             !v.is_empty()
                 && v.len() <= 128
@@ -181,19 +180,11 @@ impl SluiceProxy {
         // One snapshot for the whole request.
         let snapshot = self.snapshots.load();
         let header = session.req_header();
-        let host = header
-            .headers
-            .get(http::header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .or_else(|| header.uri.host());
+        let host = header.headers.text("host").or_else(|| header.uri.host());
         let gateway = identity::gateway(&snapshot, &header.headers, host)?;
         // Cross-origin: the gateway's rules answer a preflight here, before any key is
         // asked for, and put their headers on every other answer.
-        let origin = header
-            .headers
-            .get(http::header::ORIGIN)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let origin = header.headers.text("origin").map(str::to_string);
         let allowed = match (&gateway.cors, &origin) {
             (Some(cors), Some(origin)) => cors.allow(origin).map(|o| (cors, o)),
             _ => None,

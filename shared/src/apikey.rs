@@ -15,9 +15,22 @@ pub const KEY_PREFIX: &str = "ag_";
 /// The header an API key is sent in.
 pub const API_KEY_HEADER: &str = "x-ag-api-key";
 
+/// Header fields read by name: a `http::HeaderMap`, or the proxy's own list of a
+/// request's fields.
+pub trait HeaderText {
+    /// The first value of the field `name` (lowercase), if it is visible ASCII.
+    fn header_text(&self, name: &str) -> Option<&str>;
+}
+
+impl HeaderText for http::HeaderMap {
+    fn header_text(&self, name: &str) -> Option<&str> {
+        self.get(name)?.to_str().ok()
+    }
+}
+
 /// The `Authorization: Bearer` token, if any.
-pub fn bearer(headers: &http::HeaderMap) -> Option<&str> {
-    let auth = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+pub fn bearer<H: HeaderText + ?Sized>(headers: &H) -> Option<&str> {
+    let auth = headers.header_text("authorization")?;
     let (scheme, token) = auth.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
@@ -25,11 +38,10 @@ pub fn bearer(headers: &http::HeaderMap) -> Option<&str> {
 
 /// The API key a request presents: `X-AG-API-Key`, `x-api-key`, or a bearer token that
 /// looks like a sluice key (`Authorization: Bearer ag_…`). Every plane reads keys here.
-pub fn presented(headers: &http::HeaderMap) -> Option<&str> {
+pub fn presented<H: HeaderText + ?Sized>(headers: &H) -> Option<&str> {
     let direct = headers
-        .get(API_KEY_HEADER)
-        .or_else(|| headers.get("x-api-key"))
-        .and_then(|v| v.to_str().ok())
+        .header_text(API_KEY_HEADER)
+        .or_else(|| headers.header_text("x-api-key"))
         .map(str::trim)
         .filter(|k| !k.is_empty());
     direct.or_else(|| bearer(headers).filter(|t| t.starts_with(KEY_PREFIX)))

@@ -8,7 +8,7 @@ pub(crate) mod chunked;
 
 pub(crate) use body::{Body, let_go};
 
-use http::{HeaderMap, header};
+use http::{HeaderMap, HeaderValue, header};
 
 /// Where the head in `buf` ends (past its blank line), once it is whole.
 ///
@@ -49,10 +49,13 @@ pub(crate) struct BadLength;
 ///
 /// A list of identical values is one length (RFC 9110 §8.6); anything else is refused
 /// rather than guessed at, as a guess is what request smuggling relies on.
-pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, BadLength> {
+/// `values` are every `Content-Length` value of the message, in order.
+pub(crate) fn content_length<'a>(
+    values: impl Iterator<Item = &'a [u8]>,
+) -> Result<Option<u64>, BadLength> {
     let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|b| *b == b',') {
+    for value in values {
+        for part in value.split(|b| *b == b',') {
             let n = parse_length(part.trim_ascii()).ok_or(BadLength)?;
             if length.is_some_and(|l| l != n) {
                 return Err(BadLength);
@@ -76,16 +79,6 @@ fn parse_length(digits: &[u8]) -> Option<u64> {
     })
 }
 
-/// The codings of `Transfer-Encoding`, in order, empty elements skipped.
-fn codings(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
-    headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .map(<[u8]>::trim_ascii)
-        .filter(|c| !c.is_empty())
-}
-
 /// How `Transfer-Encoding` frames a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Coding {
@@ -101,14 +94,21 @@ pub(crate) enum Coding {
     Unframed,
 }
 
-/// What the message's `Transfer-Encoding` says about its framing.
-pub(crate) fn coding(headers: &HeaderMap) -> Coding {
-    if !headers.contains_key(header::TRANSFER_ENCODING) {
+/// What the message's `Transfer-Encoding` (every value of it, in order) says about
+/// its framing.
+pub(crate) fn coding<'a>(values: impl Iterator<Item = &'a [u8]>) -> Coding {
+    let mut values = values.peekable();
+    if values.peek().is_none() {
         return Coding::None;
     }
     let mut count = 0;
     let mut last = None;
-    for c in codings(headers) {
+    // The codings in order, empty elements skipped.
+    let codings = values
+        .flat_map(|v| v.split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|c| !c.is_empty());
+    for c in codings {
         count += 1;
         last = Some(c);
     }
@@ -119,23 +119,20 @@ pub(crate) fn coding(headers: &HeaderMap) -> Coding {
     }
 }
 
-/// Whether `Connection` lists `token`.
-fn connection_has(headers: &HeaderMap, token: &[u8]) -> bool {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+/// Whether the sender lets the connection carry another message afterwards: HTTP/1.1
+/// unless told `close`, HTTP/1.0 only when told `keep-alive`. `connection` are every
+/// `Connection` value of the message.
+pub(crate) fn keep_alive<'a>(http11: bool, connection: impl Iterator<Item = &'a [u8]>) -> bool {
+    let token: &[u8] = if http11 { b"close" } else { b"keep-alive" };
+    let listed = connection
+        .flat_map(|v| v.split(|b| *b == b','))
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token));
+    if http11 { !listed } else { listed }
 }
 
-/// Whether the sender lets the connection carry another message afterwards: HTTP/1.1
-/// unless told `close`, HTTP/1.0 only when told `keep-alive`.
-pub(crate) fn keep_alive(http11: bool, headers: &HeaderMap) -> bool {
-    if http11 {
-        !connection_has(headers, b"close")
-    } else {
-        connection_has(headers, b"keep-alive")
-    }
+/// Every value of `name` in a header map, as bytes: what the helpers above read.
+pub(crate) fn values(headers: &HeaderMap, name: header::HeaderName) -> impl Iterator<Item = &[u8]> {
+    headers.get_all(name).into_iter().map(HeaderValue::as_bytes)
 }
 
 #[cfg(test)]
@@ -151,15 +148,35 @@ mod tests {
         map
     }
 
+    // Leaked: a test's few maps, so the values can outlive the helper.
+    fn of(
+        pairs: &[(&'static str, &'static str)],
+        name: header::HeaderName,
+    ) -> impl Iterator<Item = &'static [u8]> {
+        values(Box::leak(Box::new(headers(pairs))), name)
+    }
+
+    fn lengths(pairs: &[(&'static str, &'static str)]) -> impl Iterator<Item = &'static [u8]> {
+        of(pairs, header::CONTENT_LENGTH)
+    }
+
+    fn codings(pairs: &[(&'static str, &'static str)]) -> impl Iterator<Item = &'static [u8]> {
+        of(pairs, header::TRANSFER_ENCODING)
+    }
+
+    fn connection(pairs: &[(&'static str, &'static str)]) -> impl Iterator<Item = &'static [u8]> {
+        of(pairs, header::CONNECTION)
+    }
+
     #[test]
     fn lengths_are_read_strictly() {
-        assert_eq!(content_length(&headers(&[])), Ok(None));
+        assert_eq!(content_length(lengths(&[])), Ok(None));
         assert_eq!(
-            content_length(&headers(&[("content-length", "12")])),
+            content_length(lengths(&[("content-length", "12")])),
             Ok(Some(12))
         );
         assert_eq!(
-            content_length(&headers(&[
+            content_length(lengths(&[
                 ("content-length", "7, 7"),
                 ("content-length", "7")
             ])),
@@ -175,32 +192,29 @@ mod tests {
             "18446744073709551616",
         ] {
             assert_eq!(
-                content_length(&headers(&[("content-length", bad)])),
+                content_length(lengths(&[("content-length", bad)])),
                 Err(BadLength),
                 "{bad:?}"
             );
         }
         assert_eq!(
-            content_length(&headers(&[
-                ("content-length", "1"),
-                ("content-length", "2")
-            ])),
+            content_length(lengths(&[("content-length", "1"), ("content-length", "2")])),
             Err(BadLength)
         );
     }
 
     #[test]
     fn codings_frame_by_their_last_element() {
-        let of = |v| coding(&headers(&[("transfer-encoding", v)]));
-        assert_eq!(coding(&headers(&[])), Coding::None);
-        assert_eq!(of("chunked"), Coding::Chunked);
-        assert_eq!(of("Chunked"), Coding::Chunked);
-        assert_eq!(of("gzip, chunked"), Coding::ChunkedEncoded);
-        assert_eq!(of("chunked, gzip"), Coding::Unframed);
-        assert_eq!(of("gzip"), Coding::Unframed);
-        assert_eq!(of(""), Coding::Unframed);
+        let te = |v| coding(codings(&[("transfer-encoding", v)]));
+        assert_eq!(coding(codings(&[])), Coding::None);
+        assert_eq!(te("chunked"), Coding::Chunked);
+        assert_eq!(te("Chunked"), Coding::Chunked);
+        assert_eq!(te("gzip, chunked"), Coding::ChunkedEncoded);
+        assert_eq!(te("chunked, gzip"), Coding::Unframed);
+        assert_eq!(te("gzip"), Coding::Unframed);
+        assert_eq!(te(""), Coding::Unframed);
         assert_eq!(
-            coding(&headers(&[
+            coding(codings(&[
                 ("transfer-encoding", "gzip"),
                 ("transfer-encoding", "chunked")
             ])),
@@ -210,10 +224,13 @@ mod tests {
 
     #[test]
     fn keep_alive_follows_the_version_and_connection() {
-        assert!(keep_alive(true, &headers(&[])));
-        assert!(!keep_alive(true, &headers(&[("connection", "Close")])));
-        assert!(!keep_alive(true, &headers(&[("connection", "x, close")])));
-        assert!(!keep_alive(false, &headers(&[])));
-        assert!(keep_alive(false, &headers(&[("connection", "Keep-Alive")])));
+        assert!(keep_alive(true, connection(&[])));
+        assert!(!keep_alive(true, connection(&[("connection", "Close")])));
+        assert!(!keep_alive(true, connection(&[("connection", "x, close")])));
+        assert!(!keep_alive(false, connection(&[])));
+        assert!(keep_alive(
+            false,
+            connection(&[("connection", "Keep-Alive")])
+        ));
     }
 }

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::{Policies, Seen, Settle, Step, Verdict, header, outcome};
 use crate::error::ProxyError;
+use crate::session::Fields;
 
 /// The longest a throttled request waits for its turn.
 const MAX_THROTTLE: Duration = Duration::from_secs(30);
@@ -30,12 +31,7 @@ fn counter_key(kind: &str, policy: Uuid, group_by: &GroupBy, seen: Group<'_>) ->
     match group_by {
         GroupBy::Consumer => key.push_str(seen.consumer.hyphenated().encode_lower(&mut id)),
         GroupBy::Gateway => key.push_str(seen.gateway.hyphenated().encode_lower(&mut id)),
-        GroupBy::Header(h) => key.push_str(
-            seen.headers
-                .get(h)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or(""),
-        ),
+        GroupBy::Header(h) => key.push_str(seen.headers.text(h.as_str()).unwrap_or("")),
     }
     key
 }
@@ -45,7 +41,7 @@ fn counter_key(kind: &str, policy: Uuid, group_by: &GroupBy, seen: Group<'_>) ->
 struct Group<'a> {
     consumer: Uuid,
     gateway: Uuid,
-    headers: &'a http::HeaderMap,
+    headers: &'a Fields,
 }
 
 impl<'a> From<&Seen<'a>> for Group<'a> {
@@ -204,8 +200,7 @@ mod tests {
 
     #[test]
     fn counter_keys_name_the_policy_and_the_group() {
-        let mut headers = http::HeaderMap::new();
-        headers.insert("x-team", HeaderValue::from_static("blue"));
+        let headers = Fields::from_pairs(&[("X-Team", "blue")]);
         let seen = Group {
             consumer: Uuid::from_u128(2),
             gateway: Uuid::from_u128(3),

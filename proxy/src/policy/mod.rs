@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue};
 use sluice_shared::bus::{Decision, LocalLimits, RedisLimits};
 use sluice_shared::catalog;
 use sluice_shared::model::PolicyMode;
@@ -33,6 +33,7 @@ use uuid::Uuid;
 
 use crate::cache::{AnswerCache, Hit};
 use crate::error::ProxyError;
+use crate::session::Fields;
 use limits::{RateLimit, TokenLimit};
 pub use respond::ResponseStage;
 
@@ -89,7 +90,7 @@ pub struct Seen<'a> {
     pub gateway_id: Uuid,
     pub gateway_slug: &'a str,
     pub consumer: &'a CompiledConsumer,
-    pub headers: &'a HeaderMap,
+    pub headers: &'a Fields,
     /// The body as the chain has made it so far.
     pub body: Bytes,
     pub model: Option<&'a str>,
@@ -142,8 +143,7 @@ fn variable(seen: &Seen<'_>, name: &str) -> Option<String> {
     if let Some(h) = name.strip_prefix("header.") {
         return seen
             .headers
-            .get(h.to_ascii_lowercase())
-            .and_then(|v| v.to_str().ok())
+            .text(&h.to_ascii_lowercase())
             .map(str::to_string);
     }
     match name {
@@ -302,9 +302,7 @@ impl Policies {
                 max_chars,
                 require_content_length,
             } => {
-                if *require_content_length
-                    && !seen.headers.contains_key(http::header::CONTENT_LENGTH)
-                {
+                if *require_content_length && !seen.headers.contains("content-length") {
                     reject(ProxyError::LengthRequired)
                 } else if let Some(m) = max_bytes.filter(|m| seen.body.len() > *m) {
                     reject(ProxyError::PolicyTooLarge(format!("{m} bytes")))
@@ -376,8 +374,7 @@ impl Policies {
             PolicyRule::PromptTemplate(t) if seen.chat => {
                 let chosen = seen
                     .headers
-                    .get(&t.template_header)
-                    .and_then(|v| v.to_str().ok())
+                    .text(t.template_header.as_str())
                     .and_then(|name| t.templates.get(name));
                 let Some(text) = chosen.or(t.system.as_ref()) else {
                     return Step::Pass;
@@ -474,11 +471,10 @@ impl Policies {
                 HeaderValue::from_static(s.as_str()),
             )
         };
-        let bypass = seen.headers.contains_key(&rule.bypass_header)
+        let bypass = seen.headers.contains(rule.bypass_header.as_str())
             || seen
                 .headers
-                .get(http::header::CACHE_CONTROL)
-                .and_then(|v| v.to_str().ok())
+                .text("cache-control")
                 .is_some_and(|v| v.contains("no-cache") || v.contains("no-store"));
         let parsed = sluice_translate::parse_request(seen.dialect, &seen.body);
         let (false, Ok(req)) = (bypass, parsed) else {

@@ -15,6 +15,7 @@
 //! bounded heads, and time limits on a client that starts a request and stalls.
 
 mod closing;
+mod fields;
 mod request;
 #[cfg(test)]
 mod tests;
@@ -37,6 +38,7 @@ use crate::h1::chunked::{ChunkError, Decoded};
 use crate::h1::{self, Body, Framing};
 use crate::head;
 pub(crate) use closing::Closing;
+pub use fields::Fields;
 use request::MAX_HEAD;
 pub use request::RequestHead;
 
@@ -137,7 +139,9 @@ impl Session {
 
     /// Read the next request's head, waiting up to a minute for it to begin.
     pub(crate) async fn read_request(&mut self) -> Next {
-        self.head = RequestHead::default();
+        // The last request's field list is kept for this one's (emptied).
+        let storage = std::mem::take(&mut self.head).headers.into_storage();
+        let mut storage = Some(storage);
         self.body = Body::Done;
         self.out = Out::Unwritten;
         self.status = None;
@@ -149,9 +153,9 @@ impl Session {
                 if end > MAX_HEAD {
                     return Next::Refused(ProxyError::HeadTooLarge);
                 }
-                let bytes = self.buf.split_to(end).freeze();
+                let bytes = self.buf.split_to(end);
                 h1::let_go(&mut self.buf);
-                return match request::parse(bytes) {
+                return match request::parse(bytes, storage.take().unwrap_or_default()) {
                     Ok(parsed) => {
                         self.head = parsed.head;
                         self.body = Body::new(parsed.framing);
@@ -202,14 +206,14 @@ impl Session {
 
     /// Lend the request's headers out while the session is written to (the exchange
     /// with the provider reads them); [`Session::return_headers`] puts them back for
-    /// the access log and telemetry. Cloning the map instead cost an allocation and
-    /// a reference count per header, every request.
-    pub fn lend_headers(&mut self) -> http::HeaderMap {
+    /// the access log and telemetry. A clone instead would cost an allocation every
+    /// request.
+    pub fn lend_headers(&mut self) -> Fields {
         std::mem::take(&mut self.head.headers)
     }
 
     /// Put back what [`Session::lend_headers`] lent.
-    pub fn return_headers(&mut self, headers: http::HeaderMap) {
+    pub fn return_headers(&mut self, headers: Fields) {
         self.head.headers = headers;
     }
 

@@ -2,9 +2,10 @@
 //! what would let a request mean one thing to sluice and another to someone else
 //! (RFC 9112 §6.3, §3.2).
 
-use bytes::{Buf, Bytes, BytesMut};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version, header};
+use bytes::{Buf, BytesMut};
+use http::{Method, Uri, Version};
 
+use super::fields::{self, Fields, Span};
 use crate::error::ProxyError;
 use crate::h1::{self, Coding, Framing};
 pub(crate) use h1::head_end;
@@ -18,14 +19,13 @@ pub(crate) const MAX_URI: usize = 8 * 1024;
 
 /// A request's line and headers.
 ///
-/// Header values and the target are slices of the bytes read (no copy); names from
-/// HTTP's standard set are not allocated either.
+/// The target and the fields are the bytes read (no copy, see `fields`).
 #[derive(Debug, Default)]
 pub struct RequestHead {
     pub method: Method,
     pub uri: Uri,
     pub version: Version,
-    pub headers: HeaderMap,
+    pub headers: Fields,
 }
 
 /// A parsed head and what it says about the rest of the message.
@@ -96,8 +96,9 @@ pub(crate) fn check_partial(buf: &[u8]) -> Result<(), HeadError> {
     }
 }
 
-/// Parse the whole head `bytes` (from [`head_end`]).
-pub(crate) fn parse(bytes: Bytes) -> Result<Parsed, HeadError> {
+/// Parse the whole head `bytes` (from [`head_end`]); `storage` is the previous
+/// request's field list, emptied, so a connection's requests reuse one.
+pub(crate) fn parse(mut bytes: BytesMut, mut storage: Vec<Span>) -> Result<Parsed, HeadError> {
     // Uninitialised: zeroing a hundred slots cost more than parsing a small head.
     let mut slots =
         [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -120,29 +121,38 @@ pub(crate) fn parse(bytes: Bytes) -> Result<Parsed, HeadError> {
     if target.len() > MAX_URI {
         return Err(HeadError::UriTooLong);
     }
-    let uri = Uri::from_maybe_shared(bytes.slice_ref(target.as_bytes()))
-        .map_err(|_| HeadError::Malformed("request target"))?;
-    let mut headers = HeaderMap::with_capacity(req.headers.len());
+    let (start, end) = fields::range_in(&bytes, target.as_bytes())
+        .ok_or(HeadError::Malformed("request target"))?;
+    storage.reserve(req.headers.len());
     for h in req.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes())
-            .map_err(|_| HeadError::Malformed("header name"))?;
-        let value = HeaderValue::from_maybe_shared(bytes.slice_ref(h.value))
-            .map_err(|_| HeadError::Malformed("header value"))?;
-        headers.append(name, value);
+        if !fields::valid_value(h.value) {
+            return Err(HeadError::Malformed("header value"));
+        }
+        storage.push(
+            Span::of(&bytes, h.name.as_bytes(), h.value).ok_or(HeadError::Malformed("header"))?,
+        );
     }
+    // Names compare as bytes from here on (httparse has checked they are tokens).
+    for span in &storage {
+        bytes[span.name_range()].make_ascii_lowercase();
+    }
+    let bytes = bytes.freeze();
+    let uri = Uri::from_maybe_shared(bytes.slice(start as usize..end as usize))
+        .map_err(|_| HeadError::Malformed("request target"))?;
+    let headers = Fields::new(bytes, storage);
 
     // One Host on HTTP/1.1, never two (RFC 9112 §3.2): which of two would route?
-    let hosts = headers.get_all(header::HOST).iter().count();
+    let hosts = headers.all("host").count();
     if hosts > 1 || (http11 && hosts == 0) {
         return Err(HeadError::BadHost);
     }
     let framing = framing(http11, &headers)?;
     let expect_continue = http11
         && headers
-            .get(header::EXPECT)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+            .get("expect")
+            .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
     Ok(Parsed {
-        keep_alive: h1::keep_alive(http11, &headers),
+        keep_alive: h1::keep_alive(http11, headers.all("connection")),
         head: RequestHead {
             method,
             uri,
@@ -160,9 +170,10 @@ pub(crate) fn parse(bytes: Bytes) -> Result<Parsed, HeadError> {
 
 /// The body's framing. Every ambiguity is refused, not resolved, since a request that
 /// two servers delimit differently is how requests are smuggled past one of them.
-fn framing(http11: bool, headers: &HeaderMap) -> Result<Framing, HeadError> {
-    let length = h1::content_length(headers).map_err(|_| HeadError::BadLength)?;
-    match h1::coding(headers) {
+fn framing(http11: bool, headers: &Fields) -> Result<Framing, HeadError> {
+    let length =
+        h1::content_length(headers.all("content-length")).map_err(|_| HeadError::BadLength)?;
+    match h1::coding(headers.all("transfer-encoding")) {
         Coding::None => Ok(Framing::Length(length.unwrap_or(0))),
         _ if length.is_some() => Err(HeadError::BothLengths),
         _ if !http11 => Err(HeadError::CodingOnHttp10),

@@ -453,14 +453,14 @@ fn mangled_heads_parse_or_are_refused_never_panic() {
         }
         let _ = request::check_partial(&head);
         if let Some(end) = request::head_end(&head) {
-            let bytes = Bytes::copy_from_slice(&head[..end]);
-            match request::parse(bytes) {
+            let bytes = BytesMut::from(&head[..end]);
+            match request::parse(bytes, Vec::new()) {
                 Ok(p) => {
                     parsed += 1;
                     // What parses is framed one way only.
                     assert!(
-                        !(p.head.headers.contains_key(http::header::CONTENT_LENGTH)
-                            && p.head.headers.contains_key(http::header::TRANSFER_ENCODING))
+                        !(p.head.headers.contains("content-length")
+                            && p.head.headers.contains("transfer-encoding"))
                     );
                 }
                 Err(e) => {
@@ -477,4 +477,46 @@ fn mangled_heads_parse_or_are_refused_never_panic() {
         parsed > 0,
         "no mangled head parsed at all: the mangling is too coarse"
     );
+}
+
+/// Field names are matched in lowercase whatever case the client wrote them in; values
+/// and the order of the fields are kept as sent.
+#[test]
+fn field_names_are_lowercased_values_kept() {
+    let head = BytesMut::from(
+        &b"POST /c/v1/chat HTTP/1.1\r\nHost: a.test\r\nX-AG-API-Key: Ag_Key\r\n\
+           X-Team: Blue\r\nx-team: red\r\nContent-Length: 2\r\n\r\n"[..],
+    );
+    let p = request::parse(head, Vec::new()).expect("parses");
+    let fields = &p.head.headers;
+    assert_eq!(fields.text("x-ag-api-key"), Some("Ag_Key"));
+    assert_eq!(
+        fields.all("x-team").collect::<Vec<_>>(),
+        [&b"Blue"[..], b"red"]
+    );
+    let names: Vec<_> = fields.iter().map(|(n, _)| n.to_vec()).collect();
+    let want: [&[u8]; 5] = [
+        b"host",
+        b"x-ag-api-key",
+        b"x-team",
+        b"x-team",
+        b"content-length",
+    ];
+    assert_eq!(names, want);
+    assert_eq!(p.head.uri.path(), "/c/v1/chat");
+    assert_eq!(p.framing, Framing::Length(2));
+
+    // A connection's next request reuses the list, emptied.
+    let storage = p.head.headers.into_storage();
+    assert!(storage.is_empty() && storage.capacity() >= 5);
+    let next = BytesMut::from(&b"GET /healthz HTTP/1.1\r\nhost: b\r\n\r\n"[..]);
+    let p = request::parse(next, storage).expect("parses");
+    assert_eq!(p.head.headers.iter().count(), 1);
+    assert_eq!(p.head.headers.text("host"), Some("b"));
+}
+
+#[tokio::test]
+async fn control_bytes_in_a_value_are_refused() {
+    let (status, _) = refused(b"POST / HTTP/1.1\r\nHost: a\r\nX-A: a\x01b\r\n\r\n").await;
+    assert_eq!(status, 400);
 }

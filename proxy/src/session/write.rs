@@ -22,7 +22,9 @@ pub(crate) fn framing(
     headers: &mut HeaderMap,
 ) -> Framing {
     headers.remove(header::TRANSFER_ENCODING);
-    let length = h1::content_length(headers).ok().flatten();
+    let length = h1::content_length(h1::values(headers, header::CONTENT_LENGTH))
+        .ok()
+        .flatten();
     if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
         return Framing::Empty;
     }

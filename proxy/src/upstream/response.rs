@@ -73,7 +73,8 @@ pub(crate) fn parse(buf: &mut BytesMut) -> Result<Option<Head>, HeadError> {
         headers.append(name, value);
     }
     let framing = framing(status, &headers)?;
-    let keep_alive = h1::keep_alive(http11, &headers) && framing != Framing::Close;
+    let keep_alive = h1::keep_alive(http11, h1::values(&headers, header::CONNECTION))
+        && framing != Framing::Close;
     // A message with both lengths may be an attempt at smuggling: read it by its
     // Transfer-Encoding and do not reuse the connection (RFC 9112 §6.3, item 3).
     let both = headers.contains_key(header::TRANSFER_ENCODING)
@@ -107,13 +108,14 @@ fn framing(status: u16, headers: &HeaderMap) -> Result<Framing, HeadError> {
     if (100..200).contains(&status) || status == 204 || status == 304 {
         return Ok(Framing::Empty);
     }
-    match h1::coding(headers) {
+    match h1::coding(h1::values(headers, header::TRANSFER_ENCODING)) {
         // Chunked only when it is the last coding; any other ends with the connection.
         Coding::Chunked | Coding::ChunkedEncoded => return Ok(Framing::Chunked),
         Coding::Unframed => return Ok(Framing::Close),
         Coding::None => {}
     }
-    let length = h1::content_length(headers).map_err(|_| HeadError::BadLength)?;
+    let length = h1::content_length(h1::values(headers, header::CONTENT_LENGTH))
+        .map_err(|_| HeadError::BadLength)?;
     Ok(length.map_or(Framing::Close, Framing::Length))
 }
 
