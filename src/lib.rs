@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
 
+pub mod alloc;
 pub mod resident;
 
 /// A plane of sluice.

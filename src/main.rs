@@ -2,7 +2,6 @@
 //! stop them gracefully on SIGTERM or SIGINT.
 
 use clap::{Parser, Subcommand};
-use mimalloc::MiMalloc;
 use sluice::{Plane, launch, migrate};
 use sluice_shared::settings::{LogFormat, Settings};
 use tracing_subscriber::EnvFilter;
@@ -10,7 +9,7 @@ use tracing_subscriber::EnvFilter;
 /// The request path allocates many small, short-lived buffers across threads; mimalloc
 /// serves that pattern with less contention than glibc's allocator.
 #[global_allocator]
-static GLOBAL: MiMalloc = MiMalloc;
+static GLOBAL: sluice::alloc::Allocator = sluice::alloc::Allocator;
 
 /// sluice: a gateway for LLM and agent traffic.
 ///
