@@ -61,7 +61,7 @@ fn outcome(p: &CompiledPolicy, what: &str) -> PolicyOutcome {
     PolicyOutcome {
         policy_id: p.id,
         kind: p.kind.clone(),
-        outcome: format!("{prefix}{what}"),
+        outcome: format!("{prefix}{what}").into(),
     }
 }
 

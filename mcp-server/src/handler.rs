@@ -241,7 +241,7 @@ impl Gateway {
             _ => "upstream_error",
         }
         .into();
-        event.error = error.map(|e| errors::reason(e).to_string());
+        event.error = error.map(|e| errors::reason(e).into());
         event.latency = Latency {
             total_ms: elapsed.as_secs_f64() * 1000.0,
             ..Latency::default()

@@ -148,19 +148,19 @@ pub fn report(ctx: &mut RequestCtx, session: &Session) -> Option<TelemetryEvent>
         id: ctx.consumer,
         name: take(&mut ctx.consumer_name),
     };
-    event.dialect = ctx.dialect.as_str().to_string();
-    event.endpoint = Some(endpoint(api).to_string());
+    event.dialect = ctx.dialect.as_str().into();
+    event.endpoint = Some(endpoint(api).into());
     event.stream = ctx.stream;
     event.model = EventModel {
         requested: take(&mut ctx.requested_model),
         selected: take(&mut ctx.model),
     };
-    event.provider = ctx.provider.map(str::to_string);
+    event.provider = ctx.provider.map(Into::into);
     event.registry_id = ctx.registry;
     event.attempts = take(&mut ctx.attempt_log);
     event.status = ctx.status;
-    event.outcome = outcome(ctx).to_string();
-    event.error = ctx.error.map(str::to_string);
+    event.outcome = outcome(ctx).into();
+    event.error = ctx.error.map(Into::into);
     event.latency = Latency {
         total_ms: total.as_secs_f64() * 1000.0,
         upstream_ms: upstream.as_secs_f64() * 1000.0,

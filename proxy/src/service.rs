@@ -653,7 +653,7 @@ impl SluiceProxy {
                 event.policies.push(PolicyOutcome {
                     policy_id: p.policy_id,
                     kind: p.kind,
-                    outcome: what,
+                    outcome: what.into(),
                 });
             }
             telemetry.emit(event);

@@ -1,6 +1,8 @@
 //! The telemetry event, schema version 1 (documented in the README). It never carries
 //! prompt or completion text, nor any header that may hold a credential.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -61,12 +63,17 @@ pub struct ConsumerRef {
     pub name: Option<String>,
 }
 
+/// A value that is nearly always one of the gateway's own fixed names (a dialect, an
+/// outcome, an error code) and is then not copied; one read back, or made at run time,
+/// is owned.
+pub type Label = Cow<'static, str>;
+
 /// What a policy did to the request, once policies exist.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyOutcome {
     pub policy_id: Uuid,
-    pub kind: String,
-    pub outcome: String,
+    pub kind: Label,
+    pub outcome: Label,
 }
 
 /// What an MCP request was: the method, and for a tool call the tool as the agent
@@ -93,21 +100,21 @@ pub struct TelemetryEvent {
     pub gateway: GatewayRef,
     pub consumer: ConsumerRef,
     /// `llm` or `mcp`.
-    pub kind: String,
+    pub kind: Label,
     /// The client's dialect: `openai_chat`, `anthropic_messages`, `openai_responses`.
-    pub dialect: String,
+    pub dialect: Label,
     /// The API path called (`chat/completions`, `messages`, …), not the raw path.
-    pub endpoint: Option<String>,
+    pub endpoint: Option<Label>,
     pub stream: bool,
     pub model: EventModel,
-    pub provider: Option<String>,
+    pub provider: Option<Label>,
     pub registry_id: Option<Uuid>,
     pub attempts: Vec<Attempt>,
     pub status: u16,
     /// `success`, `client_error`, `upstream_error`, `gateway_error`, `incomplete`.
-    pub outcome: String,
+    pub outcome: Label,
     /// The gateway's own error code, when it answered itself.
-    pub error: Option<String>,
+    pub error: Option<Label>,
     pub latency: Latency,
     pub usage: Option<TokenUsage>,
     /// USD, from the models catalog's prices; `None` when the model is not in it.

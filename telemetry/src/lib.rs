@@ -12,7 +12,7 @@ pub mod metrics;
 mod pipeline;
 
 pub use event::{
-    Attempt, ConsumerRef, EventModel, GatewayRef, Latency, McpCall, PolicyOutcome, SCHEMA_VERSION,
-    TelemetryEvent, TokenUsage,
+    Attempt, ConsumerRef, EventModel, GatewayRef, Label, Latency, McpCall, PolicyOutcome,
+    SCHEMA_VERSION, TelemetryEvent, TokenUsage,
 };
 pub use pipeline::{Sink, Telemetry, TelemetryConfig, TelemetryStats};

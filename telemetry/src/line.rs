@@ -266,7 +266,7 @@ fn string(out: &mut Vec<u8>, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{ConsumerRef, EventModel, GatewayRef, Latency, TokenUsage};
+    use crate::event::{ConsumerRef, EventModel, GatewayRef, Label, Latency, TokenUsage};
 
     fn ours(e: &TelemetryEvent) -> String {
         let mut out = Vec::new();
@@ -285,6 +285,7 @@ mod tests {
     ];
 
     fn full(text: &str) -> TelemetryEvent {
+        // Labels from text made at run time: owned, escaped like any string.
         let id = Some(Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef));
         TelemetryEvent {
             schema_version: 1,
@@ -299,14 +300,14 @@ mod tests {
                 name: Some(text.into()),
             },
             kind: "mcp".into(),
-            dialect: text.into(),
-            endpoint: Some(text.into()),
+            dialect: Label::from(text.to_string()),
+            endpoint: Some(Label::from(text.to_string())),
             stream: true,
             model: EventModel {
                 requested: Some(text.into()),
                 selected: Some(text.into()),
             },
-            provider: Some(text.into()),
+            provider: Some(Label::from(text.to_string())),
             registry_id: id,
             attempts: vec![
                 Attempt {
@@ -325,8 +326,8 @@ mod tests {
                 },
             ],
             status: 200,
-            outcome: text.into(),
-            error: Some(text.into()),
+            outcome: Label::from(text.to_string()),
+            error: Some(Label::from(text.to_string())),
             latency: Latency {
                 total_ms: 1e21,
                 upstream_ms: 1e-7,
@@ -344,8 +345,8 @@ mod tests {
             policies: vec![
                 PolicyOutcome {
                     policy_id: Uuid::nil(),
-                    kind: text.into(),
-                    outcome: text.into(),
+                    kind: Label::from(text.to_string()),
+                    outcome: Label::from(text.to_string()),
                 };
                 2
             ],

@@ -50,7 +50,7 @@ pub struct Policies {
 #[derive(Debug)]
 pub struct Pending {
     pub policy_id: Uuid,
-    pub kind: String,
+    pub kind: sluice_telemetry::Label,
     pub outcome: JoinHandle<String>,
 }
 
@@ -115,11 +115,11 @@ enum Step {
     Downgrade(String),
 }
 
-fn outcome(p: &CompiledPolicy, what: &str) -> PolicyOutcome {
+fn outcome(p: &CompiledPolicy, what: &'static str) -> PolicyOutcome {
     PolicyOutcome {
         policy_id: p.id,
         kind: p.kind.clone(),
-        outcome: what.to_string(),
+        outcome: what.into(),
     }
 }
 
@@ -233,7 +233,7 @@ impl Policies {
                 verdict.respond.store = out.respond.store;
             }
         }
-        let push = |v: &mut Verdict, what: &str| {
+        let push = |v: &mut Verdict, what: &'static str| {
             if !said {
                 v.outcomes.push(outcome(p, what));
             }

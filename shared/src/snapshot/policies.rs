@@ -204,7 +204,9 @@ pub struct ModerationRule {
 #[derive(Debug, Clone)]
 pub struct CompiledPolicy {
     pub id: Uuid,
-    pub kind: String,
+    /// The kind's slug: the catalog's own text for a kind it has (every request's
+    /// telemetry names it, and then copies nothing).
+    pub kind: std::borrow::Cow<'static, str>,
     pub mode: PolicyMode,
     pub priority: i32,
     /// May run concurrently with adjacent parallel policies.
@@ -512,7 +514,8 @@ pub fn compile(all: &[Policy], targets: &Targets<'_>) -> Vec<Arc<CompiledPolicy>
         .map(|p| {
             Arc::new(CompiledPolicy {
                 id: p.id,
-                kind: p.spec.slug.clone(),
+                kind: crate::catalog::policy_kind(&p.spec.slug)
+                    .map_or_else(|| p.spec.slug.clone().into(), |k| k.slug.into()),
                 mode: p.spec.mode,
                 priority: p.spec.priority,
                 parallel: p.spec.parallel,
@@ -546,7 +549,33 @@ pub fn wildcard(pattern: &str, name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::wildcard;
+    use super::{Policy, compile, wildcard};
+
+    /// A kind the catalog has is named by the catalog's own text, which telemetry then
+    /// carries without a copy; any other slug is kept as it came.
+    #[test]
+    fn a_catalog_kind_is_named_by_the_catalogs_text() {
+        let policy = |slug: &str| -> Policy {
+            serde_json::from_value(serde_json::json!({
+                "id": uuid::Uuid::nil(), "gateway_id": uuid::Uuid::nil(), "slug": slug,
+                "settings": {"max_bytes": 10},
+                "created_at": "", "updated_at": "",
+            }))
+            .expect("policy")
+        };
+        let compiled = compile(
+            &[policy("request_size_limiter"), policy("no_such_kind")],
+            &|_| None,
+        );
+        assert!(matches!(
+            compiled[0].kind,
+            std::borrow::Cow::Borrowed("request_size_limiter")
+        ));
+        assert!(matches!(
+            &compiled[1].kind,
+            std::borrow::Cow::Owned(k) if k == "no_such_kind"
+        ));
+    }
 
     #[test]
     fn wildcards() {
