@@ -141,7 +141,14 @@ fn trace_id(headers: &Fields) -> String {
                 && v.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
         })
-        .map_or_else(|| Uuid::now_v7().simple().to_string(), str::to_string)
+        .map_or_else(fresh_trace_id, str::to_string)
+}
+
+/// A new trace id: a UUIDv7 (time-ordered) in 32 hex digits, encoded directly rather
+/// than through `Display` and the formatting machinery.
+fn fresh_trace_id() -> String {
+    let mut buf = Uuid::encode_buffer();
+    Uuid::now_v7().simple().encode_lower(&mut buf).to_string()
 }
 
 impl SluiceProxy {
@@ -150,8 +157,12 @@ impl SluiceProxy {
         // the path and the consumer's slug borrow from it while the session is written.
         let uri = session.req_header().uri.clone();
         let path = uri.path();
-        ctx.dialect = route::guess_dialect(path);
-        let endpoint = route::parse(path).ok_or(ProxyError::UnknownPath)?;
+        let Some(endpoint) = route::parse(path) else {
+            // Answered in the dialect the path looks like (two substring searches, so
+            // only for a path that is not one of sluice's).
+            ctx.dialect = route::guess_dialect(path);
+            return Err(ProxyError::UnknownPath);
+        };
         let (consumer_slug, api) = match endpoint {
             Endpoint::Health => return self.answer_status(session, ctx, "ok").await,
             Endpoint::Ready if self.snapshots.is_loaded() => {
@@ -658,5 +669,30 @@ impl SluiceProxy {
             }
             telemetry.emit(event);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_ids_are_the_clients_when_sane_else_fresh_v7() {
+        let fresh = trace_id(&Fields::default());
+        assert_eq!(fresh.len(), 32);
+        assert!(
+            fresh
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        let id = Uuid::parse_str(&fresh).expect("a uuid");
+        assert_eq!(id.get_version_num(), 7);
+        assert_ne!(trace_id(&Fields::default()), fresh);
+
+        let sent = |v: &str| trace_id(&Fields::from_pairs(&[("X-AG-Trace-Id", v)]));
+        assert_eq!(sent("req-42.a:b_c"), "req-42.a:b_c");
+        for bad in ["", "has space", "semi;colon", &"x".repeat(129)] {
+            assert_eq!(sent(bad).len(), 32, "{bad:?}");
+        }
     }
 }

@@ -2,6 +2,12 @@
 //! algorithms as the Redis scripts in `limits`, exact within this process.
 
 use std::collections::{HashMap, VecDeque};
+
+/// The admission counters' map: hashbrown's, looked up by `&str` and given an owned key
+/// only when a key is new (the standard map's `entry` copies the key on every check),
+/// with its default hasher (foldhash, seeded per process: keys may hold a client's
+/// header value).
+type Counters = hashbrown::HashMap<String, State>;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -23,7 +29,7 @@ enum State {
 }
 
 pub struct LocalLimits {
-    keys: Mutex<HashMap<String, State>>,
+    keys: Mutex<Counters>,
     /// Slices are numbered from here.
     epoch: Instant,
     /// Token budgets: used so far and when the window ends.
@@ -102,7 +108,7 @@ impl LocalLimits {
                 State::Gcra(tat) => *tat > now,
             });
         }
-        let state = keys.entry(key.to_string()).or_insert_with(|| {
+        let state = keys.entry_ref(key).or_insert_with(|| {
             if gcra {
                 State::Gcra(now)
             } else if limit > EXACT_LOG_MAX {
