@@ -22,13 +22,14 @@ fn endpoint(api: Api) -> &'static str {
     }
 }
 
-/// The model as a metrics label: names the models catalog knows, else `other`, so a
-/// client cannot grow the label set.
-fn model_label<'a>(provider: Option<&str>, model: Option<&'a str>) -> &'a str {
-    match (provider, model) {
-        (Some(p), Some(m)) if catalog::find_model(p, m).is_some() => m,
-        (_, None) => "none",
-        _ => "other",
+/// The model as a metrics label: names the models catalog knows (`known`, its entry
+/// looked up once for the price too), else `other`, so a client cannot grow the label
+/// set.
+fn model_label(model: Option<&str>, known: bool) -> &str {
+    match model {
+        Some(m) if known => m,
+        None => "none",
+        Some(_) => "other",
     }
 }
 
@@ -95,7 +96,7 @@ pub fn report(ctx: &mut RequestCtx, session: &Session) -> Option<TelemetryEvent>
     let gateway = ctx.gateway_slug.as_deref().unwrap_or("none");
     let consumer = ctx.consumer_slug.as_deref().unwrap_or("none");
     let provider = ctx.provider.unwrap_or("none");
-    let model = model_label(ctx.provider, ctx.model.as_deref());
+    let model = model_label(ctx.model.as_deref(), price.is_some());
     let labels = series::Labels {
         gateway,
         consumer,
@@ -187,6 +188,13 @@ pub fn report(ctx: &mut RequestCtx, session: &Session) -> Option<TelemetryEvent>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn models_the_catalog_does_not_know_are_one_label() {
+        assert_eq!(model_label(Some("gpt-4o"), true), "gpt-4o");
+        assert_eq!(model_label(Some("made-up-model-7"), false), "other");
+        assert_eq!(model_label(None, false), "none");
+    }
 
     #[test]
     fn client_addresses_read_as_display_writes_them() {
