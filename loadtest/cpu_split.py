@@ -98,6 +98,9 @@ def main():
     finally:
         for p in reversed(procs):
             p.stop()
+        if out != work:
+            # The profiles are elsewhere; the rest (telemetry files) is not kept.
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

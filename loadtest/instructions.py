@@ -19,6 +19,7 @@ Each profile is kept (`--out DIR`) for `callgrind_annotate --inclusive=yes FILE`
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -122,6 +123,9 @@ def main():
         for p in reversed(procs):
             p.stop()
             time.sleep(0.2)
+        if out_dir != work:
+            # The profiles are elsewhere; the rest (telemetry files) is not kept.
+            shutil.rmtree(work, ignore_errors=True)
     what = "scenario 2 (OpenAI client, Anthropic upstream)" if a.translated else "scenario 1"
     print(f"{what}; the floor always passes scenario 1 through; profiles in {out_dir}")
     print(f"  {'target':24s} {'instructions/request':>21s} {'requests':>9s}")

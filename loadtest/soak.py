@@ -10,6 +10,7 @@ consumers), so a warm-up that takes minutes can be told from a leak.
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 
@@ -43,6 +44,8 @@ def main():
     finally:
         for p in reversed(procs):
             p.stop()
+        # The telemetry file grows by about 1 KiB a request: tens of GB in ten minutes.
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
