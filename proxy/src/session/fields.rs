@@ -87,9 +87,9 @@ impl Fields {
     }
 
     /// The first value of `name` as text, if it is visible ASCII (spaces and tabs
-    /// allowed), as `HeaderValue::to_str` reads one. The values were checked for
-    /// control bytes when the head was parsed ([`valid_value`]), so ASCII is enough
-    /// here, and is checked a word at a time.
+    /// allowed), as `HeaderValue::to_str` reads one. httparse refused control bytes
+    /// and DEL in values when the head was parsed, so ASCII is enough here, and is
+    /// checked a word at a time.
     pub fn text(&self, name: &str) -> Option<&str> {
         let value = self.get(name)?;
         if value.is_ascii() {
@@ -140,7 +140,9 @@ impl Fields {
 }
 
 /// Whether `value` may be a field value at all: no control byte but the tab, no DEL
-/// (what `HeaderValue` refuses; bytes above 0x7f are allowed, and are not text).
+/// (what httparse and `HeaderValue` refuse; bytes above 0x7f are allowed, and are not
+/// text). For the fields tests build by hand.
+#[cfg(test)]
 pub(crate) fn valid_value(value: &[u8]) -> bool {
     value
         .iter()

@@ -124,10 +124,9 @@ pub(crate) fn parse(mut bytes: BytesMut, mut storage: Vec<Span>) -> Result<Parse
     let (start, end) = fields::range_in(&bytes, target.as_bytes())
         .ok_or(HeadError::Malformed("request target"))?;
     storage.reserve(req.headers.len());
+    // httparse has refused control bytes and DEL in values (its value map is what
+    // `HeaderValue` accepts), so they are not checked again here.
     for h in req.headers.iter() {
-        if !fields::valid_value(h.value) {
-            return Err(HeadError::Malformed("header value"));
-        }
         storage.push(
             Span::of(&bytes, h.name.as_bytes(), h.value).ok_or(HeadError::Malformed("header"))?,
         );

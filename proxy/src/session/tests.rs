@@ -519,4 +519,6 @@ fn field_names_are_lowercased_values_kept() {
 async fn control_bytes_in_a_value_are_refused() {
     let (status, _) = refused(b"POST / HTTP/1.1\r\nHost: a\r\nX-A: a\x01b\r\n\r\n").await;
     assert_eq!(status, 400);
+    let (status, _) = refused(b"POST / HTTP/1.1\r\nHost: a\r\nX-A: a\x7fb\r\n\r\n").await;
+    assert_eq!(status, 400);
 }
