@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use http::{HeaderName, HeaderValue, Method};
 use pingora_core::connectors::TransportConnector;
 use pingora_core::upstreams::peer::{HttpPeer, Peer};
 use pingora_error::{Error, ErrorType};
@@ -390,7 +390,9 @@ pub struct Sent {
     up: Box<Conn>,
     pub status: u16,
     /// The provider's header, dropped once the client's is built from it.
-    headers: HeaderMap,
+    fields: Fields,
+    /// The provider's body length, when its head gave one.
+    length: Option<u64>,
     is_sse: bool,
     /// The provider's `Retry-After`, in seconds form.
     pub retry_after: Option<Duration>,
@@ -413,20 +415,19 @@ pub(crate) async fn send_request(
     let (up, upstream) = send(connector, peer, out, read_timeout, pool_key).await?;
     let status = upstream.status;
     let is_sse = upstream
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
+        .fields
+        .get("content-type")
+        .is_some_and(|v| v.starts_with(b"text/event-stream"));
     let retry_after = upstream
-        .headers
-        .get(http::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
+        .fields
+        .text("retry-after")
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
     Ok(Sent {
         up,
         status,
-        headers: upstream.headers,
+        fields: upstream.fields,
+        length: upstream.length,
         is_sse,
         retry_after,
         header_latency: started.elapsed(),
@@ -435,18 +436,19 @@ pub(crate) async fn send_request(
     })
 }
 
-/// The client's header for a passed-through answer: the upstream's map itself, less
-/// hop-by-hop headers, plus the gateway's. (Rebuilding it into a new map cost about
-/// 4,000 instructions a request: a hash and a copy per header.)
+/// The client's header for a passed-through answer: the upstream's fields as they came,
+/// less hop-by-hop headers (the writer leaves them out), plus the gateway's. (Rebuilding
+/// them into a map cost about 4,000 instructions a request: a hash and a copy per
+/// header.)
 fn passthrough_header<'x>(
     status: u16,
-    upstream: HeaderMap,
+    upstream: Fields,
+    length: Option<u64>,
     response_headers: &'x [(HeaderName, HeaderValue)],
     is_sse: bool,
 ) -> Result<head::Response<'x>, ProxyError> {
     let mut resp =
-        head::Response::with_headers(status, upstream, 2).ok_or(ProxyError::UpstreamFailed)?;
-    headers::remove_downstream(resp.headers());
+        head::Response::passthrough(status, upstream, length).ok_or(ProxyError::UpstreamFailed)?;
     resp.set_all(response_headers);
     if is_sse {
         // Streams go out as they come: no intermediary may buffer them.
@@ -455,7 +457,7 @@ fn passthrough_header<'x>(
             HeaderValue::from_static("no-cache"),
         );
         resp.set(head::X_ACCEL_BUFFERING, HeaderValue::from_static("no"));
-        resp.headers().remove(http::header::CONTENT_LENGTH);
+        resp.clear_length();
     }
     Ok(resp)
 }
@@ -474,7 +476,8 @@ pub(crate) async fn answer(
     let Sent {
         mut up,
         status,
-        headers,
+        fields,
+        length,
         is_sse,
         started,
         pool_key,
@@ -486,12 +489,13 @@ pub(crate) async fn answer(
     let passthrough_head = match answer {
         Answer::Passthrough { .. } => Some(passthrough_header(
             status,
-            headers,
+            fields,
+            length,
             response_headers,
             is_sse,
         )?),
         Answer::Translate { .. } => {
-            drop(headers);
+            drop(fields);
             None
         }
     };

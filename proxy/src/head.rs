@@ -1,73 +1,77 @@
-//! Response heads built as plain `http` parts, for the client's side (`session`) to
-//! write.
+//! Response heads as sluice builds them, for the client's side (`session`) to write.
 //!
 //! Pingora's `ResponseHeader` keeps a map of header-name case beside the headers, and
 //! each insert turned the name back into bytes and parsed it again (allocating for
 //! names outside the standard set): about 700 instructions a header, on ten or more
-//! headers a request. sluice fills a `HeaderMap` and the writer serialises it as is.
+//! headers a request. sluice keeps what it sets in a `HeaderMap`, a provider's head as
+//! the fields it arrived as, and the writer serialises both as they are.
 
 use http::StatusCode;
-use http::header::{CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue};
+use http::header::{CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue, TRANSFER_ENCODING};
+
+use crate::fields::Fields;
 
 /// `x-accel-buffering`, which tells intermediaries not to buffer a stream.
 pub const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
-
-/// Headers the writer may add to the map: `transfer-encoding`, when the body's length is
-/// not known ahead (`date` and `connection` it writes without the map).
-const ADDED_ON_WRITE: usize = 1;
 
 /// A response head being built.
 ///
 /// The gateway's own headers (trace id, selected provider and model, rate limits,
 /// CORS) are kept as the slice they come in and written after the map, replacing any
 /// of the same name in it: inserting them into the map cost a hash and a probe each,
-/// about 2,500 instructions a request for seven headers.
+/// about 2,500 instructions a request for seven headers. A provider's head, passed
+/// through, is kept as the fields it came as and written before the map, less what
+/// does not cross the proxy and what is set over it. The body's length is a number the
+/// writer writes, and the framing headers are the writer's alone.
+#[derive(Debug)]
 pub struct Response<'x> {
-    parts: http::response::Parts,
-    extra: &'x [(HeaderName, HeaderValue)],
+    pub(crate) status: StatusCode,
+    /// The headers set on the head (`set`).
+    pub(crate) headers: HeaderMap,
+    /// A provider's fields, passed through under the map and the gateway's headers.
+    pub(crate) passed: Option<Fields>,
+    /// The body's length, written as `content-length`.
+    pub(crate) length: Option<u64>,
+    pub(crate) extra: &'x [(HeaderName, HeaderValue)],
 }
 
 impl<'x> Response<'x> {
-    /// An empty head with room for `capacity` headers and those the writer adds; `None`
-    /// for a status HTTP has not.
-    ///
-    /// A head sized for only its own headers can be full when the writer adds its two,
-    /// and the map then reallocates at twice the size and copies itself: a translated
-    /// stream's head with the rate-limit headers did, on every request (a page-fault
-    /// profile of 1,000 held streams showed it; the memory per stream did not move, as
-    /// the freed first map is reused by the next request's).
+    /// An empty head with room for `capacity` headers; `None` for a status HTTP has not.
     pub fn new(status: u16, capacity: usize) -> Option<Self> {
-        let mut parts = http::Response::new(()).into_parts().0;
-        parts.status = StatusCode::from_u16(status).ok()?;
-        parts.headers = HeaderMap::with_capacity(capacity + ADDED_ON_WRITE);
-        Some(Self { parts, extra: &[] })
+        Some(Self {
+            status: StatusCode::from_u16(status).ok()?,
+            headers: HeaderMap::with_capacity(capacity),
+            passed: None,
+            length: None,
+            extra: &[],
+        })
     }
 
-    /// A head around `headers` (a provider's, passed through), with room for
-    /// `additional` more and those the writer adds.
-    pub fn with_headers(status: u16, mut headers: HeaderMap, additional: usize) -> Option<Self> {
-        let mut parts = http::Response::new(()).into_parts().0;
-        parts.status = StatusCode::from_u16(status).ok()?;
-        headers.reserve(additional + ADDED_ON_WRITE);
-        parts.headers = headers;
-        Some(Self { parts, extra: &[] })
+    /// A head passing a provider's `fields` through, with the body `length` its framing
+    /// gave (`None` for a chunked body or one that ends with the connection).
+    pub(crate) fn passthrough(status: u16, fields: Fields, length: Option<u64>) -> Option<Self> {
+        Some(Self {
+            passed: Some(fields),
+            length,
+            ..Self::new(status, 0)?
+        })
     }
 
-    /// The map; the headers of [`Response::set_all`] are not in it.
-    pub fn headers(&mut self) -> &mut HeaderMap {
-        &mut self.parts.headers
-    }
-
-    /// Replace `name`'s values with `value`.
+    /// Replace `name`'s values with `value` (a provider's too). Not for the framing
+    /// headers, which are the writer's.
     pub fn set(&mut self, name: HeaderName, value: HeaderValue) {
-        self.parts.headers.insert(name, value);
+        debug_assert!(name != CONTENT_LENGTH && name != TRANSFER_ENCODING);
+        self.headers.insert(name, value);
     }
 
     /// The body's length, as `content-length`.
     pub fn set_length(&mut self, len: usize) {
-        self.parts
-            .headers
-            .insert(CONTENT_LENGTH, HeaderValue::from(len));
+        self.length = Some(len as u64);
+    }
+
+    /// No length: the writer frames the body (chunked to an HTTP/1.1 client).
+    pub fn clear_length(&mut self) {
+        self.length = None;
     }
 
     /// Each of `extra` in turn, replacing what the head has or is later given under
@@ -76,13 +80,8 @@ impl<'x> Response<'x> {
     pub fn set_all(&mut self, extra: &'x [(HeaderName, HeaderValue)]) {
         // A second set: the first goes into the map, under the second.
         for (name, value) in std::mem::replace(&mut self.extra, extra) {
-            self.parts.headers.insert(name.clone(), value.clone());
+            self.headers.insert(name.clone(), value.clone());
         }
-    }
-
-    /// The status, the map and the headers set over it, for the writer.
-    pub(crate) fn into_parts(self) -> (StatusCode, HeaderMap, &'x [(HeaderName, HeaderValue)]) {
-        (self.parts.status, self.parts.headers, self.extra)
     }
 }
 
@@ -115,35 +114,25 @@ mod tests {
         head.set_all(&second);
         head.set_length(12);
         head.set_length(13);
-        let (status, headers, extra) = head.into_parts();
-        assert_eq!(status, StatusCode::CREATED);
-        assert_eq!(headers.len(), 4);
-        assert_eq!(headers[CONTENT_LENGTH], "13");
-        assert_eq!(headers["x-kept"], "k");
-        assert_eq!(extra.len(), 1);
-        assert_eq!(extra[0].1, "t");
+        assert_eq!(head.status, StatusCode::CREATED);
+        assert_eq!(head.headers.len(), 3);
+        assert_eq!(head.length, Some(13));
+        assert_eq!(head.headers["x-kept"], "k");
+        assert_eq!(head.extra.len(), 1);
+        assert_eq!(head.extra[0].1, "t");
+        head.clear_length();
+        assert_eq!(head.length, None);
         assert!(Response::new(1000, 0).is_none());
     }
 
     #[test]
-    fn a_full_head_takes_the_writers_header_without_growing() {
-        for n in 0..40 {
-            let mut head = Response::new(200, n).expect("status");
-            for i in 0..n {
-                head.set(
-                    HeaderName::try_from(format!("x-h{i}")).expect("name"),
-                    HeaderValue::from_static("v"),
-                );
-            }
-            let (_, mut headers, _) = head.into_parts();
-            let room = headers.capacity();
-            // What the writer adds to a head without a length.
-            headers.insert(
-                http::header::TRANSFER_ENCODING,
-                HeaderValue::from_static("chunked"),
-            );
-            assert_eq!(headers.len(), n + 1);
-            assert_eq!(headers.capacity(), room, "{n} headers");
-        }
+    fn a_passed_through_head_keeps_the_providers_fields() {
+        let fields = Fields::from_pairs(&[("Content-Type", "application/json")]);
+        let head = Response::passthrough(200, fields, Some(2)).expect("status");
+        assert_eq!(head.length, Some(2));
+        assert!(head.headers.is_empty());
+        let passed = head.passed.expect("fields");
+        assert_eq!(passed.text("content-type"), Some("application/json"));
+        assert!(Response::passthrough(99, Fields::default(), None).is_none());
     }
 }

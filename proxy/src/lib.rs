@@ -15,6 +15,7 @@ mod connect;
 mod cors;
 mod error;
 mod exchange;
+mod fields;
 mod forward;
 mod h1;
 mod head;

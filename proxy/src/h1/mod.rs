@@ -8,8 +8,6 @@ pub(crate) mod chunked;
 
 pub(crate) use body::{Body, let_go};
 
-use http::{HeaderMap, HeaderValue, header};
-
 /// Where the head in `buf` ends (past its blank line), once it is whole.
 ///
 /// Looked for before parsing, so a head arriving in pieces is parsed once, and only
@@ -130,42 +128,29 @@ pub(crate) fn keep_alive<'a>(http11: bool, connection: impl Iterator<Item = &'a 
     if http11 { !listed } else { listed }
 }
 
-/// Every value of `name` in a header map, as bytes: what the helpers above read.
-pub(crate) fn values(headers: &HeaderMap, name: header::HeaderName) -> impl Iterator<Item = &[u8]> {
-    headers.get_all(name).into_iter().map(HeaderValue::as_bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
+    use crate::fields::Fields;
 
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(*name, HeaderValue::from_static(value));
-        }
-        map
-    }
-
-    // Leaked: a test's few maps, so the values can outlive the helper.
+    // Leaked: a test's few lists, so the values can outlive the helper.
     fn of(
         pairs: &[(&'static str, &'static str)],
-        name: header::HeaderName,
+        name: &'static str,
     ) -> impl Iterator<Item = &'static [u8]> {
-        values(Box::leak(Box::new(headers(pairs))), name)
+        Box::leak(Box::new(Fields::from_pairs(pairs))).all(name)
     }
 
     fn lengths(pairs: &[(&'static str, &'static str)]) -> impl Iterator<Item = &'static [u8]> {
-        of(pairs, header::CONTENT_LENGTH)
+        of(pairs, "content-length")
     }
 
     fn codings(pairs: &[(&'static str, &'static str)]) -> impl Iterator<Item = &'static [u8]> {
-        of(pairs, header::TRANSFER_ENCODING)
+        of(pairs, "transfer-encoding")
     }
 
     fn connection(pairs: &[(&'static str, &'static str)]) -> impl Iterator<Item = &'static [u8]> {
-        of(pairs, header::CONNECTION)
+        of(pairs, "connection")
     }
 
     #[test]

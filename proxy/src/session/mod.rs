@@ -15,7 +15,6 @@
 //! bounded heads, and time limits on a client that starts a request and stalls.
 
 mod closing;
-mod fields;
 mod request;
 #[cfg(test)]
 mod tests;
@@ -34,11 +33,11 @@ use tokio::time::{Instant, timeout, timeout_at};
 use tracing::{debug, warn};
 
 use crate::error::ProxyError;
+pub use crate::fields::Fields;
 use crate::h1::chunked::{ChunkError, Decoded};
 use crate::h1::{self, Body, Framing};
 use crate::head;
 pub(crate) use closing::Closing;
-pub use fields::Fields;
 use request::MAX_HEAD;
 pub use request::RequestHead;
 
@@ -261,12 +260,12 @@ impl Session {
             warn!("a second response head for one request was dropped");
             return Ok(());
         }
-        let (status, mut headers, extra) = resp.into_parts();
+        let status = resp.status;
         let framing = write::framing(
             self.head.method == Method::HEAD,
             self.head.version == Version::HTTP_11,
             status,
-            &mut headers,
+            resp.length,
         );
         // An answer delimited by closing ends the connection, and so does one to a
         // request whose body is not all read: unless the rest of it is already here, the
@@ -274,7 +273,8 @@ impl Session {
         if framing == Framing::Close || !self.skip_buffered_body() {
             self.keep_alive = false;
         }
-        let head = write::encode_head(status, &headers, extra, self.keep_alive);
+        let head = write::encode_head(&resp, framing, self.keep_alive);
+        drop(resp);
         self.status = Some(status);
         if framing.complete() {
             // Sending, not done: a body written to a `HEAD` answer is dropped quietly.
@@ -419,7 +419,7 @@ impl Session {
                 http::HeaderValue::from_static("application/json"),
             );
             resp.set_length(body.len());
-            let mut head = write::encode_head(status, resp.headers(), &[], false);
+            let mut head = write::encode_head(&resp, Framing::Length(body.len() as u64), false);
             head.extend_from_slice(&body);
             let _ = self.send(&[&head]).await;
         }

@@ -5,8 +5,8 @@
 use bytes::{Buf, BytesMut};
 use http::{Method, Uri, Version};
 
-use super::fields::{self, Fields, Span};
 use crate::error::ProxyError;
+use crate::fields::{self, Fields};
 use crate::h1::{self, Coding, Framing};
 pub(crate) use h1::head_end;
 
@@ -98,7 +98,10 @@ pub(crate) fn check_partial(buf: &[u8]) -> Result<(), HeadError> {
 
 /// Parse the whole head `bytes` (from [`head_end`]); `storage` is the previous
 /// request's field list, emptied, so a connection's requests reuse one.
-pub(crate) fn parse(mut bytes: BytesMut, mut storage: Vec<Span>) -> Result<Parsed, HeadError> {
+pub(crate) fn parse(
+    mut bytes: BytesMut,
+    mut storage: Vec<fields::Span>,
+) -> Result<Parsed, HeadError> {
     // Uninitialised: zeroing a hundred slots cost more than parsing a small head.
     let mut slots =
         [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -123,18 +126,8 @@ pub(crate) fn parse(mut bytes: BytesMut, mut storage: Vec<Span>) -> Result<Parse
     }
     let (start, end) = fields::range_in(&bytes, target.as_bytes())
         .ok_or(HeadError::Malformed("request target"))?;
-    storage.reserve(req.headers.len());
-    // httparse has refused control bytes and DEL in values (its value map is what
-    // `HeaderValue` accepts), so they are not checked again here.
-    for h in req.headers.iter() {
-        storage.push(
-            Span::of(&bytes, h.name.as_bytes(), h.value).ok_or(HeadError::Malformed("header"))?,
-        );
-    }
-    // Names compare as bytes from here on (httparse has checked they are tokens).
-    for span in &storage {
-        bytes[span.name_range()].make_ascii_lowercase();
-    }
+    fields::locate(&bytes, req.headers, &mut storage).ok_or(HeadError::Malformed("header"))?;
+    fields::lowercase_names(&mut bytes, &storage);
     let bytes = bytes.freeze();
     let uri = Uri::from_maybe_shared(bytes.slice(start as usize..end as usize))
         .map_err(|_| HeadError::Malformed("request target"))?;

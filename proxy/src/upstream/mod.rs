@@ -22,11 +22,12 @@ use std::io;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::{HeaderMap, Method};
+use http::Method;
 use pingora_core::protocols::Stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::error::ProxyError;
+use crate::fields::Fields;
 use crate::h1::chunked::{ChunkError, Decoded};
 use crate::h1::{self, Body};
 use response::Head;
@@ -85,7 +86,10 @@ impl From<&UpstreamError> for ProxyError {
 #[derive(Debug)]
 pub(crate) struct Response {
     pub status: u16,
-    pub headers: HeaderMap,
+    pub fields: Fields,
+    /// The body's length, when the head gave it (not for a chunked body, nor one that
+    /// ends with the connection).
+    pub length: Option<u64>,
 }
 
 /// One provider connection and the exchange on it.
@@ -154,7 +158,7 @@ impl RequestWriter {
 pub(crate) fn encode_request<'b>(
     method: &Method,
     path: &str,
-    headers: &HeaderMap,
+    headers: &http::HeaderMap,
     body: &'b [u8],
 ) -> (BytesMut, &'b [u8]) {
     let size: usize = headers
@@ -213,7 +217,7 @@ impl Conn {
             if let Some(head) = response::parse(&mut self.buf)? {
                 let Head {
                     status,
-                    headers,
+                    fields,
                     framing,
                     keep_alive,
                 } = head;
@@ -225,7 +229,15 @@ impl Conn {
                 self.keep_alive = keep_alive;
                 self.body = Some(Body::new(framing));
                 h1::let_go(&mut self.buf);
-                return Ok(Response { status, headers });
+                let length = match framing {
+                    h1::Framing::Length(n) => Some(n),
+                    _ => None,
+                };
+                return Ok(Response {
+                    status,
+                    fields,
+                    length,
+                });
             }
             if self.buf.len() >= MAX_HEAD {
                 return Err(UpstreamError::HeadTooLarge);

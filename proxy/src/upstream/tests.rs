@@ -145,7 +145,7 @@ async fn a_chunked_stream_comes_event_by_event_and_holds_no_buffer_between() {
     let (first, rest) = post(b"{}");
     conn.send(&first, rest).await.unwrap();
     let head = conn.read_head().await.unwrap();
-    assert_eq!(head.headers["content-type"], "text/event-stream");
+    assert_eq!(head.fields.text("content-type"), Some("text/event-stream"));
     for i in 0..3 {
         // Each event arrives while the provider still holds the next one back.
         let piece = conn.read_body().await.unwrap().expect("event");

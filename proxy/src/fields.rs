@@ -1,14 +1,16 @@
-//! A request's header fields, kept where they arrived: the head's bytes and, for each
-//! field, where its name and value lie in them.
+//! A message's header fields, kept where they arrived: the head's bytes and, for each
+//! field, where its name and value lie in them. Both a client's request head and a
+//! provider's response head are read this way.
 //!
 //! A `http::HeaderMap` cost about 4,000 instructions a request to build and drop for
 //! the five or six fields a client sends: each name looked up in the table of standard
 //! names (and copied into an allocation when it is not one, as `X-AG-API-Key` is not),
-//! each field hashed and probed in, two allocations for the map itself. A request's
-//! fields are read a handful of times by name (`Host`, the key, `Origin`…) and once in
-//! order (to forward them), so a list scanned by name serves them better. Names are
-//! lowercased in place when the head is parsed, so a lookup is a byte comparison and
-//! the forwarded names are the same as a map's were.
+//! each field hashed and probed in, two allocations for the map itself; a provider's
+//! ten or so cost about as much again. A head's fields are read a handful of times by
+//! name (`Host`, the key, `Content-Type`…) and once in order (to forward them), so a
+//! list scanned by name serves them better. Names are lowercased in place when the head
+//! is parsed, so a lookup is a byte comparison and the forwarded names are the same as
+//! a map's were.
 
 use bytes::Bytes;
 
@@ -40,7 +42,31 @@ pub(crate) fn range_in(whole: &[u8], part: &[u8]) -> Option<(u32, u32)> {
     (end <= whole.len()).then_some((u32::try_from(start).ok()?, u32::try_from(end).ok()?))
 }
 
-/// A request's header fields in the order they came, names in lowercase.
+/// Where each of httparse's `parsed` fields of `head` lies, pushed onto `spans`; `None`
+/// if one is not a slice of `head`.
+///
+/// httparse has refused control bytes and DEL in values (its value map is what
+/// `HeaderValue` accepts) and names that are not tokens, so neither is checked again.
+pub(crate) fn locate(
+    head: &[u8],
+    parsed: &[httparse::Header<'_>],
+    spans: &mut Vec<Span>,
+) -> Option<()> {
+    spans.reserve(parsed.len());
+    for h in parsed {
+        spans.push(Span::of(head, h.name.as_bytes(), h.value)?);
+    }
+    Some(())
+}
+
+/// Lowercase the names at `spans` in `head`, so they compare as bytes from here on.
+pub(crate) fn lowercase_names(head: &mut [u8], spans: &[Span]) {
+    for span in spans {
+        head[span.name_range()].make_ascii_lowercase();
+    }
+}
+
+/// A head's header fields in the order they came, names in lowercase.
 #[derive(Debug, Default, Clone)]
 pub struct Fields {
     head: Bytes,
@@ -101,6 +127,11 @@ impl Fields {
 
     pub fn contains(&self, name: &str) -> bool {
         self.get(name).is_some()
+    }
+
+    /// The size of the head the fields are in: at least the size of all of them.
+    pub(crate) fn head_len(&self) -> usize {
+        self.head.len()
     }
 
     /// Every field, names in lowercase, in the order they came.
