@@ -87,6 +87,17 @@ pub fn response(data: &[u8]) {
     let _ = crate::errors::parse_upstream(500, body);
 }
 
+/// The plain usage reader agrees with serde on whatever it reads, length included.
+pub fn usage_scan(data: &[u8]) {
+    for d in DIALECTS {
+        assert_eq!(
+            crate::usage::at_with(d, data, true),
+            crate::usage::at_with(d, data, false),
+            "{d:?}"
+        );
+    }
+}
+
 /// The usage read where it ends a body (one pass, from the end) is the one read from
 /// the start, in every dialect, for any valid object with unique keys.
 fn usage_read_near_the_end(body: &[u8]) {

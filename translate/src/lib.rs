@@ -12,11 +12,13 @@ pub mod canonical;
 pub mod errors;
 pub mod fuzzing;
 pub mod json_edit;
+pub mod json_scan;
 pub mod openai_chat;
 pub mod responses;
 pub mod sse;
 mod stream;
 pub mod usage;
+mod usage_scan;
 mod util;
 
 pub use stream::{Decoder, Encoder, EncoderOptions};

@@ -21,10 +21,34 @@ pub fn of_body(dialect: Dialect, body: &[u8]) -> Option<Usage> {
 
 /// The usage object of `dialect` at the start of `value`, and its length.
 pub(crate) fn at(dialect: Dialect, value: &[u8]) -> Option<(Usage, usize)> {
+    at_with(dialect, value, true)
+}
+
+/// [`at`], with the plain reader (`scan`) or by serde alone (what the plain reader
+/// must agree with).
+pub(crate) fn at_with(dialect: Dialect, value: &[u8], scan: bool) -> Option<(Usage, usize)> {
     match dialect {
-        Dialect::OpenAiChat => crate::openai_chat::usage_at(value),
-        Dialect::Anthropic => crate::anthropic::usage_at(value),
-        Dialect::Responses => crate::responses::usage_at(value),
+        Dialect::OpenAiChat => crate::openai_chat::usage_at(value, scan),
+        Dialect::Anthropic => crate::anthropic::usage_at(value, scan),
+        Dialect::Responses => crate::responses::usage_at(value, scan),
+    }
+}
+
+/// Read a usage object of type `T` from the start of `bytes`, and its length: by
+/// [`usage_scan`](crate::usage_scan) when `scan` is set and it is sure of the answer
+/// (`from` builds `T` from the counts it read), by serde otherwise.
+pub(crate) fn read_usage<'de, T: serde::Deserialize<'de>>(
+    bytes: &'de [u8],
+    scan: bool,
+    shape: &crate::usage_scan::Shape,
+    from: impl FnOnce(&crate::usage_scan::Counts) -> T,
+) -> Option<(T, usize)> {
+    match scan
+        .then(|| crate::usage_scan::read(shape, bytes))
+        .flatten()
+    {
+        Some((counts, len)) => Some((from(&counts), len)),
+        None => read_prefix(bytes),
     }
 }
 

@@ -103,3 +103,8 @@ fn response_parsers_survive_hostile_answers() {
 fn json_edits_survive_hostile_bodies() {
     run("request_", 0x5eed_0004, 3000, fuzzing::json_edit);
 }
+
+#[test]
+fn the_plain_usage_reader_agrees_with_serde() {
+    run("usage_", 0x5eed_0005, 4000, fuzzing::usage_scan);
+}

@@ -67,7 +67,11 @@ impl UsageIn {
         let read = self.cache_read_input_tokens.unwrap_or(0);
         let write = self.cache_creation_input_tokens.unwrap_or(0);
         Usage {
-            input_tokens: self.input_tokens.unwrap_or(0) + read + write,
+            input_tokens: self
+                .input_tokens
+                .unwrap_or(0)
+                .saturating_add(read)
+                .saturating_add(write),
             output_tokens: self.output_tokens.unwrap_or(0),
             cached_input_tokens: read,
             cache_creation_tokens: write,
@@ -88,8 +92,23 @@ fn usage_value(u: &Usage) -> Value {
 }
 
 /// The usage object at the start of `value`, and its length (see
-/// `crate::usage::of_body`).
-pub(crate) fn usage_at(value: &[u8]) -> Option<(crate::canonical::Usage, usize)> {
-    let (u, len) = crate::usage::read_prefix::<UsageIn>(value)?;
+/// `crate::usage::of_body`); `scan` as `crate::usage::read_usage` takes it.
+pub(crate) fn usage_at(value: &[u8], scan: bool) -> Option<(crate::canonical::Usage, usize)> {
+    use crate::usage_scan::{Count, Shape};
+    const SHAPE: Shape = Shape {
+        counts: &[
+            Count::optional(b"input_tokens"),
+            Count::optional(b"output_tokens"),
+            Count::optional(b"cache_creation_input_tokens"),
+            Count::optional(b"cache_read_input_tokens"),
+        ],
+        objects: &[],
+    };
+    let (u, len) = crate::usage::read_usage(value, scan, &SHAPE, |c| UsageIn {
+        input_tokens: c[0],
+        output_tokens: c[1],
+        cache_creation_input_tokens: c[2],
+        cache_read_input_tokens: c[3],
+    })?;
     Some((u.canonical(), len))
 }

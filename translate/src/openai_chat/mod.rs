@@ -35,6 +35,7 @@ mod usage {
     use serde_json::Value;
 
     use crate::canonical::Usage;
+    use crate::usage_scan::{Count, Counts, Shape};
 
     #[derive(Debug, Default, Deserialize)]
     pub struct UsageIn {
@@ -60,7 +61,39 @@ mod usage {
         reasoning_tokens: Option<u64>,
     }
 
+    /// The members `UsageIn` reads, for `crate::usage_scan`.
+    pub const SHAPE: Shape = Shape {
+        counts: &[
+            Count::required(b"prompt_tokens"),
+            Count::required(b"completion_tokens"),
+        ],
+        objects: &[
+            (
+                b"prompt_tokens_details",
+                &[Count::optional(b"cached_tokens")],
+            ),
+            (
+                b"completion_tokens_details",
+                &[Count::optional(b"reasoning_tokens")],
+            ),
+        ],
+    };
+
     impl UsageIn {
+        /// The usage `crate::usage_scan` read with [`SHAPE`].
+        pub fn from_counts(c: &Counts) -> Self {
+            Self {
+                prompt_tokens: c[0].unwrap_or(0),
+                completion_tokens: c[1].unwrap_or(0),
+                prompt_tokens_details: Some(PromptDetails {
+                    cached_tokens: c[2],
+                }),
+                completion_tokens_details: Some(CompletionDetails {
+                    reasoning_tokens: c[3],
+                }),
+            }
+        }
+
         pub fn canonical(&self) -> Usage {
             Usage {
                 input_tokens: self.prompt_tokens,
@@ -122,8 +155,9 @@ mod usage {
 }
 
 /// The usage object at the start of `value`, and its length (see
-/// `crate::usage::of_body`).
-pub(crate) fn usage_at(value: &[u8]) -> Option<(crate::canonical::Usage, usize)> {
-    let (u, len) = crate::usage::read_prefix::<usage::UsageIn>(value)?;
+/// `crate::usage::of_body`); `scan` as `crate::usage::read_usage` takes it.
+pub(crate) fn usage_at(value: &[u8], scan: bool) -> Option<(crate::canonical::Usage, usize)> {
+    let (u, len) =
+        crate::usage::read_usage(value, scan, &usage::SHAPE, usage::UsageIn::from_counts)?;
     Some((u.canonical(), len))
 }

@@ -172,8 +172,35 @@ fn status_of(finish: Option<&FinishReason>) -> (&'static str, Value) {
 }
 
 /// The usage object at the start of `value`, and its length (see
-/// `crate::usage::of_body`).
-pub(crate) fn usage_at(value: &[u8]) -> Option<(crate::canonical::Usage, usize)> {
-    let (u, len) = crate::usage::read_prefix::<UsageIn>(value)?;
+/// `crate::usage::of_body`); `scan` as `crate::usage::read_usage` takes it.
+pub(crate) fn usage_at(value: &[u8], scan: bool) -> Option<(crate::canonical::Usage, usize)> {
+    use crate::usage_scan::{Count, Shape};
+    // Every count is a plain `u64`.
+    const SHAPE: Shape = Shape {
+        counts: &[
+            Count::required(b"input_tokens"),
+            Count::required(b"output_tokens"),
+        ],
+        objects: &[
+            (
+                b"input_tokens_details",
+                &[Count::required(b"cached_tokens")],
+            ),
+            (
+                b"output_tokens_details",
+                &[Count::required(b"reasoning_tokens")],
+            ),
+        ],
+    };
+    let (u, len) = crate::usage::read_usage(value, scan, &SHAPE, |c| UsageIn {
+        input_tokens: c[0].unwrap_or(0),
+        output_tokens: c[1].unwrap_or(0),
+        input_tokens_details: Some(InputDetails {
+            cached_tokens: c[2].unwrap_or(0),
+        }),
+        output_tokens_details: Some(OutputDetails {
+            reasoning_tokens: c[3].unwrap_or(0),
+        }),
+    })?;
     Some((u.canonical(), len))
 }
