@@ -334,8 +334,11 @@ impl SluiceProxy {
             }
             None => self.health.success(&backend, sent.header_latency),
         }
-        // Sized once: the gateway's four, then the request's (rate limits, CORS).
-        let mut response_headers = Vec::with_capacity(4 + ctx.extra_headers.len());
+        // The request's own headers (rate limits, CORS) are lent to the answer and
+        // given back after it, not cloned (a clone of a value made from a number
+        // allocates); the gateway's four follow them, for this attempt only.
+        let mut response_headers = std::mem::take(&mut ctx.extra_headers);
+        let own = response_headers.len();
         response_headers.extend([
             (
                 HeaderName::from_static(TRACE_HEADER),
@@ -354,9 +357,8 @@ impl SluiceProxy {
                 attempts(ctx.attempts),
             ),
         ]);
-        response_headers.extend(ctx.extra_headers.iter().cloned());
         let mut filter = canonical.then(|| req.stage.filter());
-        match exchange::answer(
+        let answered = exchange::answer(
             sent,
             &response_headers,
             plan.answer,
@@ -364,8 +366,10 @@ impl SluiceProxy {
             session,
             filter.as_mut(),
         )
-        .await
-        {
+        .await;
+        response_headers.truncate(own);
+        ctx.extra_headers = response_headers;
+        match answered {
             Ok(relayed) => {
                 if relayed.status == 200
                     && !relayed.broken

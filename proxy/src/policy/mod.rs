@@ -182,23 +182,27 @@ impl Policies {
                 }
             }
             let group = &chain[i..end];
-            let results: Vec<(Step, Verdict)> = if group.len() > 1 {
+            if let [p] = group {
+                // Alone (the usual case): no list of one result.
+                let mut out = Verdict::default();
+                let step = self.check(p, seen, &mut out).await;
+                self.apply(p, step, out, seen, verdict)?;
+                if verdict.cached.is_some() {
+                    return Ok(());
+                }
+            } else {
                 let seen_now: &Seen<'_> = seen;
-                futures::future::join_all(group.iter().map(|p| async move {
+                let results = futures::future::join_all(group.iter().map(|p| async move {
                     let mut out = Verdict::default();
                     let step = self.check(p, seen_now, &mut out).await;
                     (step, out)
                 }))
-                .await
-            } else {
-                let mut out = Verdict::default();
-                let step = self.check(&group[0], seen, &mut out).await;
-                vec![(step, out)]
-            };
-            for (p, (step, out)) in group.iter().zip(results) {
-                self.apply(p, step, out, seen, verdict)?;
-                if verdict.cached.is_some() {
-                    return Ok(());
+                .await;
+                for (p, (step, out)) in group.iter().zip(results) {
+                    self.apply(p, step, out, seen, verdict)?;
+                    if verdict.cached.is_some() {
+                        return Ok(());
+                    }
                 }
             }
             i = end;
@@ -410,7 +414,8 @@ impl Policies {
                     }
                 }
             }
-            PolicyRule::Cache(rule) if seen.chat => self.cached(p, rule, seen, out).await,
+            // Boxed: the cache's lookup (Redis, embeddings) is a future over 6 KiB.
+            PolicyRule::Cache(rule) if seen.chat => Box::pin(self.cached(p, rule, seen, out)).await,
             PolicyRule::Moderation(rule) if seen.chat => {
                 let text = transform::request_text(&seen.body);
                 if p.mode == PolicyMode::Observe {
@@ -593,8 +598,8 @@ impl Policies {
         window: Duration,
     ) -> Result<(bool, u64, Duration), String> {
         match &self.redis {
-            Some(redis) => redis
-                .reserve(key, estimate, budget, window)
+            // Boxed, as `count_request` boxes its Redis call: a future over 5 KiB.
+            Some(redis) => Box::pin(redis.reserve(key, estimate, budget, window))
                 .await
                 .map(|(ok, used, ms)| (ok, used, Duration::from_millis(ms)))
                 .map_err(|e| e.to_string()),

@@ -238,7 +238,9 @@ pub async fn count_request(
     match redis {
         Some(redis) => {
             let member = uuid::Uuid::now_v7().to_string();
-            redis.check(key, limit, window, gcra, &member).await
+            // Boxed: the Redis client's future is over 5 KiB, and every caller's future
+            // would otherwise carry (and copy) that room on the local path too.
+            Box::pin(redis.check(key, limit, window, gcra, &member)).await
         }
         None => Ok(local.check(key, limit, window, gcra)),
     }
