@@ -274,6 +274,7 @@ impl Session {
             self.keep_alive = false;
         }
         let head = write::encode_head(&resp, framing, self.keep_alive);
+        // Gone before the write below waits, so this future does not keep it.
         drop(resp);
         self.status = Some(status);
         if framing.complete() {
