@@ -133,9 +133,7 @@ pub fn report(ctx: &mut RequestCtx, session: &Session) -> Option<TelemetryEvent>
     });
     for a in &ctx.attempt_log {
         let result = a.error_class.as_deref().unwrap_or("answered");
-        m.attempts
-            .with_label_values(&[a.provider.as_deref().unwrap_or("none"), result])
-            .inc();
+        series::attempt(a.provider.as_deref().unwrap_or("none"), result);
     }
     m.retries.inc_by(u64::from(ctx.attempts.saturating_sub(1)));
     m.fallbacks.inc_by(u64::from(ctx.fallbacks));

@@ -170,6 +170,33 @@ pub(crate) fn with<R>(labels: Labels<'_>, f: impl FnOnce(&Series) -> R) -> R {
     })
 }
 
+/// An upstream-attempt series: its provider and result, and its counter.
+type AttemptSeries = (Box<str>, Box<str>, IntCounter);
+
+thread_local! {
+    /// This thread's upstream-attempt counters: a handful of pairs, no more than the
+    /// family itself holds.
+    static ATTEMPTS: RefCell<Vec<AttemptSeries>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Count an upstream attempt at `provider` that ended as `result`, its series found in
+/// this thread's list (`with_label_values` hashed both labels with SipHash and took the
+/// family's lock on every request).
+pub(crate) fn attempt(provider: &str, result: &str) {
+    ATTEMPTS.with_borrow_mut(|list| {
+        if let Some((_, _, counter)) = list
+            .iter()
+            .find(|(p, r, _)| **p == *provider && **r == *result)
+        {
+            counter.inc();
+            return;
+        }
+        let counter = METRICS.attempts.with_label_values(&[provider, result]);
+        counter.inc();
+        list.push((provider.into(), result.into(), counter));
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,5 +256,18 @@ mod tests {
                 .any(|l| l.starts_with("sluice_tokens") && l.contains("consumer=\"untouched\"")),
             "no token series for a request without usage"
         );
+    }
+
+    #[test]
+    fn attempts_count_in_their_family_series() {
+        let family = |p: &str, r: &str| METRICS.attempts.with_label_values(&[p, r]).get();
+        let (p, r) = ("series-test-provider", "answered");
+        let before = family(p, r);
+        let other = family(p, "timeout");
+        attempt(p, r);
+        attempt(p, r);
+        attempt(p, "timeout");
+        assert_eq!(family(p, r), before + 2);
+        assert_eq!(family(p, "timeout"), other + 1);
     }
 }
