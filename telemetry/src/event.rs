@@ -187,10 +187,6 @@ impl TelemetryEvent {
         }
         text[..cut].to_string()
     }
-
-    pub fn gateway_key(&self) -> String {
-        self.gateway.id.map(|id| id.to_string()).unwrap_or_default()
-    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The queue between requests and sinks, and the task that drains it.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
+use uuid::Uuid;
 
 use crate::event::TelemetryEvent;
 use crate::kafka::KafkaSink;
@@ -29,6 +31,30 @@ impl Sink {
             _ => None,
         }
     }
+}
+
+/// Where an event goes: its gateway's exporters, else the process's default sinks;
+/// each sink once, unknown names skipped. An array, not a `Vec`: this runs for every
+/// event.
+fn sinks_of(defaults: &[Sink], event: &TelemetryEvent) -> [Option<Sink>; 3] {
+    let mut sinks = [None; 3];
+    let mut n = 0;
+    let mut add = |sink: Sink| {
+        if n < sinks.len() && !sinks[..n].contains(&Some(sink)) {
+            sinks[n] = Some(sink);
+            n += 1;
+        }
+    };
+    if event.exporters.is_empty() {
+        defaults.iter().copied().for_each(&mut add);
+    } else {
+        event
+            .exporters
+            .iter()
+            .filter_map(|name| Sink::parse(name))
+            .for_each(&mut add);
+    }
+    sinks
 }
 
 /// How the pipeline is set up.
@@ -66,44 +92,105 @@ impl TelemetryStats {
     }
 }
 
-/// The request side of the pipeline; cheap to clone.
-///
-/// Events go into a bounded buffer that the sink task empties in batches of
-/// [`BATCH`], or on a [`TICK`] when traffic is too light to fill one. A channel would
-/// wake that task (on another thread) for every request, and those wake-ups cost more
-/// than the event itself; the buffer costs one uncontended lock, and the task is woken
-/// once a batch.
-#[derive(Debug, Clone)]
-pub struct Telemetry {
-    buffer: Option<Arc<Mutex<Vec<TelemetryEvent>>>>,
+/// One queued event: where its line ends in [`Queue::lines`], where it goes, and what
+/// Kafka needs beside the line.
+#[derive(Debug)]
+struct Entry {
+    /// The end of its line, newline included.
+    end: usize,
+    sinks: [Option<Sink>; 3],
+    /// The gateway's Kafka topic, when it names one.
+    topic: Option<String>,
+    /// The Kafka key.
+    gateway: Option<Uuid>,
+}
+
+/// Events written as their JSON lines, one after another, with an entry each.
+#[derive(Debug, Default)]
+struct Queue {
+    lines: Vec<u8>,
+    entries: Vec<Entry>,
+}
+
+impl Queue {
+    fn with_room(events: usize) -> Self {
+        Self {
+            lines: Vec::with_capacity(events * LINE),
+            entries: Vec::with_capacity(events),
+        }
+    }
+
+    /// Each entry with its line, in order.
+    fn iter(&self) -> impl Iterator<Item = (&Entry, &[u8])> {
+        let mut start = 0;
+        self.entries.iter().map(move |e| {
+            let line = &self.lines[start..e.end];
+            start = e.end;
+            (e, line)
+        })
+    }
+
+    fn clear(&mut self) {
+        self.lines.clear();
+        self.entries.clear();
+    }
+}
+
+/// What the request side and the sink task share.
+#[derive(Debug)]
+struct Shared {
+    queue: Mutex<Queue>,
     /// Wakes the sink task when a batch is full.
-    full: Arc<Notify>,
+    full: Notify,
     stats: Arc<TelemetryStats>,
     capacity: usize,
+    default_sinks: Vec<Sink>,
+}
+
+/// The request side of the pipeline; cheap to clone.
+///
+/// An event is written as its JSON line on the thread that emits it, and the line goes
+/// into a bounded buffer that the sink task empties in batches of [`BATCH`], or on a
+/// [`TICK`] when traffic is too light to fill one. Handing over the event itself made
+/// the sink's thread free its fifteen-odd allocations, each a cross-thread free, and
+/// read it cold; a line is one copy into a buffer that is reused. A channel would wake
+/// that task (on another thread) for every request, and those wake-ups cost more than
+/// the event itself; the buffer costs one uncontended lock, and the task is woken once
+/// a batch.
+#[derive(Debug, Clone)]
+pub struct Telemetry {
+    shared: Option<Arc<Shared>>,
+    /// Counted even when telemetry is off, so that `stats` always answers.
+    stats: Arc<TelemetryStats>,
 }
 
 /// How many events wake the sink task. Small on purpose: a batch is written while its
-/// events are still in the CPU's caches. With a 25 ms tick alone, a busy proxy handed
+/// lines are still in the CPU's caches. With a 25 ms tick alone, a busy proxy handed
 /// over 750 events at a time, cold by then, and the sink task's burst of cache misses
 /// took nearly a fifth off scenario 1's throughput (README, "Measured").
 const BATCH: usize = 64;
 /// The longest an event waits for its batch to fill.
 const TICK: Duration = Duration::from_millis(25);
-/// The most events' room the queue's two vectors keep between rounds. A backlog (the
+/// The most events' room the queue's two buffers keep between rounds. A backlog (the
 /// sink stalled: the kernel throttling the file's writes while it flushes, a slow
 /// broker) grows them to its size, up to the queue's capacity, 10,000 events of about
-/// 850 bytes by default; kept, that memory stayed with the process for its life, and
-/// the soak's RSS rose in steps of several MiB each time a longer stall came.
+/// 1 KiB by default; kept, that memory stayed with the process for its life, and the
+/// soak's RSS rose in steps of several MiB each time a longer stall came.
 const KEEP: usize = 1024;
+/// A usual line's length, for the buffers' room.
+const LINE: usize = 1024;
+
+thread_local! {
+    /// The line being written, reused by every event of the thread.
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(2 * LINE));
+}
 
 impl Telemetry {
     /// No telemetry: events are discarded without being counted as drops.
     pub fn off() -> Self {
         Self {
-            buffer: None,
-            full: Arc::default(),
+            shared: None,
             stats: Arc::default(),
-            capacity: 0,
         }
     }
 
@@ -111,37 +198,63 @@ impl Telemetry {
     pub fn start(config: TelemetryConfig, stopped: watch::Receiver<bool>) -> Self {
         let stats = Arc::new(TelemetryStats::default());
         let capacity = config.queue.max(1);
-        let buffer = Arc::new(Mutex::new(Vec::with_capacity(capacity.min(KEEP))));
-        let full = Arc::new(Notify::new());
-        tokio::spawn(drain(
-            config,
-            buffer.clone(),
-            full.clone(),
-            stats.clone(),
-            stopped,
-        ));
-        Self {
-            buffer: Some(buffer),
-            full,
-            stats,
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::with_room(capacity.min(BATCH * 2))),
+            full: Notify::new(),
+            stats: stats.clone(),
             capacity,
+            default_sinks: config.default_sinks.clone(),
+        });
+        tokio::spawn(drain(config, shared.clone(), stopped));
+        Self {
+            shared: Some(shared),
+            stats,
         }
     }
 
-    /// Queue an event without waiting; a full buffer drops it and counts the drop.
-    pub fn emit(&self, event: TelemetryEvent) {
-        let Some(buffer) = &self.buffer else { return };
-        let (queued, len) = match buffer.lock() {
-            Ok(mut b) if b.len() < self.capacity => {
-                b.push(event);
-                (true, b.len())
-            }
-            _ => (false, 0),
-        };
-        if len == BATCH {
-            self.full.notify_one();
+    /// Write the event's line and queue it without waiting; a full buffer drops it and
+    /// counts the drop. An event no sink takes is not written. The event is dropped
+    /// here, on the thread that made it.
+    pub fn emit(&self, mut event: TelemetryEvent) {
+        let Some(shared) = &self.shared else { return };
+        let sinks = sinks_of(&shared.default_sinks, &event);
+        if sinks[0].is_none() {
+            return;
         }
-        let counter = if queued {
+        let topic = if sinks.contains(&Some(Sink::Kafka)) {
+            event.kafka_topic.take()
+        } else {
+            None
+        };
+        let gateway = event.gateway.id;
+        let queued = SCRATCH.with_borrow_mut(|line| {
+            line.clear();
+            crate::line::write(line, &event);
+            line.push(b'\n');
+            let queued = match shared.queue.lock() {
+                Ok(mut q) if q.entries.len() < shared.capacity => {
+                    q.lines.extend_from_slice(line);
+                    let end = q.lines.len();
+                    q.entries.push(Entry {
+                        end,
+                        sinks,
+                        topic,
+                        gateway,
+                    });
+                    Some(q.entries.len())
+                }
+                _ => None,
+            };
+            if line.capacity() > FILE_BUFFER {
+                // One event with large captured bodies does not keep its buffer.
+                *line = Vec::with_capacity(2 * LINE);
+            }
+            queued
+        });
+        if queued == Some(BATCH) {
+            shared.full.notify_one();
+        }
+        let counter = if queued.is_some() {
             &self.stats.queued
         } else {
             &self.stats.dropped_queue_full
@@ -155,9 +268,9 @@ impl Telemetry {
 
     /// Events waiting for the sink task.
     pub fn depth(&self) -> usize {
-        self.buffer
+        self.shared
             .as_ref()
-            .and_then(|b| b.lock().ok().map(|b| b.len()))
+            .and_then(|s| s.queue.lock().ok().map(|q| q.entries.len()))
             .unwrap_or(0)
     }
 }
@@ -172,8 +285,6 @@ struct Sinks {
     file: Option<std::io::BufWriter<std::fs::File>>,
     kafka: Option<KafkaSink>,
     stats: Arc<TelemetryStats>,
-    /// One event's JSON line, reused so that serializing allocates nothing.
-    line: Vec<u8>,
 }
 
 impl Sinks {
@@ -211,44 +322,12 @@ impl Sinks {
             file,
             kafka,
             stats,
-            line: Vec::with_capacity(2048),
         }
     }
 
-    /// Where an event goes: its gateway's exporters, else the process's default sinks;
-    /// each sink once, unknown names skipped. An array, not a `Vec`: this runs for
-    /// every event.
-    fn sinks_of(&self, event: &TelemetryEvent) -> [Option<Sink>; 3] {
-        let mut sinks = [None; 3];
-        let mut n = 0;
-        let mut add = |sink: Sink| {
-            if n < sinks.len() && !sinks[..n].contains(&Some(sink)) {
-                sinks[n] = Some(sink);
-                n += 1;
-            }
-        };
-        if event.exporters.is_empty() {
-            self.config.default_sinks.iter().copied().for_each(&mut add);
-        } else {
-            event
-                .exporters
-                .iter()
-                .filter_map(|name| Sink::parse(name))
-                .for_each(&mut add);
-        }
-        sinks
-    }
-
-    fn write(&mut self, event: &TelemetryEvent) {
-        let sinks = self.sinks_of(event);
-        if sinks[0].is_none() {
-            return;
-        }
-        self.line.clear();
-        crate::line::write(&mut self.line, event);
-        self.line.push(b'\n');
-        let line = &self.line;
-        for sink in sinks.into_iter().flatten() {
+    /// Write one queued line, newline included, to each of its entry's sinks.
+    fn write(&mut self, entry: &Entry, line: &[u8]) {
+        for sink in entry.sinks.into_iter().flatten() {
             let ok = match sink {
                 Sink::File => self
                     .file
@@ -256,14 +335,16 @@ impl Sinks {
                     .is_some_and(|f| f.write_all(line).is_ok()),
                 Sink::Stdout => std::io::stdout().lock().write_all(line).is_ok(),
                 Sink::Kafka => {
-                    let topic = event
-                        .kafka_topic
-                        .as_deref()
-                        .unwrap_or(&self.config.kafka_topic);
+                    let topic = entry.topic.as_deref().unwrap_or(&self.config.kafka_topic);
                     // Kafka counts its own deliveries when the broker acknowledges them.
                     match &self.kafka {
                         Some(k) => {
-                            if !k.send(topic, &event.gateway_key(), &line[..line.len() - 1]) {
+                            let mut key = Uuid::encode_buffer();
+                            let key = entry
+                                .gateway
+                                .map_or("", |id| id.hyphenated().encode_lower(&mut key));
+                            let payload = line.strip_suffix(b"\n").unwrap_or(line);
+                            if !k.send(topic, key, payload) {
                                 self.stats.dropped_sink.fetch_add(1, Ordering::Relaxed);
                             }
                             continue;
@@ -279,10 +360,6 @@ impl Sinks {
             };
             counter.fetch_add(1, Ordering::Relaxed);
         }
-        if self.line.capacity() > FILE_BUFFER {
-            // One event with large captured bodies does not keep its buffer.
-            self.line = Vec::with_capacity(2048);
-        }
     }
 
     fn flush(&mut self) {
@@ -292,20 +369,14 @@ impl Sinks {
     }
 }
 
-async fn drain(
-    config: TelemetryConfig,
-    buffer: Arc<Mutex<Vec<TelemetryEvent>>>,
-    full: Arc<Notify>,
-    stats: Arc<TelemetryStats>,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let mut sinks = Sinks::open(config, stats);
+async fn drain(config: TelemetryConfig, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    let mut sinks = Sinks::open(config, shared.stats.clone());
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut batch = Vec::new();
+    let mut batch = Queue::with_room(BATCH * 2);
     loop {
         let stopping = tokio::select! {
-            () = full.notified() => {
+            () = shared.full.notified() => {
                 // A full batch: the tick restarts, so the next one waits for a batch
                 // or a quiet spell, not for a deadline already near.
                 tick.reset();
@@ -314,16 +385,16 @@ async fn drain(
             _ = tick.tick() => false,
             _ = stopped.changed() => true,
         };
-        if let Ok(mut b) = buffer.lock() {
-            std::mem::swap(&mut *b, &mut batch);
+        if let Ok(mut q) = shared.queue.lock() {
+            std::mem::swap(&mut *q, &mut batch);
         }
-        for e in batch.drain(..) {
-            sinks.write(&e);
+        for (entry, line) in batch.iter() {
+            sinks.write(entry, line);
         }
-        // Swapped back into the queue next round: neither vector keeps a backlog's room.
-        if batch.capacity() > KEEP {
-            batch.shrink_to(KEEP);
-        }
+        batch.clear();
+        // Swapped back into the queue next round: neither keeps a backlog's room.
+        batch.lines.shrink_to(KEEP * LINE);
+        batch.entries.shrink_to(KEEP);
         sinks.flush();
         if stopping {
             if let Some(k) = &sinks.kafka {
@@ -338,32 +409,21 @@ async fn drain(
 mod tests {
     use super::*;
 
-    fn sinks(default: Vec<Sink>) -> Sinks {
-        let config = TelemetryConfig {
-            queue: 1,
-            default_sinks: default,
-            file: None,
-            kafka_brokers: None,
-            kafka_topic: "t".into(),
-            kafka_message_timeout: Duration::from_secs(1),
-        };
-        Sinks::open(config, Arc::default())
-    }
-
     fn event(exporters: &[&str]) -> TelemetryEvent {
         let mut e = TelemetryEvent::new("t".into());
         e.exporters = exporters.iter().map(|s| (*s).to_string()).collect();
         e
     }
 
-    /// A backlog's room is given back once it is written: the queue's vector returns
-    /// to at most `KEEP` events' worth.
+    /// A backlog's room is given back once it is written: the queue's buffers return to
+    /// at most `KEEP` events' worth.
     #[tokio::test]
     async fn a_backlog_does_not_keep_its_memory() {
         let (_stop, stopped) = watch::channel(false);
         let config = TelemetryConfig {
             queue: 10_000,
-            default_sinks: Vec::new(),
+            // A file sink with no file: every line is written and dropped.
+            default_sinks: vec![Sink::File],
             file: None,
             kafka_brokers: None,
             kafka_topic: "t".into(),
@@ -371,44 +431,43 @@ mod tests {
         };
         let t = Telemetry::start(config, stopped);
         let room = |t: &Telemetry| {
-            t.buffer
-                .as_ref()
-                .expect("on")
-                .lock()
-                .expect("lock")
-                .capacity()
+            let q = t.shared.as_ref().expect("on").queue.lock().expect("lock");
+            (q.entries.capacity(), q.lines.capacity())
         };
         // Emitted without a yield: the drain cannot run meanwhile, as a stalled sink.
         for _ in 0..5_000 {
             t.emit(event(&[]));
         }
-        assert!(room(&t) >= 5_000);
+        assert!(room(&t).0 >= 5_000);
         // The drain's rounds swap the queue's two vectors: the backlog's one comes back
         // into the queue every other round, and must come back shrunk. Sampled twice a
         // round for several rounds.
-        let mut most = 0;
+        let mut most = (0, 0);
         for _ in 0..16 {
             tokio::time::sleep(TICK / 2).await;
             if t.depth() == 0 {
-                most = most.max(room(&t));
+                let (entries, lines) = room(&t);
+                most = (most.0.max(entries), most.1.max(lines));
             }
         }
         assert_eq!(t.depth(), 0);
-        assert!(most <= KEEP, "{most}");
+        assert!(most.0 <= KEEP && most.1 <= KEEP * LINE, "{most:?}");
+        assert_eq!(t.stats().dropped_sink.load(Ordering::Relaxed), 5_000);
     }
 
     #[test]
     fn an_event_goes_to_its_gateways_exporters_each_once_else_the_defaults() {
-        let s = sinks(vec![Sink::File]);
-        assert_eq!(s.sinks_of(&event(&[])), [Some(Sink::File), None, None]);
+        let file = &[Sink::File];
+        assert_eq!(sinks_of(file, &event(&[])), [Some(Sink::File), None, None]);
         assert_eq!(
-            s.sinks_of(&event(&[
-                "stdout", "bogus", "stdout", "kafka", "file", "file"
-            ])),
+            sinks_of(
+                file,
+                &event(&["stdout", "bogus", "stdout", "kafka", "file", "file"])
+            ),
             [Some(Sink::Stdout), Some(Sink::Kafka), Some(Sink::File)]
         );
-        assert_eq!(s.sinks_of(&event(&["bogus"])), [None, None, None]);
-        assert_eq!(sinks(vec![]).sinks_of(&event(&[])), [None, None, None]);
+        assert_eq!(sinks_of(file, &event(&["bogus"])), [None, None, None]);
+        assert_eq!(sinks_of(&[], &event(&[])), [None, None, None]);
     }
 
     /// A running pipeline writing to a fresh file.
