@@ -10,6 +10,7 @@
 mod accept;
 mod balance;
 mod body;
+mod bound;
 mod cache;
 mod connect;
 mod cors;

@@ -29,9 +29,10 @@ use http::{Method, Version};
 use sluice_telemetry::metrics::METRICS;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::{Instant, timeout, timeout_at};
+use tokio::time::{Instant, timeout};
 use tracing::{debug, warn};
 
+use crate::bound::{Bound, Due};
 use crate::error::ProxyError;
 pub use crate::fields::Fields;
 use crate::h1::chunked::{ChunkError, Decoded};
@@ -113,6 +114,8 @@ pub struct Session {
     keep_alive: bool,
     out: Out,
     status: Option<http::StatusCode>,
+    /// The timer of the connection's reads, kept between them (`bound`).
+    reads: Bound,
 }
 
 impl Session {
@@ -133,6 +136,7 @@ impl Session {
             keep_alive: true,
             out: Out::Done,
             status: None,
+            reads: Bound::default(),
         }
     }
 
@@ -182,18 +186,17 @@ impl Session {
             }
             let idle = self.buf.is_empty();
             let read = self.tcp.read_buf(&mut self.buf);
-            let read = if idle {
-                timeout(IDLE, read).await
+            let due = if idle {
+                Due::After(IDLE)
             } else {
                 // Once a head has begun, it has HEAD_TIME to arrive whole.
-                let deadline = *deadline.get_or_insert_with(|| Instant::now() + HEAD_TIME);
-                timeout_at(deadline, read).await
+                Due::At(*deadline.get_or_insert_with(|| Instant::now() + HEAD_TIME))
             };
-            match read {
-                Ok(Ok(0) | Err(_)) => return Next::Closed,
-                Ok(Ok(_)) => {}
-                Err(_) if idle => return Next::Closed,
-                Err(_) => return Next::Refused(ProxyError::HeadTimeout),
+            match self.reads.run(due, read).await {
+                Some(Ok(0) | Err(_)) => return Next::Closed,
+                Some(Ok(_)) => {}
+                None if idle => return Next::Closed,
+                None => return Next::Refused(ProxyError::HeadTimeout),
             }
         }
     }
@@ -243,10 +246,11 @@ impl Session {
             if self.buf.capacity() - self.buf.len() < want.min(READ_SIZE) {
                 self.buf.reserve(want.clamp(READ_SIZE, MAX_BODY_READ));
             }
-            match timeout(BODY_READ_TIME, self.tcp.read_buf(&mut self.buf)).await {
-                Err(_) => return Err(BodyError::Timeout(BODY_READ_TIME)),
-                Ok(Ok(0)) => return Err(BodyError::Closed),
-                Ok(read) => {
+            let read = self.tcp.read_buf(&mut self.buf);
+            match self.reads.run(Due::After(BODY_READ_TIME), read).await {
+                None => return Err(BodyError::Timeout(BODY_READ_TIME)),
+                Some(Ok(0)) => return Err(BodyError::Closed),
+                Some(read) => {
                     read?;
                 }
             }

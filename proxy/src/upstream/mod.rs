@@ -26,6 +26,7 @@ use http::Method;
 use pingora_core::protocols::Stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::bound::{Bound, Due};
 use crate::error::ProxyError;
 use crate::fields::Fields;
 use crate::h1::chunked::{ChunkError, Decoded};
@@ -99,6 +100,8 @@ pub(crate) struct Conn {
     buf: BytesMut,
     read_size: usize,
     read_timeout: Option<Duration>,
+    /// The timer of the exchange's reads (`bound`).
+    reads: Bound,
     /// The response body; `None` before the head is read.
     body: Option<Body>,
     keep_alive: bool,
@@ -179,6 +182,7 @@ impl Conn {
             buf: BytesMut::new(),
             read_size: READ_SIZE,
             read_timeout: None,
+            reads: Bound::default(),
             body: None,
             keep_alive: false,
         }
@@ -200,9 +204,11 @@ impl Conn {
             stream.flush().await
         };
         let written = match self.read_timeout {
-            Some(t) => tokio::time::timeout(t, write)
+            Some(t) => self
+                .reads
+                .run(Due::After(t), write)
                 .await
-                .map_err(|_| UpstreamError::Timeout("sending the request"))?,
+                .ok_or(UpstreamError::Timeout("sending the request"))?,
             None => write.await,
         };
         written.map_err(|source| UpstreamError::Io {
@@ -282,8 +288,7 @@ impl Conn {
 
     /// Read once into the buffer; the bytes read, 0 at the end of the stream.
     ///
-    /// Tokio's timeout keeps its timer inline; Pingora's boxed one for every read that
-    /// had to wait (an allocation a request).
+    /// Each read is bounded by the read timeout, through the exchange's one timer.
     async fn fill(&mut self, context: &'static str) -> Result<usize, UpstreamError> {
         if self.buf.capacity() - self.buf.len() < READ_SIZE / 4 {
             self.buf.reserve(self.read_size);
@@ -291,9 +296,11 @@ impl Conn {
         let spare = self.buf.capacity() - self.buf.len();
         let read = self.stream.read_buf(&mut self.buf);
         let n = match self.read_timeout {
-            Some(t) => tokio::time::timeout(t, read)
+            Some(t) => self
+                .reads
+                .run(Due::After(t), read)
                 .await
-                .map_err(|_| UpstreamError::Timeout(context))?,
+                .ok_or(UpstreamError::Timeout(context))?,
             None => read.await,
         }
         .map_err(|source| UpstreamError::Io { context, source })?;
