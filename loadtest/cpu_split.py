@@ -57,6 +57,7 @@ def main():
     run.raise_fd_limit()
     work = tempfile.mkdtemp(prefix="sluice-cpu-split-")
     out = a.out or work
+    os.makedirs(out, exist_ok=True)
     procs = []
     try:
         mock, floor = run.start_mock_and_floor(built, work)

@@ -203,10 +203,10 @@ impl SluiceProxy {
             };
             ctx.attempt_log.push(Attempt {
                 registry_id: target.map(|t| t.registry_id),
-                provider: target.map(|t| t.provider.as_str().to_string()),
+                provider: target.map(|t| t.provider.as_str().into()),
                 status,
                 latency_ms: spent.as_secs_f64() * 1000.0,
-                error_class: error_class.map(str::to_string),
+                error_class: error_class.map(Into::into),
             });
             if in_chain {
                 ctx.fallbacks += 1;

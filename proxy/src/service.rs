@@ -271,7 +271,7 @@ impl SluiceProxy {
             let result = Box::pin(self.policies.pre_request(&mut seen, &mut verdict)).await;
             ctx.policy_outcomes = verdict.outcomes;
             ctx.pending = verdict.pending;
-            ctx.extra_headers.extend(verdict.headers);
+            crate::policy::join(&mut ctx.extra_headers, &mut verdict.headers);
             ctx.settle = verdict.settle;
             result?;
             if let Some(rewritten) = verdict.body {

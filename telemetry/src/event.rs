@@ -12,13 +12,14 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Attempt {
     pub registry_id: Option<Uuid>,
-    pub provider: Option<String>,
+    /// One of the gateway's provider names: not copied.
+    pub provider: Option<Label>,
     /// The provider's status, when it answered.
     pub status: Option<u16>,
     pub latency_ms: f64,
     /// Why the attempt failed: `connect`, `timeout`, `http_5xx`, `http_429`,
     /// `provider_error`; `None` for the attempt that answered.
-    pub error_class: Option<String>,
+    pub error_class: Option<Label>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

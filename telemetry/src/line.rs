@@ -349,10 +349,10 @@ mod tests {
             attempts: vec![
                 Attempt {
                     registry_id: id,
-                    provider: Some(text.into()),
+                    provider: Some(Label::from(text.to_string())),
                     status: Some(503),
                     latency_ms: 0.1 + 0.2,
-                    error_class: Some(text.into()),
+                    error_class: Some(Label::from(text.to_string())),
                 },
                 Attempt {
                     registry_id: None,

@@ -127,6 +127,17 @@ fn header(name: &'static str, value: u64) -> (HeaderName, HeaderValue) {
     (HeaderName::from_static(name), HeaderValue::from(value))
 }
 
+/// Move `from`'s items to the end of `into`; into an empty list by taking `from`'s
+/// whole, without a new allocation (`append` would make one). The usual lone policy's
+/// outcome and headers pass through two such lists on their way to the request.
+pub(crate) fn join<T>(into: &mut Vec<T>, from: &mut Vec<T>) {
+    if into.is_empty() {
+        std::mem::swap(into, from);
+    } else {
+        into.append(from);
+    }
+}
+
 /// A template variable: `header.<name>`, `claim.<path>` (dots for nested claims, of a
 /// verified bearer token only), `consumer.name|slug`, `gateway.slug`.
 fn variable(seen: &Seen<'_>, name: &str) -> Option<String> {
@@ -227,10 +238,10 @@ impl Policies {
                 .headers
                 .retain(|(n, _)| !n.as_str().starts_with("x-ratelimit-"));
         }
-        verdict.outcomes.append(&mut out.outcomes);
-        verdict.headers.append(&mut out.headers);
-        verdict.settle.append(&mut out.settle);
-        verdict.pending.append(&mut out.pending);
+        join(&mut verdict.outcomes, &mut out.outcomes);
+        join(&mut verdict.headers, &mut out.headers);
+        join(&mut verdict.settle, &mut out.settle);
+        join(&mut verdict.pending, &mut out.pending);
         if !observe {
             verdict.respond.masks.append(&mut out.respond.masks);
             if out.respond.store.is_some() {
@@ -605,5 +616,24 @@ impl Policies {
                 .map_err(|e| e.to_string()),
             None => Ok(self.local.reserve(key, estimate, budget, window)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joined_lists_keep_their_order() {
+        let mut into = Vec::new();
+        let mut from = vec![1, 2];
+        join(&mut into, &mut from);
+        assert_eq!((into.as_slice(), from.as_slice()), (&[1, 2][..], &[][..]));
+        let mut more = vec![3];
+        join(&mut into, &mut more);
+        assert_eq!(
+            (into.as_slice(), more.as_slice()),
+            (&[1, 2, 3][..], &[][..])
+        );
     }
 }
