@@ -275,14 +275,15 @@ impl Telemetry {
     }
 }
 
-/// The file sink's write buffer. With the 8 KiB default a busy proxy made a `write`
-/// call every five or six events (about 1 KiB each); 64 KiB makes it one in sixty, and
-/// the tick's flush bounds how long an event waits in it.
+/// The most a thread's scratch line keeps between events: one event with large
+/// captured bodies does not keep its room.
 const FILE_BUFFER: usize = 64 * 1024;
 
 struct Sinks {
     config: TelemetryConfig,
-    file: Option<std::io::BufWriter<std::fs::File>>,
+    /// Unbuffered: the queue's lines are already one buffer, written a batch at a time
+    /// (a `BufWriter` copied every line once more, and wrote as often: once a round).
+    file: Option<std::fs::File>,
     kafka: Option<KafkaSink>,
     stats: Arc<TelemetryStats>,
 }
@@ -298,7 +299,7 @@ impl Sinks {
                 .append(true)
                 .open(path)
             {
-                Ok(f) => Some(std::io::BufWriter::with_capacity(FILE_BUFFER, f)),
+                Ok(f) => Some(f),
                 Err(error) => {
                     warn!(%error, path = %path.display(), "telemetry file cannot be opened");
                     None
@@ -325,14 +326,50 @@ impl Sinks {
         }
     }
 
-    /// Write one queued line, newline included, to each of its entry's sinks.
+    /// Write a batch: each run of lines bound for the file in one `write` (usually the
+    /// whole batch), each line to its entry's other sinks.
+    fn write_batch(&mut self, batch: &Queue) {
+        // The run of file-bound lines not yet written: where it starts and its count.
+        let mut run = (0, 0);
+        let mut start = 0;
+        for (entry, line) in batch.iter() {
+            if entry.sinks.contains(&Some(Sink::File)) {
+                if run.1 == 0 {
+                    run.0 = start;
+                }
+                run.1 += 1;
+            } else if run.1 > 0 {
+                self.write_file(&batch.lines[run.0..start], run.1);
+                run.1 = 0;
+            }
+            self.write(entry, line);
+            start = entry.end;
+        }
+        if run.1 > 0 {
+            self.write_file(&batch.lines[run.0..start], run.1);
+        }
+    }
+
+    /// `lines`, `count` of them, to the file sink.
+    fn write_file(&mut self, lines: &[u8], count: u64) {
+        let ok = self
+            .file
+            .as_mut()
+            .is_some_and(|f| f.write_all(lines).is_ok());
+        let counter = if ok {
+            &self.stats.delivered
+        } else {
+            &self.stats.dropped_sink
+        };
+        counter.fetch_add(count, Ordering::Relaxed);
+    }
+
+    /// Write one queued line, newline included, to each of its entry's sinks but the
+    /// file (`write_batch`).
     fn write(&mut self, entry: &Entry, line: &[u8]) {
         for sink in entry.sinks.into_iter().flatten() {
             let ok = match sink {
-                Sink::File => self
-                    .file
-                    .as_mut()
-                    .is_some_and(|f| f.write_all(line).is_ok()),
+                Sink::File => continue,
                 Sink::Stdout => std::io::stdout().lock().write_all(line).is_ok(),
                 Sink::Kafka => {
                     let topic = entry.topic.as_deref().unwrap_or(&self.config.kafka_topic);
@@ -361,12 +398,6 @@ impl Sinks {
             counter.fetch_add(1, Ordering::Relaxed);
         }
     }
-
-    fn flush(&mut self) {
-        if let Some(f) = self.file.as_mut() {
-            let _ = f.flush();
-        }
-    }
 }
 
 async fn drain(config: TelemetryConfig, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
@@ -388,14 +419,11 @@ async fn drain(config: TelemetryConfig, shared: Arc<Shared>, mut stopped: watch:
         if let Ok(mut q) = shared.queue.lock() {
             std::mem::swap(&mut *q, &mut batch);
         }
-        for (entry, line) in batch.iter() {
-            sinks.write(entry, line);
-        }
+        sinks.write_batch(&batch);
         batch.clear();
         // Swapped back into the queue next round: neither keeps a backlog's room.
         batch.lines.shrink_to(KEEP * LINE);
         batch.entries.shrink_to(KEEP);
-        sinks.flush();
         if stopping {
             if let Some(k) = &sinks.kafka {
                 k.flush(Duration::from_secs(2));
@@ -531,6 +559,37 @@ mod tests {
             BATCH + 1,
             "the tick did not write a partial batch"
         );
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// Lines bound elsewhere split the file's runs; the file gets its own lines, in
+    /// order, each counted once.
+    #[tokio::test(start_paused = true)]
+    async fn lines_for_other_sinks_split_the_files_runs() {
+        let (telemetry, path, _stop) = to_file("runs");
+        settle().await;
+        let exporters: [&[&str]; 6] = [&[], &["kafka"], &[], &[], &["bogus"], &["file", "kafka"]];
+        for (i, names) in exporters.into_iter().enumerate() {
+            let mut e = event(names);
+            e.trace_id = format!("t{i}");
+            telemetry.emit(e);
+        }
+        tokio::time::sleep(TICK + Duration::from_millis(1)).await;
+        settle().await;
+        let text = std::fs::read_to_string(&path).expect("telemetry file");
+        let ids: Vec<String> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<TelemetryEvent>(l)
+                    .expect("event")
+                    .trace_id
+            })
+            .collect();
+        assert_eq!(ids, ["t0", "t2", "t3", "t5"]);
+        let stats = telemetry.stats();
+        assert_eq!(stats.delivered.load(Ordering::Relaxed), 4);
+        // Kafka is not configured: its two lines are dropped; "bogus" names no sink.
+        assert_eq!(stats.dropped_sink.load(Ordering::Relaxed), 2);
         let _ = std::fs::remove_file(&path);
     }
 }
