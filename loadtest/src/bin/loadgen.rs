@@ -7,10 +7,17 @@
 //!     --connections 16 --duration 10 [--rate 1000] [--requests 1000]
 //!
 //! Closed loop (default): each connection sends its next request when the last one
-//! ends. Open loop (`--rate`): requests are scheduled at a fixed rate and latency is
-//! counted from the scheduled time, so a stall shows as latency instead of hiding in
-//! a slower send rate (no coordinated omission). `--requests` stops after that many
-//! (with `--connections` equal to it, every request is one long-held stream).
+//! ends. Open loop (`--rate`): requests are scheduled at a fixed rate. A request whose
+//! connection was still busy at its scheduled time is counted from that time, so a
+//! stall of the server shows as latency instead of hiding in a slower send rate (no
+//! coordinated omission); any other is counted from when it was sent. Counting every
+//! request from its scheduled time also counted the generator's own lateness: Tokio's
+//! timer fires on millisecond ticks, so each wake-up came up to a millisecond after its
+//! slot, by an offset that depended on where the run's start fell within a tick. That
+//! offset differed from run to run by hundreds of microseconds, more than the proxies
+//! add, and the difference went into each target's "added" latency. `--requests` stops
+//! after that many (with `--connections` equal to it, every request is one long-held
+//! stream).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -156,6 +163,9 @@ async fn main() -> anyhow::Result<()> {
             };
             let mut mine = Tally::default();
             let mut k: u64 = 0;
+            // When this connection's last exchange ended (its connecting is not one:
+            // the first request is counted from when it is sent).
+            let mut free_at = started;
             loop {
                 let n = issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if limit.is_some_and(|l| n >= l) {
@@ -171,14 +181,16 @@ async fn main() -> anyhow::Result<()> {
                             break;
                         }
                         tokio::time::sleep_until(slot.into()).await;
-                        slot
+                        if free_at > slot { slot } else { Instant::now() }
                     }
                     None => Instant::now(),
                 };
                 if rate.is_none() && since >= deadline {
                     break;
                 }
-                match once(&mut sender, &target, since).await {
+                let result = once(&mut sender, &target, since).await;
+                free_at = Instant::now();
+                match result {
                     Ok((total, ttfb, bytes)) => {
                         mine.ok += 1;
                         mine.latency_us.push(total);
