@@ -245,7 +245,7 @@ impl Telemetry {
                 }
                 _ => None,
             };
-            if line.capacity() > FILE_BUFFER {
+            if line.capacity() > SCRATCH_KEEP {
                 // One event with large captured bodies does not keep its buffer.
                 *line = Vec::with_capacity(2 * LINE);
             }
@@ -277,7 +277,7 @@ impl Telemetry {
 
 /// The most a thread's scratch line keeps between events: one event with large
 /// captured bodies does not keep its room.
-const FILE_BUFFER: usize = 64 * 1024;
+const SCRATCH_KEEP: usize = 64 * 1024;
 
 struct Sinks {
     config: TelemetryConfig,
