@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Two or more sluice builds side by side, in one run, against the Pingora floor.
 
-    python3 loadtest/ab.py BEFORE AFTER [--reps 5] [--secs 5] [--streams 1000 | 0]
+    python3 loadtest/ab.py BEFORE AFTER [--reps 5] [--secs 5] [--streams 1000 | 0] [--scenario 3]
 
 BEFORE and AFTER are `sluice` binaries built beforehand, for instance:
 
@@ -15,7 +15,9 @@ then scenario 1 runs against the floor and each binary in turn (the binaries in
 reverse order every other round), `--reps` times, and
 each target's median is reported with its ratio to the floor, its CPU per request
 and the provider mock's CPU per request (which falls when sluice wakes it less).
-Then each binary holds `--streams` translated streams, and the growth of its RSS over
+With `--scenario 3` the rounds are translated streams of 50 events (OpenAI client,
+Anthropic upstream) instead, driven by `loadgen`, and the floor is the mock's own
+stream, direct. Then each binary holds `--streams` translated streams, and the growth of its RSS over
 its idle size is divided among them (scenario 5).
 """
 
@@ -61,6 +63,7 @@ def main():
     ap.add_argument("--conns", type=int, default=32)
     ap.add_argument("--streams", type=int, default=1000)
     ap.add_argument("--consumers", type=int, default=10)
+    ap.add_argument("--scenario", type=int, choices=(1, 3), default=1)
     a = ap.parse_args()
     built = lambda n: os.path.join(run.ROOT, "target", "release", n)
     run.raise_fd_limit()
@@ -70,14 +73,33 @@ def main():
         mock, floor = run.start_mock_and_floor(built, work)
         procs += [mock, floor]
         wait_up(f"http://127.0.0.1:{MOCK}/health", "the mock")
-        targets = [("floor", floor, f"http://127.0.0.1:{FLOOR}", "/v1/chat/completions",
-                    {"Authorization": f"Bearer {KEY}"})]
+        streams = a.scenario == 3
+        chunks = {"x-mock-chunks": "50"}
+        if streams:
+            targets = [("direct", mock, f"http://127.0.0.1:{MOCK}", "/v1/messages",
+                        {"Authorization": f"Bearer {KEY}", "anthropic-version": "2023-06-01", **chunks})]
+        else:
+            targets = [("floor", floor, f"http://127.0.0.1:{FLOOR}", "/v1/chat/completions",
+                        {"Authorization": f"Bearer {KEY}"})]
         for i, binary in enumerate(a.binaries):
             target = start(os.path.abspath(binary), i, work, a.consumers)
             procs.append(target[1])
             targets.append(target)
-        for _, _, url, path, headers in targets:
-            wrk(url, path, CHAT, 2, a.conns, headers)
+        direct_stream = {"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": True,
+                         "messages": CHAT["messages"]}
+
+        def drive(i, url, path, headers, secs):
+            if not streams:
+                return wrk(url, path, CHAT, secs, a.conns, headers)
+            body = direct_stream if i == 0 else dict(TRANSLATED, stream=True)
+            r = loadgen(built("loadgen"), url + path, body, {**headers, **chunks},
+                        connections=a.conns, duration=secs)
+            return {"rps": r["rps"], "requests": r["requests"]}
+
+        for i, (_, _, url, path, headers) in enumerate(targets):
+            if streams and i > 0:
+                headers.update(chunks)
+            drive(i, url, path, headers, 2)
 
         rows = {t[0]: [] for t in targets}
         for rep in range(a.reps):
@@ -86,13 +108,14 @@ def main():
             order = targets if rep % 2 == 0 else targets[:1] + targets[:0:-1]
             for name, proc, url, path, headers in order:
                 cpu, mock_cpu = proc.cpu(), mock.cpu()
-                r = wrk(url, path, CHAT, a.secs, a.conns, headers)
+                r = drive(targets.index((name, proc, url, path, headers)), url, path, headers, a.secs)
                 n = max(r["requests"], 1)
                 rows[name].append((r["rps"], (proc.cpu() - cpu) * 1e6 / n, (mock.cpu() - mock_cpu) * 1e6 / n))
                 run.log(f"round {rep + 1}: {name:24s} {r['rps']:8.0f} req/s")
-        floor_rps = median([r[0] for r in rows["floor"]])
-        print(f"scenario 1, median of {a.reps} ({a.secs:.0f} s each, {a.conns} connections):")
-        print(f"  {'target':24s} {'req/s':>8s} {'÷floor':>7s} {'CPU µs/req':>11s} {'mock µs/req':>12s}")
+        floor_rps = median([r[0] for r in rows[targets[0][0]]])
+        print(f"scenario {a.scenario}, median of {a.reps} ({a.secs:.0f} s each, {a.conns} connections):")
+        base = "÷" + targets[0][0]
+        print(f"  {'target':24s} {'req/s':>8s} {base:>7s} {'CPU µs/req':>11s} {'mock µs/req':>12s}")
         for name, rs in rows.items():
             rps = median([r[0] for r in rs])
             print(f"  {name:24s} {rps:8.0f} {rps / floor_rps:7.2f} {median([r[1] for r in rs]):11.1f}"

@@ -371,6 +371,15 @@ impl BodyReader {
         }
     }
 
+    /// What [`Self::read`] would return without waiting for the socket (see
+    /// [`Conn::read_body_now`]); `None` when the next piece is still to come.
+    pub(crate) fn read_now(&mut self) -> Option<Result<Option<Bytes>, UpstreamError>> {
+        match self.first.take() {
+            Some(first) => Some(Ok(first)),
+            None => self.up.read_body_now(),
+        }
+    }
+
     /// Read the first chunk ahead; a failure here is still retryable.
     async fn prime(&mut self) -> Result<(), AnswerError> {
         let first = self.read().await.map_err(|e| {

@@ -24,6 +24,11 @@ pub(crate) enum Done {
     Abandoned,
 }
 
+/// The most upstream bytes gathered for one write to the client. Pieces already read
+/// when one arrives (a burst of events in one read of the socket) leave with it, in one
+/// write rather than one each; a long burst leaves in writes of about this size.
+const GATHER: usize = 64 * 1024;
+
 /// Relay the provider's bytes as they come.
 pub(crate) async fn pass_through(
     up: &mut BodyReader,
@@ -44,47 +49,62 @@ pub(crate) async fn pass_through(
     // An answer that came in one chunk, the usual case, is read in place; a second
     // chunk starts a copy, so no more than one of the reader's buffers is held.
     let mut whole: Option<Whole> = (ok && !is_sse).then_some(Whole::Empty);
+    let mut out = Gather::default();
     loop {
-        match up.read().await {
-            Ok(Some(chunk)) => {
-                relayed.ttfb.get_or_insert_with(|| started.elapsed());
-                relayed.bytes += chunk.len();
-                if is_sse {
-                    end.saw(&chunk);
-                }
-                if let Some(tap) = tap.as_mut() {
-                    tap.push(&chunk);
-                }
-                if let Some(w) = whole.take() {
-                    whole = w.add(&chunk);
-                }
-                let out = if strip_usage {
-                    let mut kept = BytesMut::with_capacity(chunk.len());
-                    let split = splitter.push(&chunk, MAX_EVENT, |event| {
-                        if !is_usage_only_chunk(&event) {
-                            kept.extend_from_slice(&event);
-                        }
-                    });
-                    if split.is_err() {
-                        relayed.broken = true;
-                        let _ = session
-                            .write_response_body(
-                                Some(ProxyError::UpstreamFailed.sse_event(dialect)),
-                                true,
-                            )
-                            .await;
-                        return Done::Abandoned;
+        let mut read = up.read().await;
+        // The pieces already read leave together; `Some` once the body has ended.
+        let ending = loop {
+            let chunk = match read {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break Some(Ok(())),
+                Err(e) => break Some(Err(e)),
+            };
+            relayed.ttfb.get_or_insert_with(|| started.elapsed());
+            relayed.bytes += chunk.len();
+            if is_sse {
+                end.saw(&chunk);
+            }
+            if let Some(tap) = tap.as_mut() {
+                tap.push(&chunk);
+            }
+            if let Some(w) = whole.take() {
+                whole = w.add(&chunk);
+            }
+            if strip_usage {
+                let mut kept = BytesMut::with_capacity(chunk.len());
+                let split = splitter.push(&chunk, MAX_EVENT, |event| {
+                    if !is_usage_only_chunk(&event) {
+                        kept.extend_from_slice(&event);
                     }
-                    kept.freeze()
-                } else {
-                    chunk
-                };
-                if !out.is_empty() && session.write_response_body(Some(out), false).await.is_err() {
+                });
+                out.push(kept.freeze());
+                if split.is_err() {
+                    relayed.broken = true;
+                    out.push(ProxyError::UpstreamFailed.sse_event(dialect));
+                    let _ = session.write_response_body(out.take(), true).await;
+                    return Done::Abandoned;
+                }
+            } else {
+                out.push(chunk);
+            }
+            match up.read_now() {
+                Some(next) if out.len() < GATHER => read = next,
+                _ => break None,
+            }
+        };
+        match ending {
+            None => {
+                if let Some(piece) = out.take()
+                    && session
+                        .write_response_body(Some(piece), false)
+                        .await
+                        .is_err()
+                {
                     debug!("client went away mid-response");
                     return Done::Abandoned;
                 }
             }
-            Ok(None) => {
+            Some(Ok(())) => {
                 let body = whole.take().map(Whole::into_bytes);
                 relayed.usage = match (&tap, &body) {
                     (Some(tap), _) => tap.usage(),
@@ -100,26 +120,72 @@ pub(crate) async fn pass_through(
                     relayed.broken = true;
                     errors::stream_event(dialect, &ErrorInfo::incomplete(), &mut rest);
                 }
-                let rest = rest.freeze();
-                let _ = session
-                    .write_response_body((!rest.is_empty()).then_some(rest), true)
-                    .await;
+                out.push(rest.freeze());
+                let _ = session.write_response_body(out.take(), true).await;
                 return Done::Complete;
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 let error = ProxyError::from(&e);
                 warn!(error = %e, status = relayed.status, bytes = relayed.bytes, "upstream failed mid-response");
                 relayed.broken = true;
                 if is_sse {
-                    let _ = session
-                        .write_response_body(Some(error.sse_event(dialect)), true)
-                        .await;
+                    out.push(error.sse_event(dialect));
+                    let _ = session.write_response_body(out.take(), true).await;
                 } else {
+                    // What came before the failure still goes; the client learns of
+                    // the failure from the connection closing short of the end.
+                    if let Some(piece) = out.take() {
+                        let _ = session.write_response_body(Some(piece), false).await;
+                    }
                     session.close_after();
                 }
                 return Done::Abandoned;
             }
         }
+    }
+}
+
+/// Pieces of the answer for one write: the first kept as it is (an answer that came
+/// in one piece is not copied), later ones copied after it.
+#[derive(Default)]
+struct Gather {
+    first: Option<Bytes>,
+    more: BytesMut,
+}
+
+impl Gather {
+    fn push(&mut self, piece: Bytes) {
+        if piece.is_empty() {
+            return;
+        }
+        match &self.first {
+            None => self.first = Some(piece),
+            Some(first) => {
+                if self.more.is_empty() {
+                    self.more.reserve(first.len() + piece.len());
+                    self.more.extend_from_slice(first);
+                }
+                self.more.extend_from_slice(&piece);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        if self.more.is_empty() {
+            self.first.as_ref().map_or(0, Bytes::len)
+        } else {
+            self.more.len()
+        }
+    }
+
+    /// What is gathered, if anything, leaving the gather empty.
+    fn take(&mut self) -> Option<Bytes> {
+        let first = self.first.take()?;
+        Some(if self.more.is_empty() {
+            first
+        } else {
+            self.more.split().freeze()
+        })
     }
 }
 
@@ -233,24 +299,36 @@ pub(crate) async fn translate_stream(
     let mut events = Vec::new();
     let mut buf = BytesMut::new();
     loop {
-        let read = up.read().await;
-        let ended = matches!(read, Ok(None));
-        let failure: Option<ErrorInfo> = match read {
-            Ok(Some(chunk)) => {
-                relayed.ttfb.get_or_insert_with(|| started.elapsed());
-                relayed.bytes += chunk.len();
-                parser
-                    .push(&chunk, &mut sse)
+        let mut read = up.read().await;
+        // The events already read are translated together, for one write.
+        let mut gathered = 0;
+        let (ended, failure) = loop {
+            let ended = matches!(read, Ok(None));
+            let failure: Option<ErrorInfo> = match read {
+                Ok(Some(chunk)) => {
+                    relayed.ttfb.get_or_insert_with(|| started.elapsed());
+                    relayed.bytes += chunk.len();
+                    gathered += chunk.len();
+                    parser
+                        .push(&chunk, &mut sse)
+                        .err()
+                        .map(|e| bad_stream(&e.to_string()))
+                }
+                Ok(None) => parser
+                    .finish(&mut sse)
                     .err()
-                    .map(|e| bad_stream(&e.to_string()))
+                    .map(|e| bad_stream(&e.to_string())),
+                Err(e) => {
+                    warn!(error = %e, bytes = relayed.bytes, "upstream failed mid-stream");
+                    Some(ProxyError::from(&e).info())
+                }
+            };
+            if ended || failure.is_some() || gathered >= GATHER {
+                break (ended, failure);
             }
-            Ok(None) => parser
-                .finish(&mut sse)
-                .err()
-                .map(|e| bad_stream(&e.to_string())),
-            Err(e) => {
-                warn!(error = %e, bytes = relayed.bytes, "upstream failed mid-stream");
-                Some(ProxyError::from(&e).info())
+            match up.read_now() {
+                Some(next) => read = next,
+                None => break (false, None),
             }
         };
         for e in sse.drain(..) {
@@ -298,4 +376,32 @@ pub(crate) async fn translate_stream(
 
 fn bad_stream(reason: &str) -> ErrorInfo {
     ProxyError::BadUpstreamResponse(reason.to_string()).info()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gather_of_one_piece_is_that_piece_and_more_are_joined_in_order() {
+        let mut g = Gather::default();
+        assert_eq!(g.take(), None);
+        g.push(Bytes::new());
+        assert_eq!((g.len(), g.take()), (0, None), "empty pieces are skipped");
+
+        let one = Bytes::from_static(b"whole answer");
+        g.push(one.clone());
+        assert_eq!(g.len(), one.len());
+        let taken = g.take().unwrap();
+        assert_eq!(taken.as_ptr(), one.as_ptr(), "a lone piece is not copied");
+
+        for piece in ["data: 1\n\n", "", "data: 2\n\n", "data: 3\n\n"] {
+            g.push(Bytes::from(piece));
+        }
+        assert_eq!(g.len(), 27);
+        assert_eq!(g.take().unwrap(), &b"data: 1\n\ndata: 2\n\ndata: 3\n\n"[..]);
+        assert_eq!(g.take(), None, "taking empties it");
+        g.push(Bytes::from_static(b"next"));
+        assert_eq!(g.take().unwrap(), &b"next"[..]);
+    }
 }

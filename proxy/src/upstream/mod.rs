@@ -257,13 +257,8 @@ impl Conn {
     /// The next piece of the body; `None` once it is complete.
     pub(crate) async fn read_body(&mut self) -> Result<Option<Bytes>, UpstreamError> {
         loop {
-            let Some(body) = self.body.as_mut() else {
-                return Ok(None);
-            };
-            match body.next(&mut self.buf)? {
-                Decoded::Data(piece) => return Ok(Some(piece)),
-                Decoded::End => return Ok(None),
-                Decoded::NeedMore => {}
+            if let Some(next) = self.read_body_now() {
+                return next;
             }
             if self.fill("while reading the body").await? == 0 {
                 return if self.body.as_mut().is_some_and(Body::closed) {
@@ -272,6 +267,22 @@ impl Conn {
                     Err(UpstreamError::Closed("before the end of the body"))
                 };
             }
+        }
+    }
+
+    /// What [`Self::read_body`] would return, when that needs no read from the
+    /// socket: the next piece already in the buffer, or the end already reached.
+    /// `None` when more bytes must come first. A relay gathers what a burst brought in
+    /// one read this way, for one write to its client.
+    pub(crate) fn read_body_now(&mut self) -> Option<Result<Option<Bytes>, UpstreamError>> {
+        let Some(body) = self.body.as_mut() else {
+            return Some(Ok(None));
+        };
+        match body.next(&mut self.buf) {
+            Ok(Decoded::Data(piece)) => Some(Ok(Some(piece))),
+            Ok(Decoded::End) => Some(Ok(None)),
+            Ok(Decoded::NeedMore) => None,
+            Err(e) => Some(Err(e.into())),
         }
     }
 

@@ -159,6 +159,42 @@ async fn a_chunked_stream_comes_event_by_event_and_holds_no_buffer_between() {
 }
 
 #[tokio::test]
+async fn what_one_read_brought_is_handed_out_without_another() {
+    let (go_on, mut wait) = tokio::sync::mpsc::channel::<()>(1);
+    let (mut conn, provider) = provider(move |mut tcp| async move {
+        read_request(&mut tcp).await;
+        // The head and three events in one write, as a burst from a provider comes.
+        let mut burst = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+        for i in 0..3 {
+            let event = format!("data: {i}\n\n");
+            burst.extend_from_slice(format!("{:x}\r\n{event}\r\n", event.len()).as_bytes());
+        }
+        tcp.write_all(&burst).await.unwrap();
+        wait.recv().await;
+        tcp.write_all(b"7\r\ndata: 3\r\n0\r\n\r\n").await.unwrap();
+        tcp
+    })
+    .await;
+    let (first, rest) = post(b"{}");
+    conn.send(&first, rest).await.unwrap();
+    conn.read_head().await.unwrap();
+    let piece = conn.read_body().await.unwrap().expect("event");
+    assert_eq!(piece, &b"data: 0\n\n"[..]);
+    for i in 1..3 {
+        let piece = conn.read_body_now().expect("already read").unwrap();
+        assert_eq!(piece.unwrap(), format!("data: {i}\n\n").as_bytes());
+    }
+    assert!(conn.read_body_now().is_none(), "the rest is still to come");
+    go_on.send(()).await.unwrap();
+    assert_eq!(conn.read_body().await.unwrap().unwrap(), &b"data: 3"[..]);
+    // The last chunk came with the event: the end needs no read either.
+    assert_eq!(conn.read_body_now().expect("already read").unwrap(), None);
+    assert_eq!(conn.read_body().await.unwrap(), None);
+    assert!(conn.into_reusable().is_some());
+    drop(provider.await.unwrap());
+}
+
+#[tokio::test]
 async fn a_close_delimited_body_ends_with_the_connection() {
     let mut conn = answered(b"HTTP/1.0 200 OK\r\n\r\nall of it", false).await;
     conn.read_head().await.unwrap();
