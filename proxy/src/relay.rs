@@ -298,11 +298,13 @@ pub(crate) async fn translate_stream(
     let mut sse = Vec::new();
     let mut events = Vec::new();
     let mut buf = BytesMut::new();
+    // Whether any of the body (and with it the head) has gone to the client.
+    let mut wrote = false;
     loop {
         let mut read = up.read().await;
         // The events already read are translated together, for one write.
         let mut gathered = 0;
-        let (ended, failure) = loop {
+        let (ended, mut failure) = loop {
             let ended = matches!(read, Ok(None));
             let failure: Option<ErrorInfo> = match read {
                 Ok(Some(chunk)) => {
@@ -331,25 +333,55 @@ pub(crate) async fn translate_stream(
                 None => break (false, None),
             }
         };
-        for e in sse.drain(..) {
-            if let Err(err) = decoder.decode(&e, &mut events) {
-                events.push(Event::Error(bad_stream(&err.to_string())));
+        // Until the stream's first bytes have left, events are translated one at a
+        // time and the first output goes at once: the first token does not wait for
+        // the rest of a burst to be translated. After that, the burst leaves whole.
+        let mut failed = false;
+        let mut next = 0;
+        loop {
+            let upto = if wrote {
+                sse.len()
+            } else {
+                sse.len().min(next + 1)
+            };
+            for e in &sse[next..upto] {
+                if let Err(err) = decoder.decode(e, &mut events) {
+                    events.push(Event::Error(bad_stream(&err.to_string())));
+                    failed = true;
+                    break;
+                }
+            }
+            next = upto;
+            let last = failed || next == sse.len();
+            if last && let Some(info) = failure.take() {
+                events.push(Event::Error(info));
+            }
+            failed |= events.iter().any(|e| matches!(e, Event::Error(_)));
+            if let Some(f) = filter.as_mut() {
+                f.events(&mut events);
+            }
+            for e in events.drain(..) {
+                if let Event::Usage(u) = &e {
+                    relayed.usage = Some(*u);
+                }
+                encoder.encode(&e, &mut buf);
+            }
+            if last || failed {
                 break;
             }
-        }
-        if let Some(info) = failure {
-            events.push(Event::Error(info));
-        }
-        let failed = events.iter().any(|e| matches!(e, Event::Error(_)));
-        if let Some(f) = filter.as_mut() {
-            f.events(&mut events);
-        }
-        for e in events.drain(..) {
-            if let Event::Usage(u) = &e {
-                relayed.usage = Some(*u);
+            if !wrote && !buf.is_empty() {
+                if session
+                    .write_response_body(Some(buf.split().freeze()), false)
+                    .await
+                    .is_err()
+                {
+                    debug!("client went away mid-stream");
+                    return Done::Abandoned;
+                }
+                wrote = true;
             }
-            encoder.encode(&e, &mut buf);
         }
+        sse.clear();
         if ended || failed {
             encoder.finish(&mut buf);
             relayed.broken = failed || !decoder.complete();
@@ -362,14 +394,16 @@ pub(crate) async fn translate_stream(
                 Done::Abandoned
             };
         }
-        if !buf.is_empty()
-            && session
+        if !buf.is_empty() {
+            if session
                 .write_response_body(Some(buf.split().freeze()), false)
                 .await
                 .is_err()
-        {
-            debug!("client went away mid-stream");
-            return Done::Abandoned;
+            {
+                debug!("client went away mid-stream");
+                return Done::Abandoned;
+            }
+            wrote = true;
         }
     }
 }
