@@ -1,9 +1,10 @@
 //! Messages streams: named events from `message_start` to `message_stop`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
-use bytes::BytesMut;
-use serde::Deserialize;
+use bytes::{BufMut, BytesMut};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{UsageIn, finish_from, finish_values, usage_value};
@@ -83,6 +84,50 @@ enum BlockDelta {
     Other,
 }
 
+/// A `content_block_delta`, nearly every event of a stream, read flat: serde's
+/// internally tagged enums copy each event into a tree of its own first, and the
+/// delta inside again, before reading the variant.
+#[derive(Deserialize)]
+struct FlatDelta<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    index: usize,
+    #[serde(borrow)]
+    delta: FlatInner<'a>,
+}
+
+#[derive(Deserialize)]
+struct FlatInner<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    text: Option<String>,
+    partial_json: Option<String>,
+    thinking: Option<String>,
+}
+
+/// A delta event read the quick way; `None` for anything it is not sure of (another
+/// event, an unknown or incomplete delta, malformed JSON), which the general parse then
+/// decides, errors included: the two accept and refuse the same events.
+fn quick_delta(data: &str) -> Option<StreamEvent> {
+    let flat: FlatDelta = serde_json::from_str(data).ok()?;
+    if flat.kind != "content_block_delta" {
+        return None;
+    }
+    let d = flat.delta;
+    let delta = match (&*d.kind, d.text, d.partial_json, d.thinking) {
+        ("text_delta", Some(text), _, _) => BlockDelta::TextDelta { text },
+        ("input_json_delta", _, Some(partial_json), _) => {
+            BlockDelta::InputJsonDelta { partial_json }
+        }
+        ("thinking_delta", _, _, Some(thinking)) => BlockDelta::ThinkingDelta { thinking },
+        _ => return None,
+    };
+    Some(StreamEvent::ContentBlockDelta {
+        index: flat.index,
+        delta,
+    })
+}
+
 #[derive(Deserialize)]
 struct MessageDeltaBody {
     #[serde(default)]
@@ -110,8 +155,15 @@ impl StreamDecoder {
         if ev.data.trim().is_empty() {
             return Ok(());
         }
-        let event: StreamEvent = serde_json::from_str(&ev.data)
-            .map_err(|e| TranslateError::BadUpstream(e.to_string()))?;
+        let quick = match ev.event.as_deref() {
+            Some("content_block_delta") => quick_delta(&ev.data),
+            _ => None,
+        };
+        let event: StreamEvent = match quick {
+            Some(event) => event,
+            None => serde_json::from_str(&ev.data)
+                .map_err(|e| TranslateError::BadUpstream(e.to_string()))?,
+        };
         match event {
             StreamEvent::MessageStart { message } => {
                 if let Some(u) = message.usage {
@@ -263,12 +315,47 @@ impl StreamEncoder {
         index
     }
 
-    fn delta(out: &mut BytesMut, index: usize, delta: Value) {
-        emit(
-            out,
-            "content_block_delta",
-            &json!({"type": "content_block_delta", "index": index, "delta": delta}),
-        );
+    /// A `content_block_delta` event, serialized straight into `out` from borrowed
+    /// parts rather than through a `Value` tree: deltas are most of a stream.
+    /// Members are written in the alphabetical order `json!` gave them.
+    fn delta(
+        out: &mut BytesMut,
+        index: usize,
+        kind: &'static str,
+        field: &'static str,
+        text: &str,
+    ) {
+        #[derive(Serialize)]
+        struct Delta<'a> {
+            delta: Inner<'a>,
+            index: usize,
+            #[serde(rename = "type")]
+            kind: &'static str,
+        }
+        struct Inner<'a> {
+            field: &'static str,
+            text: &'a str,
+            kind: &'static str,
+        }
+        impl Serialize for Inner<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeMap;
+                // `partial_json`, `text` and `thinking` all sort before `type`.
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry(self.field, self.text)?;
+                m.serialize_entry("type", self.kind)?;
+                m.end()
+            }
+        }
+        let event = Delta {
+            delta: Inner { field, text, kind },
+            index,
+            kind: "content_block_delta",
+        };
+        out.put_slice(b"event: content_block_delta\ndata: ");
+        // Writing to memory cannot fail, and the parts are plain data.
+        let _ = serde_json::to_writer((&mut *out).writer(), &event);
+        out.put_slice(b"\n\n");
     }
 
     pub fn encode(&mut self, ev: &Event, out: &mut BytesMut) {
@@ -287,7 +374,7 @@ impl StreamEncoder {
                     Some(i) if self.blocks[i].0 == Block::Text => i,
                     _ => self.open(Block::Text, json!({"type": "text", "text": ""}), out),
                 };
-                Self::delta(out, index, json!({"type": "text_delta", "text": t}));
+                Self::delta(out, index, "text_delta", "text", t);
             }
             Event::Reasoning(r) => {
                 self.ensure_started(out);
@@ -299,7 +386,7 @@ impl StreamEncoder {
                         out,
                     ),
                 };
-                Self::delta(out, index, json!({"type": "thinking_delta", "thinking": r}));
+                Self::delta(out, index, "thinking_delta", "thinking", r);
             }
             Event::ToolCallStart { index, id, name } => {
                 self.ensure_started(out);
@@ -314,11 +401,7 @@ impl StreamEncoder {
                 // Tool blocks stay open until the end, so fragments of parallel calls
                 // that arrive interleaved still land on their own block.
                 if let Some(&block) = self.tools.get(index) {
-                    Self::delta(
-                        out,
-                        block,
-                        json!({"type": "input_json_delta", "partial_json": fragment}),
-                    );
+                    Self::delta(out, block, "input_json_delta", "partial_json", fragment);
                 }
             }
             Event::Finish(reason) => self.finish = Some(reason.clone()),
@@ -353,5 +436,56 @@ impl StreamEncoder {
         );
         emit(out, "message_stop", &json!({"type": "message_stop"}));
         self.closed = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a decoder makes of one event: its events, or its error's text.
+    fn decoded(name: Option<&str>, data: &str) -> Result<Vec<Event>, String> {
+        let mut d = StreamDecoder::default();
+        d.tools.insert(1, 0);
+        let mut out = Vec::new();
+        let ev = SseEvent {
+            event: name.map(str::to_string),
+            data: data.to_string(),
+        };
+        d.decode(&ev, &mut out)
+            .map(|()| out)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_quick_delta_read_agrees_with_the_general_one() {
+        let cases = [
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi \"there\" \u00e9"}}"#,
+            r#"{"index":0,"delta":{"text":"order","type":"text_delta"},"type":"content_block_delta","extra":[1]}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hmm"}}"#,
+            r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"a\":"}}"#,
+            r#"{"type":"content_block_delta","index":7,"delta":{"type":"input_json_delta","partial_json":"{}"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"x"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":null}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":5}}"#,
+            r#"{"type":"content_block_delta","index":-1,"delta":{"type":"text_delta","text":"x"}}"#,
+            r#"{"type":"content_block_delta","delta":{"type":"text_delta","text":"x"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a","text":"b"}}"#,
+            r#"{"type":"content_block_d\u0065lta","index":0,"delta":{"type":"text_delta","text":"x"}}"#,
+            r#"{"type":"ping"}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":"#,
+        ];
+        for data in cases {
+            assert_eq!(
+                decoded(Some("content_block_delta"), data),
+                decoded(None, data),
+                "{data}"
+            );
+        }
+        assert_eq!(
+            decoded(Some("content_block_delta"), cases[0]),
+            Ok(vec![Event::Text("hi \"there\" é".into())])
+        );
     }
 }

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
-use bytes::BytesMut;
-use serde::Deserialize;
+use bytes::{BufMut, BytesMut};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::usage::{self, UsageIn};
@@ -153,6 +153,34 @@ impl StreamDecoder {
     }
 }
 
+/// A chunk as written, members in alphabetical order as `json!` wrote them before.
+#[derive(Serialize)]
+struct ChunkOut<'a, D> {
+    choices: [ChoiceOut<'a, D>; 1],
+    created: u64,
+    id: &'a str,
+    model: &'a str,
+    object: &'static str,
+}
+
+#[derive(Serialize)]
+struct ChoiceOut<'a, D> {
+    delta: D,
+    finish_reason: Option<&'a str>,
+    index: u32,
+    logprobs: Option<()>,
+}
+
+#[derive(Serialize)]
+struct TextDelta<'a> {
+    content: &'a str,
+}
+
+#[derive(Serialize)]
+struct ReasoningDelta<'a> {
+    reasoning_content: &'a str,
+}
+
 /// Writes a Chat Completions stream.
 #[derive(Debug)]
 pub struct StreamEncoder {
@@ -180,20 +208,27 @@ impl StreamEncoder {
         }
     }
 
-    fn chunk(&self, delta: Value, finish: Option<&FinishReason>, out: &mut BytesMut) {
-        let chunk = json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{
-                "index": 0,
-                "delta": delta,
-                "logprobs": null,
-                "finish_reason": finish.map(finish_str),
+    /// One `chat.completion.chunk`, serialized straight into `out` from borrowed
+    /// parts: a text delta is most of a stream, and building a `Value` tree for each
+    /// (a map, its keys, copies of the id and model) cost more than the rest of the
+    /// event's translation. Members are written in the order `json!` gave them.
+    fn chunk<D: Serialize>(&self, delta: D, finish: Option<&FinishReason>, out: &mut BytesMut) {
+        let chunk = ChunkOut {
+            choices: [ChoiceOut {
+                delta,
+                finish_reason: finish.map(finish_str),
+                index: 0,
+                logprobs: None,
             }],
-        });
-        sse::write_event(out, None, &chunk.to_string());
+            created: self.created,
+            id: &self.id,
+            model: &self.model,
+            object: "chat.completion.chunk",
+        };
+        out.put_slice(b"data: ");
+        // Writing to memory cannot fail, and the parts are plain data.
+        let _ = serde_json::to_writer((&mut *out).writer(), &chunk);
+        out.put_slice(b"\n\n");
     }
 
     fn ensure_started(&mut self, out: &mut BytesMut) {
@@ -219,11 +254,17 @@ impl StreamEncoder {
             }
             Event::Text(t) => {
                 self.ensure_started(out);
-                self.chunk(json!({"content": t}), None, out);
+                self.chunk(TextDelta { content: t }, None, out);
             }
             Event::Reasoning(r) => {
                 self.ensure_started(out);
-                self.chunk(json!({"reasoning_content": r}), None, out);
+                self.chunk(
+                    ReasoningDelta {
+                        reasoning_content: r,
+                    },
+                    None,
+                    out,
+                );
             }
             Event::ToolCallStart { index, id, name } => {
                 self.ensure_started(out);

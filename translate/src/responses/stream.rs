@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
-use bytes::BytesMut;
-use serde::Deserialize;
+use bytes::{BufMut, BytesMut};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::response::{Incomplete, output_items};
@@ -310,19 +310,37 @@ impl StreamEncoder {
                         index
                     }
                 };
-                let id = match self.items.get_mut(index) {
-                    Some(Item::Message { id, text, .. }) => {
-                        text.push_str(t);
-                        id.clone()
-                    }
-                    _ => return,
+                let Some(Item::Message { id, text, .. }) = self.items.get_mut(index) else {
+                    return;
                 };
-                self.emit(
-                    out,
-                    "response.output_text.delta",
-                    json!({"item_id": id, "output_index": index, "content_index": 0, "delta": t,
-                        "logprobs": []}),
-                );
+                text.push_str(t);
+                // The one event per token: written from borrowed parts, not through a
+                // `Value` tree, members in the alphabetical order `emit` gives them.
+                #[derive(Serialize)]
+                struct TextDelta<'a> {
+                    content_index: u32,
+                    delta: &'a str,
+                    item_id: &'a str,
+                    logprobs: [(); 0],
+                    output_index: usize,
+                    sequence_number: u64,
+                    #[serde(rename = "type")]
+                    kind: &'static str,
+                }
+                let event = TextDelta {
+                    content_index: 0,
+                    delta: t,
+                    item_id: id,
+                    logprobs: [],
+                    output_index: index,
+                    sequence_number: self.seq,
+                    kind: "response.output_text.delta",
+                };
+                self.seq += 1;
+                out.put_slice(b"event: response.output_text.delta\ndata: ");
+                // Writing to memory cannot fail, and the parts are plain data.
+                let _ = serde_json::to_writer((&mut *out).writer(), &event);
+                out.put_slice(b"\n\n");
             }
             // Responses carries reasoning as encrypted items or summaries the provider
             // writes; reasoning from another provider is not passed on.
