@@ -209,9 +209,9 @@ impl StreamEncoder {
     }
 
     /// One `chat.completion.chunk`, serialized straight into `out` from borrowed
-    /// parts: a text delta is most of a stream, and building a `Value` tree for each
-    /// (a map, its keys, copies of the id and model) cost more than the rest of the
-    /// event's translation. Members are written in the order `json!` gave them.
+    /// parts: text deltas are most of a stream, and each used to build a `Value` tree
+    /// (a map, its keys, copies of the id and model) and a string to print it into.
+    /// Members are written in the order `json!` gave them.
     fn chunk<D: Serialize>(&self, delta: D, finish: Option<&FinishReason>, out: &mut BytesMut) {
         let chunk = ChunkOut {
             choices: [ChoiceOut {
