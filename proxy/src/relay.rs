@@ -105,13 +105,6 @@ pub(crate) async fn pass_through(
                 }
             }
             Some(Ok(())) => {
-                let body = whole.take().map(Whole::into_bytes);
-                relayed.usage = match (&tap, &body) {
-                    (Some(tap), _) => tap.usage(),
-                    (_, Some(body)) => usage::of_body(dialect, body),
-                    _ => None,
-                };
-                relayed.body = body;
                 let mut rest = BytesMut::from(&splitter.rest()[..]);
                 if is_sse && relayed.status == 200 && !end.seen {
                     // The provider closed a stream it never finished: say so rather
@@ -122,6 +115,15 @@ pub(crate) async fn pass_through(
                 }
                 out.push(rest.freeze());
                 let _ = session.write_response_body(out.take(), true).await;
+                // The usage is read once the client has its answer: accounting needs
+                // it, the client does not wait for it.
+                let body = whole.take().map(Whole::into_bytes);
+                relayed.usage = match (&tap, &body) {
+                    (Some(tap), _) => tap.usage(),
+                    (_, Some(body)) => usage::of_body(dialect, body),
+                    _ => None,
+                };
+                relayed.body = body;
                 return Done::Complete;
             }
             Some(Err(e)) => {
