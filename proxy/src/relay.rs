@@ -371,16 +371,8 @@ pub(crate) async fn translate_stream(
             if last || failed {
                 break;
             }
-            if !wrote && !buf.is_empty() {
-                if session
-                    .write_response_body(Some(buf.split().freeze()), false)
-                    .await
-                    .is_err()
-                {
-                    debug!("client went away mid-stream");
-                    return Done::Abandoned;
-                }
-                wrote = true;
+            if !wrote && !send_part(session, &mut buf, &mut wrote).await {
+                return Done::Abandoned;
             }
         }
         sse.clear();
@@ -396,18 +388,28 @@ pub(crate) async fn translate_stream(
                 Done::Abandoned
             };
         }
-        if !buf.is_empty() {
-            if session
-                .write_response_body(Some(buf.split().freeze()), false)
-                .await
-                .is_err()
-            {
-                debug!("client went away mid-stream");
-                return Done::Abandoned;
-            }
-            wrote = true;
+        if !send_part(session, &mut buf, &mut wrote).await {
+            return Done::Abandoned;
         }
     }
+}
+
+/// Send what is translated so far, if anything, and note that the body has begun;
+/// `false` when the client has gone.
+async fn send_part(session: &mut Session, buf: &mut BytesMut, wrote: &mut bool) -> bool {
+    if buf.is_empty() {
+        return true;
+    }
+    if session
+        .write_response_body(Some(buf.split().freeze()), false)
+        .await
+        .is_err()
+    {
+        debug!("client went away mid-stream");
+        return false;
+    }
+    *wrote = true;
+    true
 }
 
 fn bad_stream(reason: &str) -> ErrorInfo {

@@ -159,6 +159,20 @@ pub fn write_event(out: &mut BytesMut, event: Option<&str>, data: &str) {
     out.put_slice(b"\n\n");
 }
 
+/// Write an event whose data is `value` as JSON, serialized straight into `out`: no
+/// string in between, and no `serde_json::Value` tree when `value` borrows its parts.
+pub fn write_json_event<T: serde::Serialize>(out: &mut BytesMut, event: Option<&str>, value: &T) {
+    if let Some(name) = event {
+        out.put_slice(b"event: ");
+        out.put_slice(name.as_bytes());
+        out.put_slice(b"\n");
+    }
+    out.put_slice(b"data: ");
+    // Writing to memory cannot fail, and the callers' values are plain data.
+    let _ = serde_json::to_writer((&mut *out).writer(), value);
+    out.put_slice(b"\n\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

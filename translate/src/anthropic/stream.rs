@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -352,10 +352,7 @@ impl StreamEncoder {
             index,
             kind: "content_block_delta",
         };
-        out.put_slice(b"event: content_block_delta\ndata: ");
-        // Writing to memory cannot fail, and the parts are plain data.
-        let _ = serde_json::to_writer((&mut *out).writer(), &event);
-        out.put_slice(b"\n\n");
+        sse::write_json_event(out, Some("content_block_delta"), &event);
     }
 
     pub fn encode(&mut self, ev: &Event, out: &mut BytesMut) {

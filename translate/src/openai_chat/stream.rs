@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -225,10 +225,7 @@ impl StreamEncoder {
             model: &self.model,
             object: "chat.completion.chunk",
         };
-        out.put_slice(b"data: ");
-        // Writing to memory cannot fail, and the parts are plain data.
-        let _ = serde_json::to_writer((&mut *out).writer(), &chunk);
-        out.put_slice(b"\n\n");
+        sse::write_json_event(out, None, &chunk);
     }
 
     fn ensure_started(&mut self, out: &mut BytesMut) {

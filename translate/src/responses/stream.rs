@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -337,10 +337,7 @@ impl StreamEncoder {
                     kind: "response.output_text.delta",
                 };
                 self.seq += 1;
-                out.put_slice(b"event: response.output_text.delta\ndata: ");
-                // Writing to memory cannot fail, and the parts are plain data.
-                let _ = serde_json::to_writer((&mut *out).writer(), &event);
-                out.put_slice(b"\n\n");
+                sse::write_json_event(out, Some(event.kind), &event);
             }
             // Responses carries reasoning as encrypted items or summaries the provider
             // writes; reasoning from another provider is not passed on.
