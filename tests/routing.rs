@@ -409,6 +409,44 @@ async fn rate_limited_and_failing_providers_fall_back_across_dialects() {
     s.running.shutdown().await;
 }
 
+/// A provider that pushes back with a 429 is the one called again soonest: its
+/// connection is kept (its error body read past) rather than closed, so the next call
+/// does not pay a new handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_attempt_keeps_its_connection() {
+    let s = embedded().await;
+    let limited = mock_with("limited", "127.0.0.1:0", |c| c.status = Some(429)).await;
+    let spare = mock_with("spare", "127.0.0.1:0", |_| {}).await;
+    let regs = [
+        ("limited", "openai_compatible", limited.base_url(), 1, true),
+        ("spare", "openai_compatible", spare.base_url(), 1, false),
+    ];
+    let (f, _) = gateway(&s, "keeps", &regs, |ids| {
+        json!({"fallback": {"enabled": true, "triggers": ["http_429"],
+            "budget": {"max_attempts": 2, "max_total_latency_ms": 20000},
+            "chain": [ids["spare"]]}})
+    })
+    .await;
+    // Setting the gateway up sent requests of its own; count from here.
+    let (served, mut conns) = (limited.served(), None);
+    for n in 1..=3 {
+        let resp = s.proxy.chat(&f, simple_chat(false)).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["x-ag-attempts"], "2");
+        assert_eq!(limited.served(), served + n, "each request tried it first");
+        let now = limited.accepted();
+        assert_eq!(
+            *conns.get_or_insert(now),
+            now,
+            "request {n} opened a connection"
+        );
+        // A body that came after its head is read past in the background: give it
+        // the moment it needs before the next request looks for the connection.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    s.running.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exhausted_budget_answers_in_the_client_dialect() {
     let s = embedded().await;

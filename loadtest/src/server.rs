@@ -93,6 +93,7 @@ struct Shared {
     recorded: Mutex<Vec<RecordedRequest>>,
     reported: Mutex<Vec<ReportedUsage>>,
     served: AtomicU64,
+    accepted: AtomicU64,
 }
 
 /// A running mock provider. Dropping it stops the listener.
@@ -112,6 +113,7 @@ impl MockProvider {
             recorded: Mutex::new(Vec::new()),
             reported: Mutex::new(Vec::new()),
             served: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
         });
         let (stop, stopped) = watch::channel(false);
         tokio::spawn(accept_loop(listener, shared.clone(), stopped));
@@ -153,6 +155,12 @@ impl MockProvider {
     pub fn served(&self) -> u64 {
         self.shared.served.load(Ordering::Relaxed)
     }
+
+    /// How many connections were accepted: a client that keeps its connections alive
+    /// opens fewer than it sends requests.
+    pub fn accepted(&self) -> u64 {
+        self.shared.accepted.load(Ordering::Relaxed)
+    }
 }
 
 async fn accept_loop(
@@ -166,6 +174,7 @@ async fn accept_loop(
             accepted = listener.accept() => accepted,
         };
         let Ok((stream, _)) = accepted else { continue };
+        shared.accepted.fetch_add(1, Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let mut closed = stopped.clone();

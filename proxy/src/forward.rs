@@ -326,8 +326,10 @@ impl SluiceProxy {
                     self.health.eject(&backend, wait);
                 }
                 if can_retry(trigger) {
+                    let status = sent.status;
+                    sent.release();
                     return Tried::Failed {
-                        error: ProxyError::AllAttemptsFailed(sent.status),
+                        error: ProxyError::AllAttemptsFailed(status),
                         trigger,
                     };
                 }
