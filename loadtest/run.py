@@ -42,6 +42,14 @@ def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
+def machine_ticks():
+    """The machine's CPU time so far, in clock ticks: (all, stolen). Stolen time is what
+    the hypervisor gave to someone else while this VM's CPUs wanted to run."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:9]]
+    return sum(fields), fields[7]
+
+
 def http(method, url, body=None, headers=None):
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
@@ -304,11 +312,17 @@ def main():
                    "idle_rss_mib": round(idle_rss / 2**20, 1), "consumers": a.consumers, "scenarios": {}}
 
         def measured(proc, run):
-            """Run `run`, returning its result with the process's CPU per request and peak RSS."""
+            """Run `run`, returning its result with the process's CPU per request, peak
+            RSS, and the share of the machine's CPU time the hypervisor took meanwhile:
+            a VM whose CPUs wait for the host's wakes every server late, and a run with
+            a high share is not comparable with a quiet one."""
             proc.sample()
             before = proc.cpu()
+            all0, stolen0 = machine_ticks()
             r = run()
             r["cpu_us_per_request"] = round((proc.cpu() - before) * 1e6 / max(r["requests"], 1), 1)
+            all1, stolen1 = machine_ticks()
+            r["steal_pct"] = round((stolen1 - stolen0) * 100 / max(all1 - all0, 1), 1)
             r["peak_rss_mib"] = round(proc.stop_sampling() / 2**20, 1)
             return r
 
@@ -370,13 +384,19 @@ def main():
         }
 
         log(f"scenario 4: fixed rate, {a.rate} requests/s")
-        rows = {"direct": measured(mock, lambda: loadgen(lg, f"http://127.0.0.1:{MOCK}/v1/chat/completions", CHAT,
-                                                         direct, connections=16, duration=a.secs, rate=a.rate))}
-        for fname, url, proc in floors:
-            rows[fname] = measured(proc, lambda: loadgen(lg, f"{url}/v1/chat/completions", CHAT, direct,
-                                                         connections=16, duration=a.secs, rate=a.rate))
-        rows["sluice"] = measured(sluice, lambda: loadgen(lg, f"http://127.0.0.1:{PROXY}{path}", CHAT, sl,
-                                                          connections=16, duration=a.secs, rate=a.rate))
+        # Each target `--reps` times in turn, like the closed-loop scenarios: a single
+        # run's p50 moved by tens of microseconds from one minute to the next, as much
+        # as the proxies add, and a run of each target in a row let one noisy minute
+        # land on one of them alone. Each percentile is the median of its runs.
+        targets = [("direct", mock, f"http://127.0.0.1:{MOCK}/v1/chat/completions", direct)]
+        targets += [(n, proc, f"{url}/v1/chat/completions", direct) for n, url, proc in floors]
+        targets.append(("sluice", sluice, f"http://127.0.0.1:{PROXY}{path}", sl))
+        runs = {t[0]: [] for t in targets}
+        for _ in range(a.reps):
+            for name, proc, url, h in targets:
+                runs[name].append(measured(proc, lambda: loadgen(lg, url, CHAT, h, connections=16,
+                                                                 duration=a.secs, rate=a.rate)))
+        rows = {name: median_percentiles(rs) for name, rs in runs.items()}
         S["4_fixed_rate"] = rows
 
         log(f"scenario 5: {a.streams} concurrent long streams")
@@ -424,6 +444,25 @@ def main():
             p.stop()
 
 
+def median_percentiles(runs):
+    """One row for several fixed-rate runs of a target: each latency percentile, the
+    throughput and the CPU a request are the median of the runs (each on its own, so
+    the p99 is not the one of whichever run had the middle p50); the peak RSS is the
+    highest. The runs' p50 and p99 are kept to show the spread."""
+    mid = lambda xs: sorted(xs)[len(xs) // 2]
+    row = dict(runs[0])
+    for part in ("latency_us", "ttfb_us"):
+        row[part] = {k: mid([r[part][k] for r in runs]) for k in runs[0][part]}
+    for k in ("rps", "cpu_us_per_request", "steal_pct"):
+        row[k] = mid([r[k] for r in runs])
+    row["requests"] = sum(r["requests"] for r in runs)
+    row["errors"] = sum(r["errors"] for r in runs)
+    row["peak_rss_mib"] = max(r["peak_rss_mib"] for r in runs)
+    row["runs_p50_us"] = [r["latency_us"]["p50"] for r in runs]
+    row["runs_p99_us"] = [r["latency_us"]["p99"] for r in runs]
+    return row
+
+
 def report(results):
     S = results["scenarios"]
     print(f"commit {results['commit']}  idle RSS {results['idle_rss_mib']} MiB with "
@@ -447,7 +486,7 @@ def report(results):
                   f"{fmt(lat.get('p999')):>9} {fmt(ttfb.get('p99')):>9} {fmt(add50):>6} {fmt(add99):>6} {fmt(addt):>7} "
                   f"{r.get('cpu_us_per_request', 0):10.1f} {r.get('peak_rss_mib', 0):8.1f} "
                   f"{ratio('pingora'):>8} {ratio('nginx'):>7}")
-            extra = {k: r[k] for k in ("kib_per_stream", "growth_pct", "rss_mib_after_warmup", "rss_mib_max", "rss_mib_samples") if k in r}
+            extra = {k: r[k] for k in ("steal_pct", "runs_p50_us", "runs_p99_us", "kib_per_stream", "growth_pct", "rss_mib_after_warmup", "rss_mib_max", "rss_mib_samples") if k in r}
             if extra:
                 print(f"           {extra}")
 
