@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """sluice's load-test runner: one command, every scenario, side by side with floors.
 
-    python3 loadtest/run.py                  # the full run (release build, ~5 minutes)
+    python3 loadtest/run.py                  # the full run (release build, ~10 minutes)
     python3 loadtest/run.py --soak 600       # with the 10-minute soak
     python3 loadtest/run.py --smoke          # a few seconds per scenario (CI)
 
@@ -30,6 +30,9 @@ import tempfile
 import threading
 import time
 import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import wakeup  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MOCK, FLOOR, NGINX, ADMIN, PROXY = 19100, 19091, 19090, 19080, 19081
@@ -309,7 +312,11 @@ def main():
         results = {"commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                                             capture_output=True, text=True).stdout.strip(),
                    "smoke": a.smoke, "secs": a.secs, "conns": a.conns,
-                   "idle_rss_mib": round(idle_rss / 2**20, 1), "consumers": a.consumers, "scenarios": {}}
+                   "idle_rss_mib": round(idle_rss / 2**20, 1), "consumers": a.consumers,
+                   # What one process takes to wake another here: the floor under every
+                   # proxy's added latency at a fixed rate (loadtest/wakeup.py).
+                   "wakeup": wakeup.measure(2000 if a.smoke else 20000),
+                   "scenarios": {}}
 
         def measured(proc, run):
             """Run `run`, returning its result with the process's CPU per request, peak
@@ -467,6 +474,10 @@ def report(results):
     S = results["scenarios"]
     print(f"commit {results['commit']}  idle RSS {results['idle_rss_mib']} MiB with "
           f"{results['consumers']} consumers  ({results['secs']} s, {results['conns']} connections)")
+    w = results.get("wakeup", {})
+    if w:
+        print(f"a wake-up round trip: {w.get('same_cpu_us')} µs on one CPU, {w.get('across_cpus_us')} µs "
+              f"across CPUs (cpuidle {w.get('cpuidle_driver')}, guest_halt_poll_ns {w.get('guest_halt_poll_ns')})")
     for name, rows in S.items():
         print(f"\n{name}")
         print(f"  {'target':8} {'req/s':>9} {'p50 µs':>8} {'p99 µs':>8} {'p99.9 µs':>9} {'ttfb p99':>9} "
