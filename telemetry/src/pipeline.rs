@@ -175,8 +175,12 @@ const TICK: Duration = Duration::from_millis(25);
 /// sink stalled: the kernel throttling the file's writes while it flushes, a slow
 /// broker) grows them to its size, up to the queue's capacity, 10,000 events of about
 /// 1 KiB by default; kept, that memory stayed with the process for its life, and the
-/// soak's RSS rose in steps of several MiB each time a longer stall came.
-const KEEP: usize = 1024;
+/// soak's RSS rose in steps of several MiB each time a longer stall came. A round
+/// usually carries one or two batches; four batches' room covers that with margin
+/// and leaves at most half a MiB behind a stall (1,024 events could leave 2 MiB, the
+/// size of the one step, 8%, of a 60 s soak on a VM whose host took up to a quarter
+/// of its CPU time).
+const KEEP: usize = 4 * BATCH;
 /// A usual line's length, for the buffers' room.
 const LINE: usize = 1024;
 
