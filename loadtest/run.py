@@ -321,7 +321,7 @@ def main():
         def measured(proc, run):
             """Run `run`, returning its result with the process's CPU per request, peak
             RSS, and the share of the machine's CPU time the hypervisor took meanwhile:
-            a VM whose CPUs wait for the host's wakes every server late, and a run with
+            a VM whose CPUs wait for their host wakes every server late, and a run with
             a high share is not comparable with a quiet one."""
             proc.sample()
             before = proc.cpu()
