@@ -113,6 +113,69 @@ async fn callers_without_the_right_key_are_refused_before_any_session() {
     s.running.shutdown().await;
 }
 
+/// A refused request whose body comes after its head keeps its connection usable: the
+/// client's retry with credentials goes over it. (Dropped unread, the body got one
+/// read and the connection was closed after a 401 that had not said so; the official
+/// SDK's OAuth client, reusing it, now and then saw it drop with no answer.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_request_leaves_its_connection_usable() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_logs, _modern, s, f) = modern_only("mcp-refused", Value::Null).await;
+    let body = initialize().to_string();
+    let head = |key: &str| {
+        format!(
+            "POST /{}/mcp HTTP/1.1\r\nhost: sluice.test\r\nx-ag-gateway-slug: {}\r\n{key}\
+             content-type: application/json\r\naccept: application/json, text/event-stream\r\n\
+             content-length: {}\r\n\r\n",
+            f.consumer_slug,
+            f.gateway_slug,
+            body.len()
+        )
+    };
+    let mut tcp = tokio::net::TcpStream::connect(mcp_addr(&s)).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    // The head, then the body a moment later, as a client that writes them apart.
+    tcp.write_all(head("").as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    tcp.write_all(body.as_bytes()).await.unwrap();
+    let first = read_answer(&mut tcp).await;
+    assert!(first.starts_with("HTTP/1.1 401"), "{first}");
+    assert!(
+        !first.to_ascii_lowercase().contains("connection: close"),
+        "{first}"
+    );
+    // The retry, with the key, on the same connection.
+    let retry = format!("{}{body}", head(&format!("x-ag-api-key: {}\r\n", f.key)));
+    tcp.write_all(retry.as_bytes()).await.unwrap();
+    let second = read_answer(&mut tcp).await;
+    assert!(second.starts_with("HTTP/1.1 200"), "{second}");
+    s.running.shutdown().await;
+
+    /// One answer's head and as much of its body as comes within a moment.
+    async fn read_answer(tcp: &mut tokio::net::TcpStream) -> String {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            let read = tokio::time::timeout(Duration::from_millis(500), tcp.read(&mut buf)).await;
+            match read {
+                Ok(Ok(0)) | Err(_) => break,
+                Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+                Ok(Err(e)) => panic!("read: {e}"),
+            }
+            if got.windows(4).any(|w| w == b"\r\n\r\n") && !got.is_empty() {
+                // The head is in; give the body its moment.
+                let more =
+                    tokio::time::timeout(Duration::from_millis(100), tcp.read(&mut buf)).await;
+                if let Ok(Ok(n)) = more {
+                    got.extend_from_slice(&buf[..n]);
+                }
+                break;
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sdk_signs_in_through_sluices_authorization_server() {
     let (_logs, _modern, s, f) = modern_only("mcp-oauth", json!({"toolkit": {"modern": {}}})).await;

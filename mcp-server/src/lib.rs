@@ -197,7 +197,15 @@ async fn mcp(
             let gateway = access::gateway(&snapshot, headers)
                 .map(|g| g.slug.as_str())
                 .unwrap_or_default();
-            refusal.response(&oauth::resource_metadata_url(headers, gateway, &consumer))
+            let mut response =
+                refusal.response(&oauth::resource_metadata_url(headers, gateway, &consumer));
+            if !read_past(request.into_body()).await {
+                response.headers_mut().insert(
+                    axum::http::header::CONNECTION,
+                    axum::http::HeaderValue::from_static("close"),
+                );
+            }
+            response
         }
         Ok(caller) => {
             request.extensions_mut().insert(caller);
@@ -207,6 +215,25 @@ async fn mcp(
             }
         }
     }
+}
+
+/// The most of a refused request's body read so its connection stays usable.
+const MAX_REFUSED_BODY: usize = 64 * 1024;
+/// The longest a refused request's body is waited for.
+const REFUSED_BODY_WAIT: Duration = Duration::from_secs(2);
+
+/// Read a refused request's body to its end, so the connection can carry the client's
+/// next request (its retry with credentials, usually). Dropped unread, a body still on
+/// its way got one read from hyper, which then closed the connection after an answer
+/// that had not said so: a client reusing it at that moment saw it drop with no
+/// answer. `false` when the body is too long or too slow: the answer then says
+/// `Connection: close`.
+async fn read_past(body: axum::body::Body) -> bool {
+    let read = axum::body::to_bytes(body, MAX_REFUSED_BODY);
+    matches!(
+        tokio::time::timeout(REFUSED_BODY_WAIT, read).await,
+        Ok(Ok(_))
+    )
 }
 
 /// Serve the MCP plane until `shutdown` turns true.
