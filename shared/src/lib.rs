@@ -10,6 +10,7 @@ pub mod bearer;
 pub mod bus;
 pub mod catalog;
 pub mod document;
+pub mod map;
 pub mod model;
 pub mod secrets;
 pub mod settings;

@@ -2,13 +2,13 @@
 //! snapshot swaps (keyed by registry id): in-flight requests, peak-EWMA latency, and
 //! passive ejection after consecutive failures.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use sluice_shared::bus::{HealthNote, wall_ms};
+use sluice_shared::map::Map;
 use sluice_shared::snapshot::TargetHealth;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -88,7 +88,7 @@ impl Drop for InFlight {
 #[derive(Debug)]
 pub struct Health {
     epoch: Instant,
-    table: RwLock<HashMap<Uuid, Arc<Backend>>>,
+    table: RwLock<Map<Uuid, Arc<Backend>>>,
     /// This proxy, in the notes it shares.
     origin: Uuid,
     /// Where state changes go to be shared with other replicas (production mode).

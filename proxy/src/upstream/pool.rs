@@ -17,12 +17,12 @@
 //! is registered with: no cross-thread wake-ups when it is used again.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use pingora_core::protocols::Stream;
+use sluice_shared::map::Map;
 use tokio::io::{AsyncRead, ReadBuf};
 
 /// The most idle connections to one peer on one thread; more are closed.
@@ -37,7 +37,7 @@ struct Parked {
 
 #[derive(Default)]
 struct Idle {
-    by_peer: HashMap<u64, Vec<Parked>>,
+    by_peer: Map<u64, Vec<Parked>>,
     /// Whether this thread's sweeper runs.
     sweeping: bool,
 }

@@ -16,6 +16,7 @@ use super::policies::{self, CompiledPolicy};
 use super::upstream::UpstreamTarget;
 use crate::apikey::{self, KeyDigest};
 use crate::document::GatewayDocument;
+use crate::map::Map;
 use crate::model::{FallbackTrigger, GatewayStatus, LbAlgorithm, RegistryKind};
 use crate::secrets::SecretBox;
 
@@ -123,10 +124,10 @@ pub struct CompiledGateway {
     pub capture_bodies: Option<usize>,
     /// Cross-origin rules, from the gateway's global `cors` policy.
     pub cors: Option<policies::Cors>,
-    consumers: HashMap<String, Arc<CompiledConsumer>>,
-    keys: HashMap<KeyDigest, Uuid>,
+    consumers: Map<String, Arc<CompiledConsumer>>,
+    keys: Map<KeyDigest, Uuid>,
     /// Enabled OAuth2 / OIDC auths, which verify bearer tokens.
-    bearer: HashMap<Uuid, Arc<BearerAuth>>,
+    bearer: Map<Uuid, Arc<BearerAuth>>,
     /// Enabled MCP registries, or why each cannot be called.
     mcp_servers: HashMap<Uuid, Result<Arc<super::mcp::McpServer>, Arc<str>>>,
 }
@@ -255,7 +256,7 @@ impl CompiledGateway {
             .collect();
 
         let mcp_servers = super::mcp::servers(doc, secrets);
-        let mut keys = HashMap::with_capacity(doc.auths.len());
+        let mut keys = Map::with_capacity(doc.auths.len());
         for auth in doc.auths.iter().filter(|a| a.spec.enabled) {
             let Some(digest) = auth.key_hash.as_deref().and_then(apikey::parse_hex) else {
                 continue;
@@ -274,7 +275,7 @@ impl CompiledGateway {
         let compiled_policies = policies::compile(&doc.policies, &|id| {
             targets.get(&id).and_then(|t| t.as_ref().ok()).cloned()
         });
-        let mut consumers = HashMap::with_capacity(doc.consumers.len());
+        let mut consumers = Map::with_capacity(doc.consumers.len());
         for c in &doc.consumers {
             let lb_config = c.spec.lb_config.clone().unwrap_or_default();
             // One registry as this consumer uses it: its target, weight (a balancing

@@ -14,6 +14,8 @@ mod upstream;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::map::Map;
+
 use uuid::Uuid;
 
 pub use compile::{
@@ -32,9 +34,9 @@ pub struct Snapshot {
     pub generation: u64,
     /// When this snapshot was built.
     pub built: Option<std::time::Instant>,
-    gateways: HashMap<Uuid, Arc<CompiledGateway>>,
-    by_slug: HashMap<String, Arc<CompiledGateway>>,
-    by_host: HashMap<String, Arc<CompiledGateway>>,
+    gateways: Map<Uuid, Arc<CompiledGateway>>,
+    by_slug: Map<String, Arc<CompiledGateway>>,
+    by_host: Map<String, Arc<CompiledGateway>>,
     base_domain: Option<String>,
 }
 
@@ -45,8 +47,9 @@ impl Snapshot {
         gateways: HashMap<Uuid, Arc<CompiledGateway>>,
         base_domain: Option<String>,
     ) -> Self {
-        let mut by_slug = HashMap::with_capacity(gateways.len());
-        let mut by_host = HashMap::new();
+        let gateways: Map<_, _> = gateways.into_iter().collect();
+        let mut by_slug = Map::with_capacity(gateways.len());
+        let mut by_host = Map::new();
         for gw in gateways.values() {
             by_slug.insert(gw.slug.clone(), gw.clone());
             if let Some(domain) = &gw.domain {
@@ -63,7 +66,7 @@ impl Snapshot {
         }
     }
 
-    pub fn gateways(&self) -> &HashMap<Uuid, Arc<CompiledGateway>> {
+    pub fn gateways(&self) -> &Map<Uuid, Arc<CompiledGateway>> {
         &self.gateways
     }
 
