@@ -21,6 +21,7 @@ use crate::balance;
 use crate::body::Peek;
 use crate::error::ProxyError;
 use crate::exchange::{self, Answer, AnswerError, Outbound, Timing};
+use crate::headers;
 use crate::models::Route;
 use crate::plan;
 use crate::policy::ResponseStage;
@@ -66,7 +67,7 @@ fn attempts(n: u32) -> HeaderValue {
     const SMALL: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
     match SMALL.get(n as usize) {
         Some(digit) => HeaderValue::from_static(digit),
-        None => HeaderValue::from(n),
+        None => headers::number(n.into()),
     }
 }
 

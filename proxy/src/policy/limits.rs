@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use http::{HeaderName, HeaderValue};
+use http::HeaderName;
 use sluice_shared::model::PolicyMode;
 use sluice_shared::snapshot::policies::{CompiledPolicy, GroupBy, LimitAlgorithm, TokenCount};
 use sluice_telemetry::metrics::METRICS;
@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::{Policies, Seen, Settle, Step, Verdict, header, outcome};
 use crate::error::ProxyError;
+use crate::headers;
 use crate::session::Fields;
 
 /// The longest a throttled request waits for its turn.
@@ -166,13 +167,11 @@ impl Policies {
         } else {
             ("x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens")
         };
-        out.headers.push((
-            HeaderName::from_static(limit_name),
-            HeaderValue::from(budget),
-        ));
+        out.headers
+            .push((HeaderName::from_static(limit_name), headers::number(budget)));
         out.headers.push((
             HeaderName::from_static(remaining_name),
-            HeaderValue::from(budget.saturating_sub(used)),
+            headers::number(budget.saturating_sub(used)),
         ));
         out.settle.push(Settle {
             key,

@@ -33,6 +33,7 @@ use uuid::Uuid;
 
 use crate::cache::{AnswerCache, Hit};
 use crate::error::ProxyError;
+use crate::headers;
 use crate::session::Fields;
 use limits::{RateLimit, TokenLimit};
 pub use respond::ResponseStage;
@@ -124,7 +125,7 @@ fn outcome(p: &CompiledPolicy, what: &'static str) -> PolicyOutcome {
 }
 
 fn header(name: &'static str, value: u64) -> (HeaderName, HeaderValue) {
-    (HeaderName::from_static(name), HeaderValue::from(value))
+    (HeaderName::from_static(name), headers::number(value))
 }
 
 /// Move `from`'s items to the end of `into`; into an empty list by taking `from`'s
