@@ -399,11 +399,16 @@ def main():
         targets += [(n, proc, f"{url}/v1/chat/completions", direct) for n, url, proc in floors]
         targets.append(("sluice", sluice, f"http://127.0.0.1:{PROXY}{path}", sl))
         runs = {t[0]: [] for t in targets}
+        events = env["SLUICE_TELEMETRY_FILE"]
+        time.sleep(0.2)  # the warm-up's events reach the file (a batch waits 25 ms at most)
+        events_from = os.path.getsize(events)
         for _ in range(a.reps):
             for name, proc, url, h in targets:
                 runs[name].append(measured(proc, lambda: loadgen(lg, url, CHAT, h, connections=16,
                                                                  duration=a.secs, rate=a.rate)))
         rows = {name: median_percentiles(rs) for name, rs in runs.items()}
+        time.sleep(0.2)
+        rows["sluice"]["own_us"] = own_time(events, events_from)
         S["4_fixed_rate"] = rows
 
         log(f"scenario 5: {a.streams} concurrent long streams")
@@ -470,6 +475,25 @@ def median_percentiles(runs):
     return row
 
 
+def own_time(events, offset):
+    """sluice's own account of the requests whose events were written after `offset`
+    of its events file: percentiles of each request's whole time in sluice (first byte
+    read to last byte written), of the part spent waiting on the provider, and of the
+    rest, sluice's own work (`gateway_ms`). Beside the client's added latency it splits
+    that into what sluice spent and what the extra hop cost."""
+    with open(events, "rb") as f:
+        f.seek(offset)
+        lines = f.read().splitlines()
+    latencies = [json.loads(line)["latency"] for line in lines if line.strip()]
+    out = {"requests": len(latencies)}
+    for key in ("total_ms", "upstream_ms", "gateway_ms"):
+        xs = sorted(l[key] * 1000 for l in latencies)
+        if xs:
+            out[key[:-3]] = {p: round(xs[min(len(xs) - 1, len(xs) * q // 1000)], 1)
+                             for p, q in (("p50", 500), ("p99", 990))}
+    return out
+
+
 def report(results):
     S = results["scenarios"]
     print(f"commit {results['commit']}  idle RSS {results['idle_rss_mib']} MiB with "
@@ -497,7 +521,7 @@ def report(results):
                   f"{fmt(lat.get('p999')):>9} {fmt(ttfb.get('p99')):>9} {fmt(add50):>6} {fmt(add99):>6} {fmt(addt):>7} "
                   f"{r.get('cpu_us_per_request', 0):10.1f} {r.get('peak_rss_mib', 0):8.1f} "
                   f"{ratio('pingora'):>8} {ratio('nginx'):>7}")
-            extra = {k: r[k] for k in ("steal_pct", "runs_p50_us", "runs_p99_us", "kib_per_stream", "growth_pct", "rss_mib_after_warmup", "rss_mib_max", "rss_mib_samples") if k in r}
+            extra = {k: r[k] for k in ("steal_pct", "runs_p50_us", "runs_p99_us", "kib_per_stream", "growth_pct", "rss_mib_after_warmup", "rss_mib_max", "rss_mib_samples", "own_us") if k in r}
             if extra:
                 print(f"           {extra}")
 
