@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::bus::{BusEvent, ConfigBus, Subscription};
 use crate::document::GatewayDocument;
+use crate::map::Map;
 use crate::secrets::SecretBox;
 use crate::snapshot::{CompiledGateway, Snapshot};
 
@@ -47,7 +48,7 @@ impl SnapshotHandle {
         self.loaded.load(Ordering::Acquire)
     }
 
-    fn store(&self, gateways: HashMap<Uuid, Arc<CompiledGateway>>, base_domain: Option<String>) {
+    fn store(&self, gateways: Map<Uuid, Arc<CompiledGateway>>, base_domain: Option<String>) {
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         self.current
             .store(Arc::new(Snapshot::new(generation, gateways, base_domain)));
@@ -59,7 +60,7 @@ impl SnapshotHandle {
 /// keeping the last good version of a gateway whose new document does not compile.
 #[derive(Debug, Default)]
 struct Compiler {
-    gateways: HashMap<Uuid, Arc<CompiledGateway>>,
+    gateways: Map<Uuid, Arc<CompiledGateway>>,
     /// The version of each gateway whose document did not compile: not fetched and
     /// rejected again on every resync, only once a newer version is published.
     rejected: HashMap<Uuid, i64>,

@@ -11,12 +11,11 @@ pub mod mcp;
 pub mod policies;
 mod upstream;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::map::Map;
-
 use uuid::Uuid;
+
+use crate::map::Map;
 
 pub use compile::{
     BearerAuth, CompileError, CompiledConsumer, CompiledFallback, CompiledGateway, CompiledLb,
@@ -44,10 +43,9 @@ impl Snapshot {
     /// Index compiled gateways. `base_domain` enables `{slug}.{base_domain}` host lookup.
     pub fn new(
         generation: u64,
-        gateways: HashMap<Uuid, Arc<CompiledGateway>>,
+        gateways: Map<Uuid, Arc<CompiledGateway>>,
         base_domain: Option<String>,
     ) -> Self {
-        let gateways: Map<_, _> = gateways.into_iter().collect();
         let mut by_slug = Map::with_capacity(gateways.len());
         let mut by_host = Map::new();
         for gw in gateways.values() {
