@@ -108,6 +108,34 @@ class Proc:
                 pass
         return total / os.sysconf("SC_CLK_TCK")
 
+    def scheduled(self):
+        """Per thread, CPU nanoseconds and times scheduled in, from each thread's
+        schedstat (exact, where /proc/PID/stat counts in ticks)."""
+        out = {}
+        for pid in self.family():
+            try:
+                for tid in os.listdir(f"/proc/{pid}/task"):
+                    with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                        fields = f.read().split()
+                    out[tid] = (int(fields[0]), int(fields[2]))
+            except OSError:
+                pass
+        return out
+
+    def idle_activity(self, secs):
+        """What the process does with nothing to do: its share of a CPU and how often a
+        thread of it woke, per second (threads that ended meanwhile left out). Each
+        wake-up of an idle VM's CPU costs tens of microseconds of CPU time, and a
+        server at rest should stay asleep."""
+        before = self.scheduled()
+        time.sleep(secs)
+        after = self.scheduled()
+        ns = runs = 0
+        for tid, (n, r) in after.items():
+            n0, r0 = before.get(tid, (0, 0))
+            ns, runs = ns + n - n0, runs + r - r0
+        return {"cpu_pct": round(ns / 1e7 / secs, 3), "wakeups_per_s": round(runs / secs, 1)}
+
     def rss(self):
         total = 0
         for pid in self.family():
@@ -307,12 +335,14 @@ def main():
         wait_answering(f"http://127.0.0.1:{PROXY}{path}", sl)
         time.sleep(1)
         idle_rss = sluice.rss()
+        idle = sluice.idle_activity(1 if a.smoke else 5)
         floors = [("pingora", f"http://127.0.0.1:{FLOOR}", floor)] + \
                  ([("nginx", f"http://127.0.0.1:{NGINX}", nginx)] if nginx else [])
         results = {"commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                                             capture_output=True, text=True).stdout.strip(),
                    "smoke": a.smoke, "secs": a.secs, "conns": a.conns,
                    "idle_rss_mib": round(idle_rss / 2**20, 1), "consumers": a.consumers,
+                   "idle": idle,
                    # What one process takes to wake another here: the floor under every
                    # proxy's added latency at a fixed rate (loadtest/wakeup.py).
                    "wakeup": wakeup.measure(2000 if a.smoke else 20000),
@@ -498,6 +528,9 @@ def report(results):
     S = results["scenarios"]
     print(f"commit {results['commit']}  idle RSS {results['idle_rss_mib']} MiB with "
           f"{results['consumers']} consumers  ({results['secs']} s, {results['conns']} connections)")
+    idle = results.get("idle")
+    if idle:
+        print(f"idle: {idle['cpu_pct']}% of a CPU, {idle['wakeups_per_s']} wake-ups a second")
     w = results.get("wakeup", {})
     if w:
         print(f"a wake-up round trip: {w.get('same_cpu_us')} µs on one CPU, {w.get('across_cpus_us')} µs "

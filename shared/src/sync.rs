@@ -25,6 +25,9 @@ pub struct SnapshotHandle {
     current: Arc<ArcSwap<Snapshot>>,
     loaded: Arc<AtomicBool>,
     generation: Arc<AtomicU64>,
+    /// The generation of each snapshot stored, for background work that follows the
+    /// config (active health checks) without polling it.
+    swapped: Arc<watch::Sender<u64>>,
 }
 
 impl Default for SnapshotHandle {
@@ -33,6 +36,7 @@ impl Default for SnapshotHandle {
             current: Arc::new(ArcSwap::from_pointee(Snapshot::default())),
             loaded: Arc::new(AtomicBool::new(false)),
             generation: Arc::new(AtomicU64::new(0)),
+            swapped: Arc::new(watch::Sender::new(0)),
         }
     }
 }
@@ -53,6 +57,12 @@ impl SnapshotHandle {
         self.current
             .store(Arc::new(Snapshot::new(generation, gateways, base_domain)));
         self.loaded.store(true, Ordering::Release);
+        self.swapped.send_replace(generation);
+    }
+
+    /// Told of every snapshot stored from now on: `changed()` returns once one is.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.swapped.subscribe()
     }
 }
 
@@ -318,10 +328,27 @@ mod tests {
         assert!(compiler.rejected.is_empty());
     }
 
+    /// Waits on `swaps` until `done` holds of the snapshot in force: each store is
+    /// announced after it is made.
+    async fn swapped_until(
+        handle: &SnapshotHandle,
+        swaps: &mut watch::Receiver<u64>,
+        done: impl Fn(&Snapshot) -> bool,
+    ) {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while !done(&handle.load()) {
+                swaps.changed().await.expect("the handle lives");
+            }
+        })
+        .await
+        .expect("no snapshot swap announced the change");
+    }
+
     #[tokio::test]
-    async fn the_local_bus_feeds_the_snapshot() {
+    async fn the_local_bus_feeds_the_snapshot_and_each_swap_is_announced() {
         let bus = ConfigBus::Local(crate::bus::LocalBus::default());
         let handle = SnapshotHandle::default();
+        let mut swaps = handle.subscribe();
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(run(
             bus.clone(),
@@ -333,22 +360,10 @@ mod tests {
         ));
         let id = Uuid::now_v7();
         bus.publish(&doc(id, 1, false)).await.expect("publish");
-        for _ in 0..500 {
-            if handle.load().gateway_by_slug("gw").is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        swapped_until(&handle, &mut swaps, |s| s.gateway_by_slug("gw").is_some()).await;
         assert!(handle.is_loaded());
-        assert!(handle.load().gateway_by_slug("gw").is_some());
         bus.remove(id).await.expect("remove");
-        for _ in 0..500 {
-            if handle.load().gateway_by_slug("gw").is_none() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        assert!(handle.load().gateway_by_slug("gw").is_none());
+        swapped_until(&handle, &mut swaps, |s| s.gateway_by_slug("gw").is_none()).await;
         let _ = stop.send(true);
         let _ = task.await;
     }

@@ -73,41 +73,77 @@ async fn probe(client: &reqwest::Client, target: &UpstreamTarget, check: &Active
 
 #[async_trait]
 impl BackgroundService for Prober {
+    /// Probes each registry when its interval is up and sleeps in between, until the
+    /// next one is due or the config changes; with no active check configured it only
+    /// waits for the config. (It used to wake four times a second and walk every
+    /// consumer of every gateway each time, however large the config and whether or not
+    /// any check was configured.)
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let client = reqwest::Client::new();
+        let mut changes = self.snapshots.subscribe();
         let mut due: HashMap<Uuid, Instant> = HashMap::new();
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = tick.tick() => {}
-            }
-            let now = Instant::now();
+            changes.borrow_and_update();
             let targets = targets(&self.snapshots);
             due.retain(|id, _| targets.contains_key(id));
-            for (id, target) in targets {
-                let Some(check) = &target.health.active else {
-                    continue;
-                };
-                if due.get(&id).is_some_and(|at| *at > now) {
-                    continue;
+            loop {
+                self.probe_due(&client, &targets, &mut due).await;
+                let next = due.values().min().copied();
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    changed = changes.changed() => {
+                        if changed.is_err() {
+                            // Every handle is gone: no config will come.
+                            return;
+                        }
+                        break;
+                    }
+                    () = wait_until(next) => {}
                 }
-                due.insert(id, now + check.interval);
-                let alive = probe(&client, &target, check).await;
-                let backend = self.health.backend(id);
-                backend.mark_probed();
-                let was_ejected = self.health.is_ejected(&backend);
-                if alive {
-                    self.health.recovered(&backend);
-                } else {
-                    self.health.failure(&backend, &target.health, false);
-                }
-                let ejected = self.health.is_ejected(&backend);
-                if was_ejected != ejected {
-                    info!(registry = %id, name = %target.registry_name, healthy = !ejected, "active health check changed state");
-                } else {
-                    debug!(registry = %id, alive, "health probe");
-                }
+            }
+        }
+    }
+}
+
+/// Until `at`, or for ever.
+async fn wait_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Prober {
+    /// Probe every target whose interval is up, and note when each is next due.
+    async fn probe_due(
+        &self,
+        client: &reqwest::Client,
+        targets: &HashMap<Uuid, Arc<UpstreamTarget>>,
+        due: &mut HashMap<Uuid, Instant>,
+    ) {
+        let now = Instant::now();
+        for (id, target) in targets {
+            let Some(check) = &target.health.active else {
+                continue;
+            };
+            if due.get(id).is_some_and(|at| *at > now) {
+                continue;
+            }
+            due.insert(*id, now + check.interval);
+            let alive = probe(client, target, check).await;
+            let backend = self.health.backend(*id);
+            backend.mark_probed();
+            let was_ejected = self.health.is_ejected(&backend);
+            if alive {
+                self.health.recovered(&backend);
+            } else {
+                self.health.failure(&backend, &target.health, false);
+            }
+            let ejected = self.health.is_ejected(&backend);
+            if was_ejected != ejected {
+                info!(registry = %id, name = %target.registry_name, healthy = !ejected, "active health check changed state");
+            } else {
+                debug!(registry = %id, alive, "health probe");
             }
         }
     }
