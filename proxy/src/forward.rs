@@ -8,6 +8,7 @@
 //! time. The last attempt's answer, error status included, is what the client gets, in
 //! its own dialect.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -132,12 +133,18 @@ impl SluiceProxy {
                     .filter(|u| !tried.iter().any(|t| same(u, t)))
                     .count()
             };
-            let pool: Vec<&WeightedUpstream> = route
-                .candidates
-                .iter()
-                .copied()
-                .filter(|u| !tried.iter().any(|t| same(u, t)))
-                .collect();
+            // The first attempt, nearly every request's only one, picks among all
+            // the candidates without copying them.
+            let pool: Cow<'_, [&WeightedUpstream]> = if tried.is_empty() {
+                Cow::Borrowed(&route.candidates)
+            } else {
+                route
+                    .candidates
+                    .iter()
+                    .copied()
+                    .filter(|u| !tried.iter().any(|t| same(u, t)))
+                    .collect()
+            };
             let preferred = semantic.take().filter(|u| {
                 pool.iter().any(|p| same(p, u))
                     && u.target
@@ -186,7 +193,7 @@ impl SluiceProxy {
             };
             let began = Instant::now();
             let tried_now = self
-                .attempt(session, ctx, &req, upstream, &model, &can_retry)
+                .attempt(session, ctx, &req, upstream, model, &can_retry)
                 .await;
             let spent = began.elapsed();
             ctx.upstream_time += spent;

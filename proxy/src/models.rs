@@ -16,33 +16,35 @@ use sluice_shared::snapshot::{CompiledConsumer, WeightedUpstream};
 use crate::error::ProxyError;
 
 /// The model a route asks for.
-#[derive(Debug, Clone)]
-enum ModelChoice {
-    Named(String),
+#[derive(Debug, Clone, Copy)]
+enum ModelChoice<'a> {
+    Named(&'a str),
     /// Each registry's default (or first allowed) model.
     Default,
 }
 
-/// The candidates of a request and the model name each is sent.
+/// The candidates of a request and the model name each is sent. Names are borrowed
+/// from the request and the config, not copied: a request made three copies of its
+/// model's name here.
 #[derive(Debug)]
-pub struct Route<'c> {
-    pub candidates: Vec<&'c WeightedUpstream>,
-    choice: ModelChoice,
+pub struct Route<'a> {
+    pub candidates: Vec<&'a WeightedUpstream>,
+    choice: ModelChoice<'a>,
     /// The model as the client named it, for fallbacks.
-    requested: String,
+    requested: &'a str,
 }
 
-fn default_of(u: &WeightedUpstream) -> Option<String> {
+fn default_of(u: &WeightedUpstream) -> Option<&str> {
     u.default_model
-        .clone()
-        .or_else(|| u.allowed.first().cloned())
+        .as_deref()
+        .or_else(|| u.allowed.first().map(String::as_str))
 }
 
-impl Route<'_> {
+impl<'a> Route<'a> {
     /// The model name to send to `upstream`.
-    pub fn model_for(&self, upstream: &WeightedUpstream) -> String {
-        match &self.choice {
-            ModelChoice::Named(m) => m.clone(),
+    pub fn model_for(&self, upstream: &'a WeightedUpstream) -> &'a str {
+        match self.choice {
+            ModelChoice::Named(m) => m,
             ModelChoice::Default => default_of(upstream).unwrap_or_default(),
         }
     }
@@ -50,15 +52,15 @@ impl Route<'_> {
     /// The model name to send to a fallback registry: the requested one where it is
     /// allowed, else the registry's default (a fallback to another provider needs
     /// another model).
-    pub fn fallback_model(&self, upstream: &WeightedUpstream) -> String {
-        let requested = match &self.choice {
-            ModelChoice::Named(m) => m.as_str(),
-            ModelChoice::Default => self.requested.as_str(),
+    pub fn fallback_model(&self, upstream: &'a WeightedUpstream) -> &'a str {
+        let requested = match self.choice {
+            ModelChoice::Named(m) => m,
+            ModelChoice::Default => self.requested,
         };
         if !requested.is_empty() && upstream.allows(requested) {
-            return requested.to_string();
+            return requested;
         }
-        default_of(upstream).unwrap_or_else(|| requested.to_string())
+        default_of(upstream).unwrap_or(requested)
     }
 }
 
@@ -66,15 +68,15 @@ fn usable(u: &WeightedUpstream) -> bool {
     u.target.as_ref().map_or(true, |t| t.enabled)
 }
 
-pub fn resolve<'c>(
-    consumer: &'c CompiledConsumer,
-    requested: &str,
-) -> Result<Route<'c>, ProxyError> {
+pub fn resolve<'a>(
+    consumer: &'a CompiledConsumer,
+    requested: &'a str,
+) -> Result<Route<'a>, ProxyError> {
     let requested = requested.trim();
-    let route = |candidates: Vec<&'c WeightedUpstream>, choice| Route {
+    let route = |candidates: Vec<&'a WeightedUpstream>, choice| Route {
         candidates,
         choice,
-        requested: requested.to_string(),
+        requested,
     };
     if let Some(alias) = requested.strip_prefix("pool:") {
         let pool = consumer
@@ -137,5 +139,5 @@ pub fn resolve<'c>(
     if allowed.is_empty() {
         return Err(ProxyError::ModelNotAllowed(requested.to_string()));
     }
-    Ok(route(allowed, ModelChoice::Named(model.to_string())))
+    Ok(route(allowed, ModelChoice::Named(model)))
 }
