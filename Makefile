@@ -1,10 +1,22 @@
 # The two commands of the README, and a few more for development.
-.PHONY: run test lint mock bench
+.PHONY: run release pgo test lint mock bench
 
 # Run sluice in its embedded default: admin :8080, proxy :8081, mcp :8082, SQLite in ./data.
+# The release build is profile-guided with the committed profile (scripts/pgo-flags.sh).
 run:
 	@scripts/deps.sh
-	cargo run --release --bin sluice -- all
+	RUSTFLAGS="$$(scripts/pgo-flags.sh)" cargo run --release --bin sluice -- all
+
+# The release binary alone, as `make run` builds it: target/release/sluice.
+release:
+	@scripts/deps.sh
+	RUSTFLAGS="$$(scripts/pgo-flags.sh)" cargo build --release --bin sluice
+
+# Retake the profile of the profile-guided build (after a change to the request path).
+pgo:
+	@scripts/deps.sh
+	@scripts/loadtest-deps.sh
+	python3 loadtest/pgo.py
 
 # The whole test suite, as CI runs it: formatting, lints, then every test against the
 # real local PostgreSQL and Redis (installed and started when missing), the official

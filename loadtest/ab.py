@@ -15,7 +15,9 @@ then scenario 1 runs against the floor and each binary in turn (the binaries in
 reverse order every other round), `--reps` times, and
 each target's median is reported with its ratio to the floor, its CPU per request
 and the provider mock's CPU per request (which falls when sluice wakes it less).
-With `--scenario 3` the rounds are translated streams of 50 events (OpenAI client,
+With `--scenario 4` they are fixed-rate runs (`--rate`, default 1,000 requests a
+second, loadgen) against the mock direct and each binary, and the table gives each
+target's median p50 and p99 and what each binary adds over direct. With `--scenario 3` the rounds are translated streams of 50 events (OpenAI client,
 Anthropic upstream) instead, driven by `loadgen`, and the floor is the mock's own
 stream, direct. Then each binary holds `--streams` translated streams, and the growth of its RSS over
 its idle size is divided among them (scenario 5).
@@ -63,7 +65,8 @@ def main():
     ap.add_argument("--conns", type=int, default=32)
     ap.add_argument("--streams", type=int, default=1000)
     ap.add_argument("--consumers", type=int, default=10)
-    ap.add_argument("--scenario", type=int, choices=(1, 3), default=1)
+    ap.add_argument("--scenario", type=int, choices=(1, 3, 4), default=1)
+    ap.add_argument("--rate", type=int, default=1000, help="scenario 4's requests a second")
     a = ap.parse_args()
     built = lambda n: os.path.join(run.ROOT, "target", "release", n)
     run.raise_fd_limit()
@@ -73,9 +76,12 @@ def main():
         mock, floor = run.start_mock_and_floor(built, work)
         procs += [mock, floor]
         wait_up(f"http://127.0.0.1:{MOCK}/health", "the mock")
-        streams = a.scenario == 3
+        streams, fixed = a.scenario == 3, a.scenario == 4
         chunks = {"x-mock-chunks": "50"}
-        if streams:
+        if fixed:
+            targets = [("direct", mock, f"http://127.0.0.1:{MOCK}", "/v1/chat/completions",
+                        {"Authorization": f"Bearer {KEY}"})]
+        elif streams:
             targets = [("direct", mock, f"http://127.0.0.1:{MOCK}", "/v1/messages",
                         {"Authorization": f"Bearer {KEY}", "anthropic-version": "2023-06-01", **chunks})]
         else:
@@ -89,6 +95,10 @@ def main():
                          "messages": CHAT["messages"]}
 
         def drive(i, url, path, headers, secs):
+            if fixed:
+                r = loadgen(built("loadgen"), url + path, CHAT, headers, connections=16,
+                            duration=secs, rate=a.rate)
+                return dict(r, p50=r["latency_us"]["p50"], p99=r["latency_us"]["p99"])
             if not streams:
                 return wrk(url, path, CHAT, secs, a.conns, headers)
             body = direct_stream if i == 0 else dict(TRANSLATED, stream=True)
@@ -109,8 +119,19 @@ def main():
                 cpu, mock_cpu = proc.cpu(), mock.cpu()
                 r = drive(i, url, path, headers, a.secs)
                 n = max(r["requests"], 1)
-                rows[name].append((r["rps"], (proc.cpu() - cpu) * 1e6 / n, (mock.cpu() - mock_cpu) * 1e6 / n))
+                rows[name].append((r["rps"], (proc.cpu() - cpu) * 1e6 / n, (mock.cpu() - mock_cpu) * 1e6 / n,
+                                   r.get("p50"), r.get("p99")))
                 run.log(f"round {rep + 1}: {name:24s} {r['rps']:8.0f} req/s")
+        if fixed:
+            print(f"scenario 4, {a.rate} requests a second, median of {a.reps} ({a.secs:.0f} s each):")
+            print(f"  {'target':24s} {'p50 µs':>7s} {'p99 µs':>7s} {'+p50':>6s} {'+p99':>6s} {'CPU µs/req':>11s}"
+                  f" {'mock µs/req':>12s}")
+            d50, d99 = (median([r[k] for r in rows["direct"]]) for k in (3, 4))
+            for name, rs in rows.items():
+                p50, p99 = (median([r[k] for r in rs]) for k in (3, 4))
+                print(f"  {name:24s} {p50:7.0f} {p99:7.0f} {p50 - d50:6.0f} {p99 - d99:6.0f}"
+                      f" {median([r[1] for r in rs]):11.1f} {median([r[2] for r in rs]):12.1f}")
+            return
         floor_rps = median([r[0] for r in rows[targets[0][0]]])
         print(f"scenario {a.scenario}, median of {a.reps} ({a.secs:.0f} s each, {a.conns} connections):")
         base = "÷" + targets[0][0]

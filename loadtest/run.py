@@ -272,6 +272,13 @@ def start_mock_and_floor(binary, logdir):
     return mock, floor
 
 
+def pgo_flags():
+    """The rustc flags of sluice's profile-guided build, empty when it is off
+    (scripts/pgo-flags.sh)."""
+    return subprocess.run([os.path.join(ROOT, "scripts/pgo-flags.sh")], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="seconds per scenario, debug build (CI)")
@@ -293,9 +300,14 @@ def main():
         # features in the set, as the test build had them: without it the workspace's
         # binaries resolve to another feature set and a third of the tree is compiled
         # and linked a second time.
-        cmd = ["cargo", "build", "-q", "--workspace", "--bins", "--tests"] if a.smoke else \
-            ["cargo", "build", "-q", "--release", "-p", "sluice", "-p", "sluice-loadtest"]
-        subprocess.run(cmd, cwd=ROOT, check=True)
+        if a.smoke:
+            subprocess.run(["cargo", "build", "-q", "--workspace", "--bins", "--tests"], cwd=ROOT, check=True)
+        else:
+            # The rig (mock, floor, loadgen) as an ordinary release build; sluice as
+            # `make run` builds it, with its profile (loadtest/pgo.py).
+            subprocess.run(["cargo", "build", "-q", "--release", "-p", "sluice-loadtest"], cwd=ROOT, check=True)
+            subprocess.run(["cargo", "build", "-q", "--release", "-p", "sluice"], cwd=ROOT, check=True,
+                           env={**os.environ, "RUSTFLAGS": pgo_flags()})
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install -y wrk")
     binary = lambda n: os.path.join(ROOT, "target", profile, n)
@@ -340,7 +352,8 @@ def main():
                  ([("nginx", f"http://127.0.0.1:{NGINX}", nginx)] if nginx else [])
         results = {"commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                                             capture_output=True, text=True).stdout.strip(),
-                   "smoke": a.smoke, "secs": a.secs, "conns": a.conns,
+                   "smoke": a.smoke, "pgo": None if a.smoke or a.no_build else bool(pgo_flags()),
+                   "secs": a.secs, "conns": a.conns,
                    "idle_rss_mib": round(idle_rss / 2**20, 1), "consumers": a.consumers,
                    "idle": idle,
                    # What one process takes to wake another here: the floor under every
@@ -526,7 +539,8 @@ def own_time(events, offset):
 
 def report(results):
     S = results["scenarios"]
-    print(f"commit {results['commit']}  idle RSS {results['idle_rss_mib']} MiB with "
+    pgo = {True: "profile-guided build", False: "build without profile"}.get(results.get("pgo"), "")
+    print(f"commit {results['commit']} {pgo}  idle RSS {results['idle_rss_mib']} MiB with "
           f"{results['consumers']} consumers  ({results['secs']} s, {results['conns']} connections)")
     idle = results.get("idle")
     if idle:
