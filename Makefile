@@ -33,6 +33,7 @@ test:
 		cargo test --workspace --no-fail-fast; \
 	fi
 	@scripts/loadtest-deps.sh
+	@scripts/pgo-flags.sh --check >/dev/null
 	python3 loadtest/run.py --smoke
 	@if command -v node >/dev/null 2>&1; then \
 		for f in loadtest/k6/*.js; do node --input-type=module --check < $$f || exit 1; done; \
