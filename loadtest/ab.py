@@ -17,7 +17,8 @@ each target's median is reported with its ratio to the floor, its CPU per reques
 and the provider mock's CPU per request (which falls when sluice wakes it less).
 With `--scenario 4` they are fixed-rate runs (`--rate`, default 1,000 requests a
 second, loadgen) against the mock direct and each binary, and the table gives each
-target's median p50 and p99 and what each binary adds over direct. With `--scenario 3` the rounds are translated streams of 50 events (OpenAI client,
+target's median p50 and p99 and what each binary adds over direct.
+With `--scenario 3` the rounds are translated streams of 50 events (OpenAI client,
 Anthropic upstream) instead, driven by `loadgen`, and the floor is the mock's own
 stream, direct. Then each binary holds `--streams` translated streams, and the growth of its RSS over
 its idle size is divided among them (scenario 5).

@@ -17,7 +17,7 @@ Steps:
 `make release` builds with that profile when it exists (`-Cprofile-use`). The profile
 is a measurement of the code it was taken on: after a change to the request path it
 goes stale function by function (LLVM drops a function's counts when its shape has
-changed), so regenerate it before measuring.
+changed), so retake it (`make pgo`) after such a change, before measuring.
 
 `llvm-profdata` comes with the toolchain's `llvm-tools` component, which this script
 adds with rustup when it is missing: its version must match rustc's LLVM.
