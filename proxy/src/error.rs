@@ -113,6 +113,12 @@ impl From<TranslateError> for ProxyError {
     }
 }
 
+impl From<sluice_translate::peek::MalformedJson> for ProxyError {
+    fn from(e: sluice_translate::peek::MalformedJson) -> Self {
+        Self::MalformedJson(e.0)
+    }
+}
+
 impl ProxyError {
     /// The status and stable code of this error.
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {

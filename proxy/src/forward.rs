@@ -19,7 +19,6 @@ use sluice_telemetry::{Attempt, TelemetryEvent};
 use tracing::{debug, warn};
 
 use crate::balance;
-use crate::body::Peek;
 use crate::error::ProxyError;
 use crate::exchange::{self, Answer, AnswerError, Outbound, Timing};
 use crate::headers;
@@ -29,6 +28,7 @@ use crate::policy::ResponseStage;
 use crate::route::Api;
 use crate::service::{RequestCtx, SluiceProxy, TRACE_HEADER, header_value};
 use crate::session::{Fields, Session};
+use sluice_translate::peek::Peek;
 
 /// Attempts when the consumer sets no fallback budget.
 const DEFAULT_ATTEMPTS: u32 = 3;

@@ -4,13 +4,13 @@
 //! request into the canonical model and renders it for the provider.
 
 use bytes::Bytes;
-use serde_json::json;
 use sluice_shared::catalog;
 use sluice_shared::model::Provider;
 use sluice_shared::snapshot::{UpstreamTarget, WireApi};
-use sluice_translate::{Dialect, RenderOptions, json_edit};
+use sluice_translate::json_edit::{self, Edit};
+use sluice_translate::peek::Peek;
+use sluice_translate::{Dialect, RenderOptions};
 
-use crate::body::Peek;
 use crate::error::ProxyError;
 use crate::exchange::Answer;
 use crate::route::Api;
@@ -48,9 +48,52 @@ pub struct Plan {
     pub answer: Answer,
 }
 
-fn edit(body: &[u8], key: &str, value: &serde_json::Value) -> Result<Vec<u8>, ProxyError> {
-    json_edit::set(body, key, value.to_string().as_bytes())
-        .map_err(|_| ProxyError::MalformedJson("the body is not a JSON object".into()))
+/// `body` with top-level members set to raw JSON values: spliced into one copy where the
+/// peek laid the body out (the usual case: no scan at all), else one scan and copy of
+/// the body a member (a body only serde could read, or one a policy rewrote).
+fn set_members(
+    body: Bytes,
+    peek: &Peek,
+    changes: &[(&'static str, &[u8])],
+) -> Result<Bytes, ProxyError> {
+    if changes.is_empty() {
+        return Ok(body);
+    }
+    if let Some(layout) = peek.layout.as_ref().filter(|l| l.len == body.len()) {
+        let edits: Option<Vec<Edit>> = changes
+            .iter()
+            .map(|&(key, value)| {
+                Some(match layout.member(key)? {
+                    Some(range) => Edit::Replace {
+                        value: range,
+                        with: value,
+                    },
+                    None => Edit::Insert { key, value },
+                })
+            })
+            .collect();
+        if let Some(edits) = edits {
+            return Ok(Bytes::from(json_edit::splice(
+                &body,
+                layout.open,
+                layout.empty,
+                &edits,
+            )));
+        }
+    }
+    let mut body = body;
+    for &(key, value) in changes {
+        body = Bytes::from(
+            json_edit::set(&body, key, value)
+                .map_err(|_| ProxyError::MalformedJson("the body is not a JSON object".into()))?,
+        );
+    }
+    Ok(body)
+}
+
+/// A model name as a JSON string.
+fn json_string(text: &str) -> Vec<u8> {
+    serde_json::to_vec(text).unwrap_or_default()
 }
 
 /// Plan a chat-like call (`chat/completions`, `messages`, `responses`) or an
@@ -79,7 +122,7 @@ pub fn plan(
                 "/messages/count_tokens"
             };
             let body = if model_changed {
-                Bytes::from(edit(&body, "model", &json!(model))?)
+                set_members(body, peek, &[("model", &json_string(model))])?
             } else {
                 body
             };
@@ -97,26 +140,26 @@ pub fn plan(
     }
 
     if client == upstream && !canonical {
-        // The client's bytes, copied only when a field must be spliced in.
-        let mut body = body;
+        // The client's bytes, copied once when fields must be spliced in.
+        let model_json;
+        let max_json;
+        let mut changes: Vec<(&'static str, &[u8])> = Vec::new();
         if model_changed {
-            body = Bytes::from(edit(&body, "model", &json!(model))?);
+            model_json = json_string(model);
+            changes.push(("model", &model_json));
         }
         let mut strip_usage = false;
         if client == Dialect::OpenAiChat && peek.stream && !peek.include_usage() {
             // Usage is always asked for so every stream can be accounted; the chunk that
             // carries it is dropped on the way back since the client did not ask.
-            body = Bytes::from(edit(
-                &body,
-                "stream_options",
-                &json!({"include_usage": true}),
-            )?);
+            changes.push(("stream_options", br#"{"include_usage":true}"#));
             strip_usage = true;
         }
         if client == Dialect::Anthropic && peek.max_tokens.is_none() {
-            let max = json!(default_max_tokens(target.provider, model));
-            body = Bytes::from(edit(&body, "max_tokens", &max)?);
+            max_json = default_max_tokens(target.provider, model).to_string();
+            changes.push(("max_tokens", max_json.as_bytes()));
         }
+        let body = set_members(body, peek, &changes)?;
         return Ok(Plan {
             body,
             api_path: api_path(upstream),
@@ -162,5 +205,37 @@ mod tests {
             default_max_tokens(Provider::Anthropic, "no-such-model"),
             4096
         );
+    }
+
+    /// The changes a pass-through route makes land as a scan and splice of each would
+    /// make them, and a layout read from another body (one a policy rewrote) is not
+    /// applied to this one.
+    #[test]
+    fn members_are_set_in_one_copy_or_by_rescanning() {
+        let changes: [(&'static str, &[u8]); 3] = [
+            ("model", b"\"gpt-4.1-mini\""),
+            ("stream_options", br#"{"include_usage":true}"#),
+            ("max_tokens", b"4096"),
+        ];
+        let rescanned = |body: &[u8]| {
+            let mut body = body.to_vec();
+            for (key, value) in changes {
+                body = json_edit::set(&body, key, value).expect("an object");
+            }
+            body
+        };
+        let body = br#" { "stream": true, "model" : "gpt-4o","messages":[{"role":"user","content":"hi"}] } "#;
+        let peek = Peek::parse(body).expect("read");
+        assert!(peek.layout.is_some());
+        let spliced = set_members(Bytes::from_static(body), &peek, &changes).expect("set");
+        assert_eq!(&spliced[..], &rescanned(body)[..]);
+
+        // A policy's rewrite of the body: the layout of the original is refused.
+        let rewritten = br#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"[masked]"}]}"#;
+        let out = set_members(Bytes::from_static(rewritten), &peek, &changes).expect("set");
+        assert_eq!(&out[..], &rescanned(rewritten)[..]);
+        let value: serde_json::Value = serde_json::from_slice(&out).expect("JSON");
+        assert_eq!(value["messages"][0]["content"], "[masked]");
+        assert_eq!(value["model"], "gpt-4.1-mini");
     }
 }

@@ -24,7 +24,7 @@ use tracing::info;
 use uuid::Uuid;
 
 use crate::balance::{Health, Semantic};
-use crate::body::{self, Peek};
+use crate::body;
 use crate::error::ProxyError;
 use crate::peer::{PeerTimeouts, Resolver};
 use crate::policy::{Pending, Policies, ResponseStage, Seen, Settle, Verdict};
@@ -32,6 +32,7 @@ use crate::route::{self, Api, Endpoint};
 use crate::session::{Closing, Fields, Next, Session};
 use crate::{cors, forward, head, identity, listing, models, report};
 use sluice_shared::bus::RedisLimits;
+use sluice_translate::peek::Peek;
 
 /// Limits and timeouts of the request path.
 #[derive(Debug, Clone, Copy)]
@@ -245,7 +246,7 @@ impl SluiceProxy {
         }
 
         let body = body::read(session, self.limits.max_body_bytes).await?;
-        let peek = Peek::parse(&body)?;
+        let mut peek = Peek::parse(&body)?;
         ctx.stream = peek.stream;
         ctx.requested_model = peek.model.clone();
 
@@ -276,6 +277,8 @@ impl SluiceProxy {
             result?;
             if let Some(rewritten) = verdict.body {
                 body = rewritten;
+                // Its members lie elsewhere now: edits to it scan it again.
+                peek.layout = None;
             }
             if let Some(hit) = verdict.cached {
                 return self.answer_cached(session, ctx, &hit, &peek).await;

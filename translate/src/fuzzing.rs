@@ -121,8 +121,8 @@ fn usage_read_near_the_end(body: &[u8]) {
     }
 }
 
-/// Scan, look up and edit: both lookups agree on a valid object, and an edited object
-/// is still JSON.
+/// Scan, look up and edit: both lookups agree on a valid object, an edited object is
+/// still JSON, and a body the peek lays out splices as it edits member by member.
 pub fn json_edit(data: &[u8]) {
     let Ok(fields) = json_edit::fields(data) else {
         return;
@@ -143,5 +143,33 @@ pub fn json_edit(data: &[u8]) {
     {
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
         assert_eq!(v.get("model").and_then(|m| m.as_str()), Some("m"));
+    }
+    // A body the peek lays out takes its edits in one splice, with the bytes that
+    // setting each member in turn gives.
+    if let Some(layout) = crate::peek::Peek::parse(data).ok().and_then(|p| p.layout) {
+        let changes: [(&'static str, &[u8]); 3] = [
+            ("model", b"\"m\""),
+            ("stream_options", br#"{"include_usage":true}"#),
+            ("max_tokens", b"1"),
+        ];
+        let mut rescanned = data.to_vec();
+        let mut edits = Vec::new();
+        for (key, value) in changes {
+            let Ok(out) = json_edit::set(&rescanned, key, value) else {
+                panic!("the peek read an object that the editor refused");
+            };
+            rescanned = out;
+            edits.push(match layout.member(key) {
+                Some(Some(range)) => json_edit::Edit::Replace {
+                    value: range,
+                    with: value,
+                },
+                _ => json_edit::Edit::Insert { key, value },
+            });
+        }
+        assert_eq!(
+            json_edit::splice(data, layout.open, layout.empty, &edits),
+            rescanned
+        );
     }
 }

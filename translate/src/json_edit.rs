@@ -290,6 +290,69 @@ pub fn set(body: &[u8], key: &str, value: &[u8]) -> Result<Vec<u8>, NotAnObject>
     Ok(out)
 }
 
+/// One change to a top-level member of a body already read (see
+/// [`crate::peek::Layout`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Edit<'a> {
+    /// The member's value, at this byte range, replaced by raw JSON.
+    Replace { value: Range<usize>, with: &'a [u8] },
+    /// The member, absent, inserted first (of several, the last edit's leads, as
+    /// setting them in turn with [`set`] would). The key is written as it is: a plain
+    /// name.
+    Insert { key: &'static str, value: &'a [u8] },
+}
+
+/// `body` with every edit applied, in one copy. `open` is just past the object's `{`
+/// and `empty` whether it has no members; replaced ranges are values of distinct
+/// top-level members, so they do not overlap. The body is trusted to be the object
+/// those positions were read from: nothing is scanned here, which is the point.
+pub fn splice(body: &[u8], open: usize, empty: bool, edits: &[Edit<'_>]) -> Vec<u8> {
+    let extra: usize = edits
+        .iter()
+        .map(|e| match e {
+            Edit::Replace { with, .. } => with.len(),
+            Edit::Insert { key, value } => key.len() + value.len() + 4,
+        })
+        .sum();
+    let mut out = Vec::with_capacity(body.len() + extra);
+    out.extend_from_slice(&body[..open]);
+    // Each insertion goes first, so the last one leads, as setting them in turn would.
+    let mut inserts = edits
+        .iter()
+        .rev()
+        .filter_map(|e| match e {
+            Edit::Insert { key, value } => Some((*key, *value)),
+            Edit::Replace { .. } => None,
+        })
+        .peekable();
+    while let Some((key, value)) = inserts.next() {
+        debug_assert!(!key.bytes().any(|c| c == b'"' || c == b'\\' || c < 0x20));
+        out.push(b'"');
+        out.extend_from_slice(key.as_bytes());
+        out.extend_from_slice(b"\":");
+        out.extend_from_slice(value);
+        if inserts.peek().is_some() || !empty {
+            out.push(b',');
+        }
+    }
+    let mut replaces: Vec<(&Range<usize>, &[u8])> = edits
+        .iter()
+        .filter_map(|e| match e {
+            Edit::Replace { value, with } => Some((value, *with)),
+            Edit::Insert { .. } => None,
+        })
+        .collect();
+    replaces.sort_unstable_by_key(|(r, _)| r.start);
+    let mut at = open;
+    for (range, with) in replaces {
+        out.extend_from_slice(&body[at..range.start]);
+        out.extend_from_slice(with);
+        at = range.end;
+    }
+    out.extend_from_slice(&body[at..]);
+    out
+}
+
 /// The raw bytes of a top-level field's value. The object is read up to that field
 /// only: what follows it is not checked.
 pub fn get<'a>(body: &'a [u8], key: &str) -> Result<Option<&'a [u8]>, NotAnObject> {

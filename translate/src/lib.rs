@@ -14,6 +14,7 @@ pub mod fuzzing;
 pub mod json_edit;
 pub mod json_scan;
 pub mod openai_chat;
+pub mod peek;
 pub mod responses;
 pub mod sse;
 mod stream;
