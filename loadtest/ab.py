@@ -18,6 +18,9 @@ and the provider mock's CPU per request (which falls when sluice wakes it less).
 With `--scenario 4` they are fixed-rate runs (`--rate`, default 1,000 requests a
 second, loadgen) against the mock direct and each binary, and the table gives each
 target's median p50 and p99 and what each binary adds over direct.
+With `--body-kib N` scenario 1's requests are pass-through streams of an N KiB
+conversation instead (loadgen, 8 connections), the floor's included: the cost of a
+long body, read, checked and edited.
 With `--scenario 3` the rounds are translated streams of 50 events (OpenAI client,
 Anthropic upstream) instead, driven by `loadgen`, and the floor is the mock's own
 stream, direct. Then each binary holds `--streams` translated streams, and the growth of its RSS over
@@ -25,6 +28,7 @@ its idle size is divided among them (scenario 5).
 """
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -54,6 +58,20 @@ def start(binary, i, work, consumers):
     return name, p, f"http://127.0.0.1:{proxy}", path, headers
 
 
+def long_conversation(size):
+    """A streamed Chat Completions request of about `size` bytes, turns of prose with
+    escapes and non-ASCII text, that does not ask for the usage chunk: on a pass-through
+    route sluice sets `stream_options` in it, as in most OpenAI clients' streams. (The
+    body goes to loadgen on its command line, so it stays under Linux's 128 KiB limit
+    for one argument.)"""
+    prose = ("The function reads the \"config\" file line by line;\nit returns an error when a key "
+             "repeats. Café, naïve — and a tab\there. ")
+    messages = []
+    while len(json.dumps(messages)) < size:
+        messages += [{"role": "user", "content": prose * 6}, {"role": "assistant", "content": prose * 3}]
+    return {"model": "mock-model", "stream": True, "messages": messages}
+
+
 def median(xs):
     return sorted(xs)[len(xs) // 2]
 
@@ -68,6 +86,8 @@ def main():
     ap.add_argument("--consumers", type=int, default=10)
     ap.add_argument("--scenario", type=int, choices=(1, 3, 4), default=1)
     ap.add_argument("--rate", type=int, default=1000, help="scenario 4's requests a second")
+    ap.add_argument("--body-kib", type=int, default=0,
+                    help="scenario 1 as streams of a conversation this long (KiB, at most 120)")
     a = ap.parse_args()
     built = lambda n: os.path.join(run.ROOT, "target", "release", n)
     run.raise_fd_limit()
@@ -95,7 +115,13 @@ def main():
         direct_stream = {"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": True,
                          "messages": CHAT["messages"]}
 
+        long = long_conversation(a.body_kib * 1024) if a.body_kib else None
+
         def drive(i, url, path, headers, secs):
+            if long:
+                r = loadgen(built("loadgen"), url + path, long, {**headers, "x-mock-chunks": "10"},
+                            connections=8, duration=secs)
+                return {"rps": r["rps"], "requests": r["requests"]}
             if fixed:
                 r = loadgen(built("loadgen"), url + path, CHAT, headers, connections=16,
                             duration=secs, rate=a.rate)
@@ -134,7 +160,9 @@ def main():
                       f" {median([r[1] for r in rs]):11.1f} {median([r[2] for r in rs]):12.1f}")
             return
         floor_rps = median([r[0] for r in rows[targets[0][0]]])
-        print(f"scenario {a.scenario}, median of {a.reps} ({a.secs:.0f} s each, {a.conns} connections):")
+        what = f"streams of a {a.body_kib} KiB conversation, " if long else ""
+        conns = 8 if long else a.conns
+        print(f"scenario {a.scenario}, {what}median of {a.reps} ({a.secs:.0f} s each, {conns} connections):")
         base = "÷" + targets[0][0]
         print(f"  {'target':24s} {'req/s':>8s} {base:>7s} {'CPU µs/req':>11s} {'mock µs/req':>12s}")
         for name, rs in rows.items():
