@@ -11,7 +11,6 @@ use std::hint::black_box;
 use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sluice_translate::canonical::Event;
-use sluice_translate::json_edit::Edit;
 use sluice_translate::peek::Peek;
 use sluice_translate::sse::{SseEvent, SseParser};
 use sluice_translate::{
@@ -141,27 +140,18 @@ fn requests(c: &mut Criterion) {
     // What a pass-through stream of it costs since the peek lays the body out: the
     // model and `stream_options` spliced into one copy, no scan.
     let layout = Peek::parse(&long).ok().and_then(|p| p.layout);
-    assert!(layout.is_some());
+    let changes: [(&'static str, &[u8]); 2] = [
+        ("model", b"\"gpt-4.1-mini\""),
+        ("stream_options", br#"{"include_usage":true}"#),
+    ];
+    assert!(
+        layout
+            .as_ref()
+            .and_then(|l| l.apply(&long, &changes))
+            .is_some()
+    );
     g.bench_function("passthrough_splice_two_members_128k", |b| {
-        b.iter(|| {
-            let layout = layout.as_ref()?;
-            let edits = [
-                Edit::Replace {
-                    value: layout.model.clone()?,
-                    with: b"\"gpt-4.1-mini\"",
-                },
-                Edit::Insert {
-                    key: "stream_options",
-                    value: br#"{"include_usage":true}"#,
-                },
-            ];
-            Some(json_edit::splice(
-                black_box(&long),
-                layout.open,
-                layout.empty,
-                &edits,
-            ))
-        })
+        b.iter(|| layout.as_ref()?.apply(black_box(&long), &changes))
     });
     for (to, name) in [
         (Dialect::Anthropic, "anthropic"),

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use sluice_shared::catalog;
 use sluice_shared::model::Provider;
 use sluice_shared::snapshot::{UpstreamTarget, WireApi};
-use sluice_translate::json_edit::{self, Edit};
+use sluice_translate::json_edit;
 use sluice_translate::peek::Peek;
 use sluice_translate::{Dialect, RenderOptions};
 
@@ -59,27 +59,8 @@ fn set_members(
     if changes.is_empty() {
         return Ok(body);
     }
-    if let Some(layout) = peek.layout.as_ref().filter(|l| l.len == body.len()) {
-        let edits: Option<Vec<Edit>> = changes
-            .iter()
-            .map(|&(key, value)| {
-                Some(match layout.member(key)? {
-                    Some(range) => Edit::Replace {
-                        value: range,
-                        with: value,
-                    },
-                    None => Edit::Insert { key, value },
-                })
-            })
-            .collect();
-        if let Some(edits) = edits {
-            return Ok(Bytes::from(json_edit::splice(
-                &body,
-                layout.open,
-                layout.empty,
-                &edits,
-            )));
-        }
+    if let Some(out) = peek.layout.as_ref().and_then(|l| l.apply(&body, changes)) {
+        return Ok(Bytes::from(out));
     }
     let mut body = body;
     for &(key, value) in changes {

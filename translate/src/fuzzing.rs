@@ -153,23 +153,12 @@ pub fn json_edit(data: &[u8]) {
             ("max_tokens", b"1"),
         ];
         let mut rescanned = data.to_vec();
-        let mut edits = Vec::new();
         for (key, value) in changes {
             let Ok(out) = json_edit::set(&rescanned, key, value) else {
                 panic!("the peek read an object that the editor refused");
             };
             rescanned = out;
-            edits.push(match layout.member(key) {
-                Some(Some(range)) => json_edit::Edit::Replace {
-                    value: range,
-                    with: value,
-                },
-                _ => json_edit::Edit::Insert { key, value },
-            });
         }
-        assert_eq!(
-            json_edit::splice(data, layout.open, layout.empty, &edits),
-            rescanned
-        );
+        assert_eq!(layout.apply(data, &changes), Some(rescanned));
     }
 }

@@ -10,6 +10,7 @@ use std::ops::Range;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
+use crate::json_edit::{self, Edit};
 use crate::json_scan::{Member, Scan};
 
 /// Why a body was refused: it is not one JSON object.
@@ -43,7 +44,7 @@ pub struct Peek {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Layout {
     /// The length of the body read, so a layout is not applied to another body (one a
-    /// policy rewrote): a caller checks it.
+    /// policy rewrote).
     pub len: usize,
     /// Just past the object's `{`.
     pub open: usize,
@@ -65,6 +66,30 @@ impl Layout {
             "max_tokens" => Some(self.max_tokens.clone()),
             _ => None,
         }
+    }
+
+    /// `body` with each top-level member of `changes` set to its raw JSON value, in one
+    /// copy: replaced where present, inserted first where absent, the bytes
+    /// [`json_edit::set`] gives member by member. `None` for a key this layout does not
+    /// record or a body of another length than the one read (one a policy rewrote):
+    /// the caller edits by scanning then.
+    pub fn apply(&self, body: &[u8], changes: &[(&'static str, &[u8])]) -> Option<Vec<u8>> {
+        if body.len() != self.len {
+            return None;
+        }
+        let edits = changes
+            .iter()
+            .map(|&(key, value)| {
+                Some(match self.member(key)? {
+                    Some(range) => Edit::Replace {
+                        value: range,
+                        with: value,
+                    },
+                    None => Edit::Insert { key, value },
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(json_edit::splice(body, self.open, self.empty, &edits))
     }
 }
 
@@ -286,19 +311,13 @@ mod tests {
                 assert_eq!(fields(&p), fields(&s), "{}", String::from_utf8_lossy(&body));
                 // And its layout splices as a rescan would.
                 let layout = p.layout.expect("laid out");
+                let changes: [(&'static str, &[u8]); 2] =
+                    [("model", b"\"x\""), ("max_tokens", b"7")];
                 let mut rescanned = body.clone();
-                let mut edits = Vec::new();
-                for (key, value) in [("model", &b"\"x\""[..]), ("max_tokens", b"7")] {
+                for (key, value) in changes {
                     rescanned = crate::json_edit::set(&rescanned, key, value).expect("object");
-                    edits.push(match layout.member(key).expect("recorded") {
-                        Some(range) => crate::json_edit::Edit::Replace {
-                            value: range,
-                            with: value,
-                        },
-                        None => crate::json_edit::Edit::Insert { key, value },
-                    });
                 }
-                let spliced = crate::json_edit::splice(&body, layout.open, layout.empty, &edits);
+                let spliced = layout.apply(&body, &changes).expect("applied");
                 assert_eq!(spliced, rescanned, "{}", String::from_utf8_lossy(&body));
             }
         }
@@ -310,7 +329,6 @@ mod tests {
     /// body the plain reader lays out: present, absent, `null`, spaced, empty.
     #[test]
     fn a_layout_splices_as_rescanning_does() {
-        use crate::json_edit::{self, Edit};
         let bodies = [
             r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#,
             r#"{}"#,
@@ -339,19 +357,7 @@ mod tests {
                 for (key, value) in &chosen {
                     rescanned = json_edit::set(&rescanned, key, value).expect("an object");
                 }
-                let edits: Vec<Edit> = chosen
-                    .iter()
-                    .map(
-                        |&(key, value)| match layout.member(key).expect("recorded") {
-                            Some(range) => Edit::Replace {
-                                value: range,
-                                with: value,
-                            },
-                            None => Edit::Insert { key, value },
-                        },
-                    )
-                    .collect();
-                let spliced = json_edit::splice(body, layout.open, layout.empty, &edits);
+                let spliced = layout.apply(body, &chosen).expect("applied");
                 let text = String::from_utf8_lossy(body);
                 let (a, b) = (
                     serde_json::from_slice::<serde_json::Value>(&spliced),
