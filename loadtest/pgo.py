@@ -54,6 +54,31 @@ def profdata_tool():
     return tool
 
 
+def train(lg, url, path, headers, secs):
+    """Serve the training load through the sluice at `url`: scenarios 1 and 2, translated
+    streams, the Messages and Responses client dialects whole and streamed, a fixed rate."""
+    stream = dict(TRANSLATED, stream=True)
+    chunks = {"x-mock-chunks": "50"}
+    run.log("training: scenario 1, same dialect")
+    wrk(url, path, CHAT, secs, 32, headers)
+    run.log("training: scenario 2, translated")
+    wrk(url, path, TRANSLATED, secs, 32, headers)
+    run.log("training: translated streams")
+    loadgen(lg, url + path, stream, {**headers, **chunks}, connections=32, duration=secs)
+    # The other client dialects, so that their paths are not left to guesses.
+    base = path.rsplit("/v1/", 1)[0]
+    messages = {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": CHAT["messages"]}
+    responses = {"model": "mock-model", "input": "Say hello in one word."}
+    for api, body in (("messages", messages), ("responses", responses)):
+        run.http("POST", f"{url}{base}/v1/{api}", body, headers)  # raises unless it answers 200
+        run.log(f"training: /v1/{api}, whole and streamed")
+        wrk(url, f"{base}/v1/{api}", body, secs / 2, 32, headers)
+        loadgen(lg, f"{url}{base}/v1/{api}", dict(body, stream=True), {**headers, **chunks},
+                connections=32, duration=secs / 2)
+    run.log("training: fixed rate")
+    loadgen(lg, url + path, CHAT, headers, connections=16, duration=secs, rate=1000)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--secs", type=float, default=10, help="seconds of each scenario")
@@ -84,27 +109,7 @@ def main():
         os.environ["LLVM_PROFILE_FILE"] = os.path.join(raw, "sluice-%p-%m.profraw")
         _, sluice, url, path, headers = ab.start(os.path.join(target, "release", "sluice"), 0, work, 100)
         procs.append(sluice)
-        lg = built("loadgen")
-        stream = dict(TRANSLATED, stream=True)
-        chunks = {"x-mock-chunks": "50"}
-        run.log("training: scenario 1, same dialect")
-        wrk(url, path, CHAT, a.secs, 32, headers)
-        run.log("training: scenario 2, translated")
-        wrk(url, path, TRANSLATED, a.secs, 32, headers)
-        run.log("training: translated streams")
-        loadgen(lg, url + path, stream, {**headers, **chunks}, connections=32, duration=a.secs)
-        # The other client dialects, so that their paths are not left to guesses.
-        base = path.rsplit("/v1/", 1)[0]
-        messages = {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": CHAT["messages"]}
-        responses = {"model": "mock-model", "input": "Say hello in one word."}
-        for api, body in (("messages", messages), ("responses", responses)):
-            run.http("POST", f"{url}{base}/v1/{api}", body, headers)  # raises unless it answers 200
-            run.log(f"training: /v1/{api}, whole and streamed")
-            wrk(url, f"{base}/v1/{api}", body, a.secs / 2, 32, headers)
-            loadgen(lg, f"{url}{base}/v1/{api}", dict(body, stream=True), {**headers, **chunks},
-                    connections=32, duration=a.secs / 2)
-        run.log("training: fixed rate")
-        loadgen(lg, url + path, CHAT, headers, connections=16, duration=a.secs, rate=1000)
+        train(built("loadgen"), url, path, headers, a.secs)
         # Not `Proc.stop`: the profile is written while the process exits, which takes
         # longer than the harness's grace period.
         sluice.p.send_signal(2)

@@ -5,10 +5,11 @@
 //! ids and timestamps included: it was the largest single cost of a proxied request
 //! after Pingora's own HTTP work. This writer knows the schema: names, ids and
 //! timestamps sluice made itself go out as they are, the rest is escaped exactly as
-//! `serde_json` escapes it, and numbers are formatted by the same code. The output is
+//! `serde_json` escapes it (`sluice_translate::json_write`, a word at a time), and numbers are formatted by the same code. The output is
 //! byte for byte serde's (the tests compare the two), so the derive stays the schema's
 //! definition.
 
+use sluice_translate::json_write::string;
 use uuid::Uuid;
 
 use crate::event::{Attempt, McpCall, PolicyOutcome, TelemetryEvent};
@@ -215,71 +216,6 @@ fn opt_string(out: &mut Vec<u8>, s: Option<&str>) {
     }
 }
 
-/// Bytes `serde_json` escapes: the control characters, the quote and the backslash.
-const fn needs_escape(b: u8) -> bool {
-    b < 0x20 || b == b'"' || b == b'\\'
-}
-
-/// How many leading bytes of `bytes` need no escape, found eight at a time: a byte
-/// below 0x20, a quote or a backslash in a word sets that word's test.
-fn plain_prefix(bytes: &[u8]) -> usize {
-    const ONES: u64 = u64::from_ne_bytes([1; 8]);
-    const HIGH: u64 = ONES * 0x80;
-    // Some byte of `w` is zero; some byte is below `n` (for `n` up to 0x80).
-    let zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGH;
-    let below = |w: u64, n: u64| w.wrapping_sub(ONES * n) & !w & HIGH;
-    let mut i = 0;
-    for chunk in bytes.chunks_exact(8) {
-        let Ok(word) = <[u8; 8]>::try_from(chunk) else {
-            break;
-        };
-        let w = u64::from_ne_bytes(word);
-        if below(w, 0x20) | zero(w ^ (ONES * 0x22)) | zero(w ^ (ONES * 0x5c)) != 0 {
-            break;
-        }
-        i += 8;
-    }
-    i + bytes[i..]
-        .iter()
-        .position(|&b| needs_escape(b))
-        .unwrap_or(bytes.len() - i)
-}
-
-/// A JSON string, escaped as `serde_json` escapes it: the runs between escapes are
-/// copied whole, so a string with none is one copy after one scan.
-fn string(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
-    out.push(b'"');
-    let mut start = 0;
-    loop {
-        let i = start + plain_prefix(&bytes[start..]);
-        if i == bytes.len() {
-            break;
-        }
-        out.extend_from_slice(&bytes[start..i]);
-        let b = bytes[i];
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\x08' => out.extend_from_slice(b"\\b"),
-            b'\x0c' => out.extend_from_slice(b"\\f"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[usize::from(b >> 4)]);
-                out.push(HEX[usize::from(b & 0xf)]);
-            }
-        }
-        start = i + 1;
-    }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,27 +363,6 @@ mod tests {
             e.cost_usd = Some(x);
             assert_eq!(ours(&e), serde_json::to_string(&e).expect("serde"), "{x}");
         }
-    }
-
-    #[test]
-    fn escapes_are_found_wherever_they_fall_in_a_word() {
-        for b in (0u8..0x80).chain([0xc3, 0xa9]) {
-            for at in 0..20 {
-                let mut bytes = vec![b'a'; 19];
-                bytes.insert(at, b);
-                let Ok(text) = String::from_utf8(bytes) else {
-                    continue;
-                };
-                let mut ours = Vec::new();
-                string(&mut ours, &text);
-                let theirs = serde_json::to_vec(&text).expect("serde");
-                assert_eq!(ours, theirs, "{b:#x} at {at}");
-            }
-        }
-        let text = "é".repeat(40) + "\"";
-        let mut ours = Vec::new();
-        string(&mut ours, &text);
-        assert_eq!(ours, serde_json::to_vec(&text).expect("serde"));
     }
 
     #[test]

@@ -57,9 +57,16 @@ pub fn stream(data: &[u8]) {
     }
 }
 
-/// Parse a request in the dialect the first byte picks; render what parses.
+/// Parse a request in the dialect the first byte picks; render what parses. A body
+/// that is JSON is written back by `json_write` as `serde_json` writes it.
 pub fn request(data: &[u8]) {
     let (dialect, body) = pick(data);
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
+        assert_eq!(
+            crate::json_write::to_vec(&value),
+            serde_json::to_vec(&value).unwrap_or_default()
+        );
+    }
     if let Ok(req) = crate::parse_request(dialect, body) {
         for to in DIALECTS {
             let opts = RenderOptions {

@@ -13,6 +13,7 @@ pub mod errors;
 pub mod fuzzing;
 pub mod json_edit;
 pub mod json_scan;
+pub mod json_write;
 pub mod openai_chat;
 pub mod peek;
 pub mod responses;

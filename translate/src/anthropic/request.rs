@@ -4,7 +4,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::canonical::{Image, Message, Part, Request, Role, Tool, ToolCall, ToolChoice};
-use crate::util::{arguments_text, arguments_value, from_request, to_vec};
+use crate::util::{TextOr, arguments_text, arguments_value, from_request, to_vec};
 use crate::{RenderOptions, TranslateError};
 
 #[derive(Deserialize)]
@@ -32,12 +32,7 @@ struct MessagesRequest {
     metadata: Option<Metadata>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum SystemIn {
-    Text(String),
-    Blocks(Vec<TextBlock>),
-}
+type SystemIn = TextOr<TextBlock>;
 
 #[derive(Deserialize)]
 struct TextBlock {
@@ -56,12 +51,7 @@ struct MessageIn {
     content: ContentIn,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum ContentIn {
-    Text(String),
-    Blocks(Vec<BlockIn>),
-}
+type ContentIn = TextOr<BlockIn>;
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -100,12 +90,7 @@ enum ImageSource {
     Url { url: String },
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum ResultContent {
-    Text(String),
-    Blocks(Vec<BlockIn>),
-}
+type ResultContent = TextOr<BlockIn>;
 
 #[derive(Deserialize)]
 struct ToolIn {
@@ -163,8 +148,8 @@ pub fn parse_request(body: &[u8]) -> Result<Request, TranslateError> {
         ..Request::default()
     };
     match r.system {
-        Some(SystemIn::Text(t)) => req.system.push(t),
-        Some(SystemIn::Blocks(bs)) => req.system.extend(bs.into_iter().map(|b| b.text)),
+        Some(TextOr::Text(t)) => req.system.push(t),
+        Some(TextOr::List(bs)) => req.system.extend(bs.into_iter().map(|b| b.text)),
         None => {}
     }
     for m in r.messages {
@@ -178,14 +163,14 @@ pub fn parse_request(body: &[u8]) -> Result<Request, TranslateError> {
             }
         };
         let blocks = match m.content {
-            ContentIn::Text(t) => {
+            TextOr::Text(t) => {
                 req.messages.push(Message {
                     role,
                     content: vec![Part::Text(t)],
                 });
                 continue;
             }
-            ContentIn::Blocks(bs) => bs,
+            TextOr::List(bs) => bs,
         };
         // A user turn may carry tool results and more input: the results become a tool
         // message, the rest a user message after it.
@@ -207,8 +192,8 @@ pub fn parse_request(body: &[u8]) -> Result<Request, TranslateError> {
                 } if role == Role::User => {
                     let parts = match result {
                         None => Vec::new(),
-                        Some(ResultContent::Text(t)) => vec![Part::Text(t)],
-                        Some(ResultContent::Blocks(bs)) => bs
+                        Some(TextOr::Text(t)) => vec![Part::Text(t)],
+                        Some(TextOr::List(bs)) => bs
                             .into_iter()
                             .map(simple_part)
                             .filter_map(Result::transpose)

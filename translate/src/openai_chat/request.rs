@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use crate::canonical::{
     Image, Message, Part, Request, ResponseFormat, Role, Tool, ToolCall, ToolChoice,
 };
-use crate::util::{OneOrMany, from_request, to_vec};
+use crate::util::{TextOr, from_request, to_vec};
 use crate::{RenderOptions, TranslateError};
 
 #[derive(Deserialize)]
@@ -23,7 +23,7 @@ struct ChatRequest {
     #[serde(default)]
     response_format: Option<Value>,
     #[serde(default)]
-    stop: Option<OneOrMany>,
+    stop: Option<TextOr<String>>,
     #[serde(default)]
     temperature: Option<f64>,
     #[serde(default)]
@@ -49,12 +49,7 @@ struct MessageIn {
     tool_call_id: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum ContentIn {
-    Text(String),
-    Parts(Vec<PartIn>),
-}
+type ContentIn = TextOr<PartIn>;
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -111,8 +106,8 @@ struct ToolFunctionIn {
 fn parts(content: Option<ContentIn>) -> Result<Vec<Part>, TranslateError> {
     match content {
         None => Ok(Vec::new()),
-        Some(ContentIn::Text(t)) => Ok(vec![Part::Text(t)]),
-        Some(ContentIn::Parts(ps)) => ps
+        Some(TextOr::Text(t)) => Ok(vec![Part::Text(t)]),
+        Some(TextOr::List(ps)) => ps
             .into_iter()
             .map(|p| match p {
                 PartIn::Text { text } | PartIn::Refusal { refusal: text } => Ok(Part::Text(text)),
@@ -193,7 +188,7 @@ pub fn parse_request(body: &[u8]) -> Result<Request, TranslateError> {
         stream: r.stream,
         user: r.user,
         parallel_tool_calls: r.parallel_tool_calls,
-        stop: r.stop.map(OneOrMany::into_vec).unwrap_or_default(),
+        stop: r.stop.map(TextOr::into_vec).unwrap_or_default(),
         ..Request::default()
     };
     for m in r.messages {
