@@ -98,3 +98,28 @@ pub fn now() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_string_or_a_list_and_nothing_else() {
+        let text: TextOr<String> =
+            serde_json::from_str(r#""a \"quoted\" line\n""#).unwrap_or(TextOr::List(Vec::new()));
+        assert!(matches!(text, TextOr::Text(t) if t == "a \"quoted\" line\n"));
+        let list: TextOr<String> =
+            serde_json::from_str(r#"["a","b"]"#).unwrap_or(TextOr::Text(String::new()));
+        assert_eq!(list.into_vec(), ["a", "b"]);
+        for bad in ["5", "null", "{}", "true", r#"["a",1]"#] {
+            let err = serde_json::from_str::<TextOr<String>>(bad)
+                .err()
+                .map(|e| e.to_string());
+            assert!(err.is_some(), "{bad} was read");
+        }
+        let err = serde_json::from_str::<TextOr<String>>("{}")
+            .err()
+            .map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("expected a string or a list")));
+    }
+}
