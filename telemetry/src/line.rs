@@ -9,7 +9,7 @@
 //! byte for byte serde's (the tests compare the two), so the derive stays the schema's
 //! definition.
 
-use sluice_translate::json_write::string;
+use sluice_translate::json_write::{array, string};
 use uuid::Uuid;
 
 use crate::event::{Attempt, McpCall, PolicyOutcome, TelemetryEvent};
@@ -100,17 +100,6 @@ pub fn write(out: &mut Vec<u8>, e: &TelemetryEvent) {
         string(out, body);
     }
     out.push(b'}');
-}
-
-fn array<T>(out: &mut Vec<u8>, items: &[T], each: fn(&mut Vec<u8>, &T)) {
-    out.push(b'[');
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        each(out, item);
-    }
-    out.push(b']');
 }
 
 fn attempt(out: &mut Vec<u8>, a: &Attempt) {

@@ -29,16 +29,7 @@ pub fn write(out: &mut Vec<u8>, value: &Value) {
             let _ = serde_json::to_writer(&mut *out, n);
         }
         Value::String(s) => string(out, s),
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write(out, item);
-            }
-            out.push(b']');
-        }
+        Value::Array(items) => array(out, items, write),
         Value::Object(members) => {
             out.push(b'{');
             for (i, (key, item)) in members.iter().enumerate() {
@@ -52,6 +43,18 @@ pub fn write(out: &mut Vec<u8>, value: &Value) {
             out.push(b'}');
         }
     }
+}
+
+/// A JSON array of `items`, each written by `each`.
+pub fn array<T>(out: &mut Vec<u8>, items: &[T], each: fn(&mut Vec<u8>, &T)) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        each(out, item);
+    }
+    out.push(b']');
 }
 
 /// Bytes `serde_json` escapes: the control characters, the quote and the backslash.
