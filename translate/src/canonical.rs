@@ -154,6 +154,34 @@ impl Request {
             .rev()
             .find(|(_, m)| m.role == Role::User)
     }
+
+    /// About how many bytes the request takes in any dialect: its text, plus room for
+    /// each part's and tool's markup. A renderer reserves this once, so a long
+    /// conversation is not copied again each time its buffer doubles; escapes and
+    /// large schemas may still grow it.
+    pub fn size_hint(&self) -> usize {
+        fn part(p: &Part) -> usize {
+            64 + match p {
+                Part::Text(t) | Part::Reasoning(t) => t.len(),
+                Part::Image(Image::Url(u)) => u.len(),
+                Part::Image(Image::Base64 { media_type, data }) => media_type.len() + data.len(),
+                Part::ToolCall(c) => c.id.len() + c.name.len() + c.arguments.len(),
+                Part::ToolResult {
+                    call_id, content, ..
+                } => call_id.len() + content.iter().map(part).sum::<usize>(),
+            }
+        }
+        let text = |v: &[String]| v.iter().map(|s| s.len() + 8).sum::<usize>();
+        256 + self.model.len()
+            + text(&self.system)
+            + text(&self.stop)
+            + self.tools.len() * 512
+            + self
+                .messages
+                .iter()
+                .map(|m| 32 + m.content.iter().map(part).sum::<usize>())
+                .sum::<usize>()
+    }
 }
 
 /// Why generation stopped.

@@ -74,10 +74,65 @@ pub fn request(data: &[u8]) {
                 max_completion_tokens: to == Dialect::OpenAiChat,
             };
             if let Ok(out) = crate::render_request(to, &req, &opts) {
-                assert!(serde_json::from_slice::<serde_json::Value>(&out).is_ok());
+                assert!(unique_keys(&out), "{}", String::from_utf8_lossy(&out));
+                if let Err(e) = crate::parse_request(to, &out) {
+                    panic!("{to:?} does not read back what was written for it: {e}");
+                }
             }
         }
     }
+}
+
+/// Whether `json` is JSON in which no object names a member twice: the renderers write
+/// members one by one, and serde's `Value` would silently keep the last of two.
+fn unique_keys(json: &[u8]) -> bool {
+    use serde::de::{Error, MapAccess, SeqAccess, Visitor};
+
+    struct Unique;
+    impl<'de> serde::Deserialize<'de> for Unique {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(Unique)
+        }
+    }
+    impl<'de> Visitor<'de> for Unique {
+        type Value = Unique;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_unit<E>(self) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Unique, A::Error> {
+            while seq.next_element::<Unique>()?.is_some() {}
+            Ok(Unique)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Unique, A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if !seen.insert(key) {
+                    return Err(A::Error::custom("a member named twice"));
+                }
+                map.next_value::<Unique>()?;
+            }
+            Ok(Unique)
+        }
+    }
+    serde_json::from_slice::<Unique>(json).is_ok()
 }
 
 /// Parse a provider's answer in the dialect the first byte picks; render what parses.
@@ -167,5 +222,27 @@ pub fn json_edit(data: &[u8]) {
             rescanned = out;
         }
         assert_eq!(layout.apply(data, &changes), Some(rescanned));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_member_named_twice_is_found_at_any_depth() {
+        assert!(super::unique_keys(
+            br#"{"a":1,"b":{"a":[{"a":null}]},"c":"a"}"#
+        ));
+        for twice in [
+            &br#"{"a":1,"a":2}"#[..],
+            br#"{"b":{"x":true,"y":1,"x":false}}"#,
+            br#"[{"k":[{"a":1,"a":1}]}]"#,
+        ] {
+            assert!(
+                !super::unique_keys(twice),
+                "{}",
+                String::from_utf8_lossy(twice)
+            );
+        }
+        assert!(!super::unique_keys(b"{"));
     }
 }

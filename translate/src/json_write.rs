@@ -92,9 +92,29 @@ fn plain_prefix(bytes: &[u8]) -> usize {
 /// A JSON string, escaped as `serde_json` escapes it: the runs between escapes are
 /// copied whole, so a string with none is one copy after one scan.
 pub fn string(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
+    out.reserve(s.len() + 2);
     out.push(b'"');
+    escaped(out, s);
+    out.push(b'"');
+}
+
+/// One JSON string of `pieces` with `separator` between them, as `string` would write
+/// their `join`, without making the joined copy first.
+pub fn joined<'a>(out: &mut Vec<u8>, pieces: impl IntoIterator<Item = &'a str>, separator: &str) {
+    out.push(b'"');
+    for (i, piece) in pieces.into_iter().enumerate() {
+        if i > 0 {
+            escaped(out, separator);
+        }
+        escaped(out, piece);
+    }
+    out.push(b'"');
+}
+
+/// The inside of a JSON string: `s` with its quotes, backslashes and control
+/// characters escaped.
+fn escaped(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
     let mut start = 0;
     loop {
         let i = start + plain_prefix(&bytes[start..]);
@@ -121,7 +141,108 @@ pub fn string(out: &mut Vec<u8>, s: &str) {
         start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
+}
+
+/// An object written member by member straight into the output, closed when it is
+/// dropped. The request renderers write from the canonical model through it rather
+/// than building a `Value` tree first: that tree held a copy of every string of the
+/// conversation and a map node per block, which cost as much as the writing itself.
+/// Members go out in the order written; each key is the caller's to write once.
+pub struct Object<'o> {
+    out: &'o mut Vec<u8>,
+    empty: bool,
+}
+
+impl<'o> Object<'o> {
+    pub fn open(out: &'o mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Self { out, empty: true }
+    }
+
+    /// The output, placed for the value of member `key`, which the caller writes next.
+    pub fn key(&mut self, key: &str) -> &mut Vec<u8> {
+        if !self.empty {
+            self.out.push(b',');
+        }
+        self.empty = false;
+        string(self.out, key);
+        self.out.push(b':');
+        self.out
+    }
+
+    pub fn str(&mut self, key: &str, value: &str) -> &mut Self {
+        string(self.key(key), value);
+        self
+    }
+
+    pub fn value(&mut self, key: &str, value: &Value) -> &mut Self {
+        write(self.key(key), value);
+        self
+    }
+
+    pub fn bool(&mut self, key: &str, value: bool) -> &mut Self {
+        self.value(key, &Value::Bool(value))
+    }
+
+    pub fn u64(&mut self, key: &str, value: u64) -> &mut Self {
+        self.value(key, &Value::from(value))
+    }
+
+    /// A float as `serde_json` writes it (shortest round trip; not finite is `null`).
+    pub fn f64(&mut self, key: &str, value: f64) -> &mut Self {
+        self.value(key, &Value::from(value))
+    }
+
+    pub fn object(&mut self, key: &str) -> Object<'_> {
+        Object::open(self.key(key))
+    }
+
+    pub fn array(&mut self, key: &str) -> Array<'_> {
+        Array::open(self.key(key))
+    }
+}
+
+impl Drop for Object<'_> {
+    fn drop(&mut self) {
+        self.out.push(b'}');
+    }
+}
+
+/// An array written item by item straight into the output, closed when it is dropped.
+pub struct Array<'o> {
+    out: &'o mut Vec<u8>,
+    empty: bool,
+}
+
+impl<'o> Array<'o> {
+    pub fn open(out: &'o mut Vec<u8>) -> Self {
+        out.push(b'[');
+        Self { out, empty: true }
+    }
+
+    /// The output, placed for the next item, which the caller writes next.
+    pub fn item(&mut self) -> &mut Vec<u8> {
+        if !self.empty {
+            self.out.push(b',');
+        }
+        self.empty = false;
+        self.out
+    }
+
+    pub fn str(&mut self, value: &str) -> &mut Self {
+        string(self.item(), value);
+        self
+    }
+
+    pub fn object(&mut self) -> Object<'_> {
+        Object::open(self.item())
+    }
+}
+
+impl Drop for Array<'_> {
+    fn drop(&mut self) {
+        self.out.push(b']');
+    }
 }
 
 #[cfg(test)]
@@ -148,6 +269,38 @@ mod tests {
         let mut ours = Vec::new();
         string(&mut ours, &text);
         assert_eq!(ours, serde_json::to_vec(&text).expect("serde"));
+    }
+
+    #[test]
+    fn objects_and_arrays_close_where_they_go_out_of_scope() {
+        let mut out = Vec::new();
+        {
+            let mut o = Object::open(&mut out);
+            o.str("model", "m \"1\"")
+                .u64("max", 7)
+                .f64("t", 0.5)
+                .bool("s", true);
+            o.f64("nan", f64::NAN);
+            o.object("empty");
+            {
+                let mut list = o.array("list");
+                list.str("a");
+                list.object()
+                    .str("type", "text")
+                    .value("v", &json!({"k": [1, null]}));
+                Array::open(list.item());
+            }
+            joined(o.key("text"), ["one", "two \"2\"", ""], "\n\n");
+            o.object("choice").str("type", "auto");
+        }
+        let expected = json!({"model": "m \"1\"", "max": 7, "t": 0.5, "s": true, "nan": null,
+            "empty": {}, "list": ["a", {"type": "text", "v": {"k": [1, null]}}, []],
+            "text": "one\n\ntwo \"2\"\n\n", "choice": {"type": "auto"}});
+        let parsed: Value = serde_json::from_slice(&out).expect("valid JSON");
+        assert_eq!(parsed, expected);
+        let mut none = Vec::new();
+        joined(&mut none, [], ",");
+        assert_eq!(none, b"\"\"");
     }
 
     #[test]

@@ -69,18 +69,20 @@ fn run(prefix: &str, seed: u64, rounds: usize, target: fn(&[u8])) {
     let bases = fixtures(prefix);
     assert!(!bases.is_empty(), "fixtures {prefix}*");
     let mut rng = Rng(seed);
+    let each_dialect = |input: &[u8]| {
+        for dialect in 0u8..3 {
+            let mut tagged = vec![dialect];
+            tagged.extend_from_slice(input);
+            target(&tagged);
+        }
+        target(input);
+    };
     for base in &bases {
-        target(base);
+        each_dialect(base);
     }
     for _ in 0..rounds {
         let base = &bases[rng.below(bases.len())];
-        let input = mutate(&mut rng, base);
-        for dialect in 0u8..3 {
-            let mut tagged = vec![dialect];
-            tagged.extend_from_slice(&input);
-            target(&tagged);
-        }
-        target(&input);
+        each_dialect(&mutate(&mut rng, base));
     }
 }
 

@@ -1,10 +1,11 @@
 //! Messages requests, in and out.
 
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::canonical::{Image, Message, Part, Request, Role, Tool, ToolCall, ToolChoice};
-use crate::util::{TextOr, arguments_text, arguments_value, from_request, to_vec};
+use crate::json_write::{Array, Object, joined};
+use crate::util::{TextOr, arguments_text, arguments_value, from_request};
 use crate::{RenderOptions, TranslateError};
 
 #[derive(Deserialize)]
@@ -255,122 +256,160 @@ pub fn parse_request(body: &[u8]) -> Result<Request, TranslateError> {
     Ok(req)
 }
 
-fn image_block(img: &Image) -> Value {
+fn image_block(list: &mut Array, img: &Image) {
+    let mut block = list.object();
+    block.str("type", "image");
+    let mut source = block.object("source");
     match img {
-        Image::Url(url) => json!({"type": "image", "source": {"type": "url", "url": url}}),
-        Image::Base64 { media_type, data } => json!({"type": "image",
-            "source": {"type": "base64", "media_type": media_type, "data": data}}),
+        Image::Url(url) => source.str("type", "url").str("url", url),
+        Image::Base64 { media_type, data } => source
+            .str("type", "base64")
+            .str("media_type", media_type)
+            .str("data", data),
+    };
+}
+
+/// Whether `part` becomes a block: empty text and reasoning do not.
+fn renders(part: &Part) -> bool {
+    match part {
+        Part::Text(t) => !t.is_empty(),
+        Part::Reasoning(_) => false,
+        Part::Image(_) | Part::ToolCall(_) | Part::ToolResult { .. } => true,
     }
 }
 
-fn blocks(parts: &[Part]) -> Result<Vec<Value>, TranslateError> {
-    let mut out = Vec::with_capacity(parts.len());
+fn blocks(list: &mut Array, parts: &[Part]) -> Result<(), TranslateError> {
     for p in parts {
         match p {
             Part::Text(t) if t.is_empty() => {}
-            Part::Text(t) => out.push(json!({"type": "text", "text": t})),
-            Part::Image(img) => out.push(image_block(img)),
-            Part::ToolCall(c) => out.push(json!({"type": "tool_use", "id": c.id, "name": c.name,
-                "input": arguments_value(&c.arguments)?})),
+            Part::Text(t) => {
+                list.object().str("type", "text").str("text", t);
+            }
+            Part::Image(img) => image_block(list, img),
+            Part::ToolCall(c) => {
+                let input = arguments_value(&c.arguments)?;
+                list.object()
+                    .str("type", "tool_use")
+                    .str("id", &c.id)
+                    .str("name", &c.name)
+                    .value("input", &input);
+            }
             Part::ToolResult {
                 call_id,
                 content,
                 is_error,
             } => {
-                let inner = match content.as_slice() {
-                    [Part::Text(t)] => json!(t),
-                    parts => Value::Array(blocks(parts)?),
-                };
-                let mut block =
-                    json!({"type": "tool_result", "tool_use_id": call_id, "content": inner});
-                if *is_error {
-                    block["is_error"] = json!(true);
+                let mut block = list.object();
+                block.str("type", "tool_result").str("tool_use_id", call_id);
+                match content.as_slice() {
+                    [Part::Text(t)] => {
+                        block.str("content", t);
+                    }
+                    parts => blocks(&mut block.array("content"), parts)?,
                 }
-                out.push(block);
+                if *is_error {
+                    block.bool("is_error", true);
+                }
             }
             // Reasoning from another provider cannot be signed; it is not sent back.
             Part::Reasoning(_) => {}
         }
     }
-    Ok(out)
+    Ok(())
 }
 
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Assistant => "assistant",
+        Role::User | Role::Tool => "user",
+    }
+}
+
+/// The request as Messages JSON, written straight from the canonical model.
 pub fn render_request(req: &Request, opts: &RenderOptions) -> Result<Vec<u8>, TranslateError> {
-    let mut messages: Vec<Value> = Vec::with_capacity(req.messages.len());
-    for m in &req.messages {
-        let role = match m.role {
-            Role::Assistant => "assistant",
-            Role::User | Role::Tool => "user",
-        };
-        let content = blocks(&m.content)?;
-        if content.is_empty() {
-            continue;
-        }
-        // Anthropic wants turns to alternate: consecutive same-role turns are merged.
-        match messages.last_mut() {
-            Some(last) if last["role"] == role => {
-                if let Some(list) = last["content"].as_array_mut() {
-                    list.extend(content);
-                }
+    let mut body = Vec::with_capacity(req.size_hint());
+    let mut out = Object::open(&mut body);
+    out.str("model", &req.model);
+    let max_tokens = req.max_tokens.or(opts.default_max_tokens).unwrap_or(4096);
+    out.u64("max_tokens", max_tokens);
+    {
+        let mut messages = out.array("messages");
+        // Anthropic wants turns to alternate: consecutive same-role turns are merged,
+        // after those with nothing to send are dropped.
+        let mut turns = req
+            .messages
+            .iter()
+            .filter(|m| m.content.iter().any(renders))
+            .peekable();
+        while let Some(first) = turns.next() {
+            let role = role_name(first.role);
+            let mut message = messages.object();
+            message.str("role", role);
+            let mut content = message.array("content");
+            blocks(&mut content, &first.content)?;
+            while let Some(m) = turns.next_if(|m| role_name(m.role) == role) {
+                blocks(&mut content, &m.content)?;
             }
-            _ => messages.push(json!({"role": role, "content": content})),
         }
     }
-    let max_tokens = req.max_tokens.or(opts.default_max_tokens).unwrap_or(4096);
-    let mut out = Map::new();
-    out.insert("model".into(), json!(req.model));
-    out.insert("max_tokens".into(), json!(max_tokens));
-    out.insert("messages".into(), Value::Array(messages));
     if !req.system.is_empty() {
-        out.insert("system".into(), json!(req.system.join("\n\n")));
+        joined(
+            out.key("system"),
+            req.system.iter().map(String::as_str),
+            "\n\n",
+        );
     }
     if !req.tools.is_empty() {
-        let tools = req
-            .tools
-            .iter()
-            .map(|t| {
-                let mut tool = json!({"name": t.name, "input_schema": t.parameters});
-                if let Some(d) = &t.description {
-                    tool["description"] = json!(d);
-                }
-                tool
-            })
-            .collect();
-        out.insert("tools".into(), Value::Array(tools));
-    }
-    let mut choice = req.tool_choice.as_ref().map(|c| match c {
-        ToolChoice::Auto => json!({"type": "auto"}),
-        ToolChoice::None => json!({"type": "none"}),
-        ToolChoice::Required => json!({"type": "any"}),
-        ToolChoice::Tool(n) => json!({"type": "tool", "name": n}),
-    });
-    if req.parallel_tool_calls == Some(false) && !req.tools.is_empty() {
-        let c = choice.get_or_insert_with(|| json!({"type": "auto"}));
-        if c["type"] != "none" {
-            c["disable_parallel_tool_use"] = json!(true);
+        let mut tools = out.array("tools");
+        for t in &req.tools {
+            let mut tool = tools.object();
+            tool.str("name", &t.name);
+            if let Some(d) = &t.description {
+                tool.str("description", d);
+            }
+            tool.value("input_schema", &t.parameters);
         }
     }
-    if let Some(c) = choice
+    // Parallel calls are refused by a flag on the choice, so refusing them names one.
+    let no_parallel = req.parallel_tool_calls == Some(false);
+    let choice = match &req.tool_choice {
+        None if no_parallel => Some(&ToolChoice::Auto),
+        choice => choice.as_ref(),
+    };
+    if let Some(choice) = choice
         && !req.tools.is_empty()
     {
-        out.insert("tool_choice".into(), c);
+        let mut c = out.object("tool_choice");
+        match choice {
+            ToolChoice::Auto => c.str("type", "auto"),
+            ToolChoice::None => c.str("type", "none"),
+            ToolChoice::Required => c.str("type", "any"),
+            ToolChoice::Tool(n) => c.str("type", "tool").str("name", n),
+        };
+        if no_parallel && *choice != ToolChoice::None {
+            c.bool("disable_parallel_tool_use", true);
+        }
     }
     // Anthropic has no JSON mode: `response_format` is not sent (see the README).
     if !req.stop.is_empty() {
-        out.insert("stop_sequences".into(), json!(req.stop));
+        let mut stop = out.array("stop_sequences");
+        for s in &req.stop {
+            stop.str(s);
+        }
     }
     if let Some(t) = req.temperature {
         // OpenAI's range is 0..2, Anthropic's 0..1.
-        out.insert("temperature".into(), json!(t.clamp(0.0, 1.0)));
+        out.f64("temperature", t.clamp(0.0, 1.0));
     }
     if let Some(p) = req.top_p {
-        out.insert("top_p".into(), json!(p));
+        out.f64("top_p", p);
     }
     if let Some(u) = &req.user {
-        out.insert("metadata".into(), json!({"user_id": u}));
+        out.object("metadata").str("user_id", u);
     }
     if req.stream {
-        out.insert("stream".into(), json!(true));
+        out.bool("stream", true);
     }
-    Ok(to_vec(&Value::Object(out)))
+    drop(out);
+    Ok(body)
 }

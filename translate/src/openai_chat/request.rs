@@ -1,12 +1,13 @@
 //! Chat Completions requests, in and out.
 
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::canonical::{
     Image, Message, Part, Request, ResponseFormat, Role, Tool, ToolCall, ToolChoice,
 };
-use crate::util::{TextOr, from_request, to_vec};
+use crate::json_write::{Array, Object, joined, string};
+use crate::util::{TextOr, from_request};
 use crate::{RenderOptions, TranslateError};
 
 #[derive(Deserialize)]
@@ -156,6 +157,16 @@ pub(crate) fn tool_choice_from(v: &Value) -> Result<ToolChoice, TranslateError> 
 }
 
 /// Read a response_format value.
+/// A tool choice as the OpenAI dialects' one word. A named tool must be called, so
+/// its word is `required`; the renderers send it as an object naming the tool instead.
+pub(crate) fn tool_choice_word(choice: &ToolChoice) -> &'static str {
+    match choice {
+        ToolChoice::Auto => "auto",
+        ToolChoice::None => "none",
+        ToolChoice::Required | ToolChoice::Tool(_) => "required",
+    }
+}
+
 pub(crate) fn response_format_from(v: &Value) -> Result<ResponseFormat, TranslateError> {
     match v.get("type").and_then(Value::as_str) {
         Some("text") => Ok(ResponseFormat::Text),
@@ -262,141 +273,181 @@ pub fn parse_request(body: &[u8]) -> Result<Request, TranslateError> {
     Ok(req)
 }
 
-fn content_value(parts: &[Part]) -> Value {
+/// A user turn's `content`: one text is a string, anything else a list of parts.
+fn content(out: &mut Vec<u8>, parts: &[Part]) {
     if let [Part::Text(t)] = parts {
-        return json!(t);
+        return string(out, t);
     }
-    Value::Array(
-        parts
-            .iter()
-            .filter_map(|p| match p {
-                Part::Text(t) => Some(json!({"type": "text", "text": t})),
-                Part::Image(img) => {
-                    Some(json!({"type": "image_url", "image_url": {"url": img.to_url()}}))
-                }
-                _ => None,
-            })
-            .collect(),
-    )
+    let mut list = Array::open(out);
+    for p in parts {
+        match p {
+            Part::Text(t) => {
+                list.object().str("type", "text").str("text", t);
+            }
+            Part::Image(img) => {
+                let mut part = list.object();
+                part.str("type", "image_url");
+                part.object("image_url").str("url", &img.to_url());
+            }
+            _ => {}
+        }
+    }
 }
 
-fn text_only(parts: &[Part]) -> String {
-    parts
-        .iter()
-        .filter_map(|p| match p {
-            Part::Text(t) => Some(t.as_str()),
-            _ => None,
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+/// The texts among `parts`, one to a line, as one JSON string.
+fn text_only(out: &mut Vec<u8>, parts: &[Part]) {
+    joined(out, texts(parts), "\n");
 }
 
-pub fn render_request(req: &Request, opts: &RenderOptions) -> Result<Vec<u8>, TranslateError> {
-    let mut messages = Vec::with_capacity(req.messages.len() + 1);
-    if !req.system.is_empty() {
-        messages.push(json!({"role": "system", "content": req.system.join("\n\n")}));
-    }
-    for m in &req.messages {
-        match m.role {
-            Role::User => {
-                messages.push(json!({"role": "user", "content": content_value(&m.content)}))
+fn texts(parts: &[Part]) -> impl Iterator<Item = &str> {
+    parts.iter().filter_map(|p| match p {
+        Part::Text(t) => Some(t.as_str()),
+        _ => None,
+    })
+}
+
+fn calls(parts: &[Part]) -> impl Iterator<Item = &ToolCall> {
+    parts.iter().filter_map(|p| match p {
+        Part::ToolCall(c) => Some(c),
+        _ => None,
+    })
+}
+
+fn message(messages: &mut Array, m: &Message) {
+    match m.role {
+        Role::User => {
+            let mut msg = messages.object();
+            msg.str("role", "user");
+            content(msg.key("content"), &m.content);
+        }
+        Role::Assistant => {
+            let mut msg = messages.object();
+            msg.str("role", "assistant");
+            let has_calls = calls(&m.content).next().is_some();
+            // The joined text is empty when there is at most one text and it is empty.
+            let mut t = texts(&m.content);
+            let no_text = t.next().is_none_or(str::is_empty) && t.next().is_none();
+            if has_calls && no_text {
+                msg.value("content", &Value::Null);
+            } else {
+                text_only(msg.key("content"), &m.content);
             }
-            Role::Assistant => {
-                let text = text_only(&m.content);
-                let calls: Vec<Value> = m
-                    .content
-                    .iter()
-                    .filter_map(|p| match p {
-                        Part::ToolCall(c) => Some(json!({"id": c.id, "type": "function",
-                            "function": {"name": c.name, "arguments": c.arguments}})),
-                        _ => None,
-                    })
-                    .collect();
-                let mut msg = json!({"role": "assistant",
-                    "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { json!(text) }});
-                if !calls.is_empty() {
-                    msg["tool_calls"] = Value::Array(calls);
+            if has_calls {
+                let mut list = msg.array("tool_calls");
+                for c in calls(&m.content) {
+                    let mut call = list.object();
+                    call.str("id", &c.id).str("type", "function");
+                    call.object("function")
+                        .str("name", &c.name)
+                        .str("arguments", &c.arguments);
                 }
-                messages.push(msg);
             }
-            Role::Tool => {
-                for p in &m.content {
-                    match p {
-                        Part::ToolResult { call_id, content, .. } => messages.push(json!({
-                            "role": "tool", "tool_call_id": call_id, "content": text_only(content)})),
-                        Part::Text(_) | Part::Image(_) => messages
-                            .push(json!({"role": "user", "content": content_value(std::slice::from_ref(p))})),
-                        _ => {}
+        }
+        Role::Tool => {
+            for p in &m.content {
+                match p {
+                    Part::ToolResult {
+                        call_id, content, ..
+                    } => {
+                        let mut msg = messages.object();
+                        msg.str("role", "tool").str("tool_call_id", call_id);
+                        text_only(msg.key("content"), content);
                     }
+                    Part::Text(_) | Part::Image(_) => {
+                        let mut msg = messages.object();
+                        msg.str("role", "user");
+                        self::content(msg.key("content"), std::slice::from_ref(p));
+                    }
+                    _ => {}
                 }
             }
         }
     }
-    let mut out = Map::new();
-    out.insert("model".into(), json!(req.model));
-    out.insert("messages".into(), Value::Array(messages));
-    if !req.tools.is_empty() {
-        let tools = req
-            .tools
-            .iter()
-            .map(|t| {
-                let mut f = json!({"name": t.name, "parameters": t.parameters});
-                if let Some(d) = &t.description {
-                    f["description"] = json!(d);
-                }
-                if let Some(s) = t.strict {
-                    f["strict"] = json!(s);
-                }
-                json!({"type": "function", "function": f})
-            })
-            .collect();
-        out.insert("tools".into(), Value::Array(tools));
+}
+
+/// The request as Chat Completions JSON, written straight from the canonical model.
+pub fn render_request(req: &Request, opts: &RenderOptions) -> Result<Vec<u8>, TranslateError> {
+    let mut body = Vec::with_capacity(req.size_hint());
+    let mut out = Object::open(&mut body);
+    out.str("model", &req.model);
+    {
+        let mut messages = out.array("messages");
+        if !req.system.is_empty() {
+            let mut msg = messages.object();
+            msg.str("role", "system");
+            joined(
+                msg.key("content"),
+                req.system.iter().map(String::as_str),
+                "\n\n",
+            );
+        }
+        for m in &req.messages {
+            message(&mut messages, m);
+        }
     }
-    if let Some(choice) = &req.tool_choice {
-        out.insert(
-            "tool_choice".into(),
-            match choice {
-                ToolChoice::Auto => json!("auto"),
-                ToolChoice::None => json!("none"),
-                ToolChoice::Required => json!("required"),
-                ToolChoice::Tool(n) => json!({"type": "function", "function": {"name": n}}),
-            },
-        );
+    if !req.tools.is_empty() {
+        let mut tools = out.array("tools");
+        for t in &req.tools {
+            let mut tool = tools.object();
+            tool.str("type", "function");
+            let mut f = tool.object("function");
+            f.str("name", &t.name);
+            if let Some(d) = &t.description {
+                f.str("description", d);
+            }
+            f.value("parameters", &t.parameters);
+            if let Some(s) = t.strict {
+                f.bool("strict", s);
+            }
+        }
+    }
+    match &req.tool_choice {
+        None => {}
+        Some(ToolChoice::Tool(n)) => {
+            let mut c = out.object("tool_choice");
+            c.str("type", "function");
+            c.object("function").str("name", n);
+        }
+        Some(choice) => {
+            out.str("tool_choice", tool_choice_word(choice));
+        }
     }
     if let Some(p) = req.parallel_tool_calls
         && !req.tools.is_empty()
     {
-        out.insert("parallel_tool_calls".into(), json!(p));
+        out.bool("parallel_tool_calls", p);
     }
     match &req.response_format {
         None => {}
         Some(ResponseFormat::Text) => {
-            out.insert("response_format".into(), json!({"type": "text"}));
+            out.object("response_format").str("type", "text");
         }
         Some(ResponseFormat::JsonObject) => {
-            out.insert("response_format".into(), json!({"type": "json_object"}));
+            out.object("response_format").str("type", "json_object");
         }
         Some(ResponseFormat::JsonSchema {
             name,
             schema,
             strict,
         }) => {
-            let mut spec = json!({"name": name, "schema": schema});
+            let mut format = out.object("response_format");
+            format.str("type", "json_schema");
+            let mut spec = format.object("json_schema");
+            spec.str("name", name).value("schema", schema);
             if let Some(s) = strict {
-                spec["strict"] = json!(s);
+                spec.bool("strict", *s);
             }
-            out.insert(
-                "response_format".into(),
-                json!({"type": "json_schema", "json_schema": spec}),
-            );
         }
     }
     if !req.stop.is_empty() {
-        out.insert("stop".into(), json!(req.stop));
+        let mut stop = out.array("stop");
+        for s in &req.stop {
+            stop.str(s);
+        }
     }
     for (key, v) in [("temperature", req.temperature), ("top_p", req.top_p)] {
         if let Some(v) = v {
-            out.insert(key.into(), json!(v));
+            out.f64(key, v);
         }
     }
     if let Some(m) = req.max_tokens {
@@ -405,15 +456,16 @@ pub fn render_request(req: &Request, opts: &RenderOptions) -> Result<Vec<u8>, Tr
         } else {
             "max_tokens"
         };
-        out.insert(key.into(), json!(m));
+        out.u64(key, m);
     }
     if let Some(u) = &req.user {
-        out.insert("user".into(), json!(u));
+        out.str("user", u);
     }
     if req.stream {
-        out.insert("stream".into(), json!(true));
+        out.bool("stream", true);
         // Usage is always asked for, so every stream can be accounted.
-        out.insert("stream_options".into(), json!({"include_usage": true}));
+        out.object("stream_options").bool("include_usage", true);
     }
-    Ok(to_vec(&Value::Object(out)))
+    drop(out);
+    Ok(body)
 }

@@ -1,14 +1,15 @@
 //! Responses requests, in and out.
 
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::TranslateError;
 use crate::canonical::{
     Image, Message, Part, Request, ResponseFormat, Role, Tool, ToolCall, ToolChoice,
 };
-use crate::openai_chat::request::{response_format_from, tool_choice_from};
-use crate::util::{from_request, to_vec};
+use crate::json_write::{Array, Object, joined};
+use crate::openai_chat::request::{response_format_from, tool_choice_from, tool_choice_word};
+use crate::util::from_request;
 
 #[derive(Deserialize)]
 struct ResponsesRequest {
@@ -237,126 +238,159 @@ pub fn parse_request(body: &[u8]) -> Result<Request, TranslateError> {
     Ok(req)
 }
 
-fn text_of(parts: &[Part]) -> String {
-    parts
-        .iter()
-        .filter_map(|p| match p {
-            Part::Text(t) => Some(t.as_str()),
-            _ => None,
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+/// The texts among `parts`, one to a line, as one JSON string.
+fn text_of(out: &mut Vec<u8>, parts: &[Part]) {
+    let texts = parts.iter().filter_map(|p| match p {
+        Part::Text(t) => Some(t.as_str()),
+        _ => None,
+    });
+    joined(out, texts, "\n");
 }
 
-pub fn render_request(req: &Request) -> Result<Vec<u8>, TranslateError> {
-    let mut input = Vec::with_capacity(req.messages.len());
-    for m in &req.messages {
-        match m.role {
-            Role::User => {
-                let content: Vec<Value> = m
-                    .content
-                    .iter()
-                    .filter_map(|p| match p {
-                        Part::Text(t) => Some(json!({"type": "input_text", "text": t})),
-                        Part::Image(img) => {
-                            Some(json!({"type": "input_image", "image_url": img.to_url()}))
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                input.push(json!({"role": "user", "content": content}));
-            }
-            Role::Assistant => {
-                for p in &m.content {
-                    match p {
-                        Part::Text(t) if !t.is_empty() => input.push(json!({"role": "assistant",
-                            "content": [{"type": "output_text", "text": t}]})),
-                        Part::ToolCall(c) => input.push(json!({"type": "function_call",
-                            "call_id": c.id, "name": c.name, "arguments": c.arguments})),
-                        _ => {}
+/// A turn as input items: a user turn is one message, an assistant's text and calls
+/// and a tool turn's results are an item each.
+fn items(input: &mut Array, m: &Message) {
+    match m.role {
+        Role::User => {
+            let mut msg = input.object();
+            msg.str("role", "user");
+            let mut content = msg.array("content");
+            for p in &m.content {
+                match p {
+                    Part::Text(t) => {
+                        content.object().str("type", "input_text").str("text", t);
                     }
+                    Part::Image(img) => {
+                        content
+                            .object()
+                            .str("type", "input_image")
+                            .str("image_url", &img.to_url());
+                    }
+                    _ => {}
                 }
             }
-            Role::Tool => {
-                for p in &m.content {
-                    if let Part::ToolResult {
-                        call_id, content, ..
-                    } = p
-                    {
-                        input.push(json!({"type": "function_call_output", "call_id": call_id,
-                            "output": text_of(content)}));
+        }
+        Role::Assistant => {
+            for p in &m.content {
+                match p {
+                    Part::Text(t) if !t.is_empty() => {
+                        let mut msg = input.object();
+                        msg.str("role", "assistant");
+                        msg.array("content")
+                            .object()
+                            .str("type", "output_text")
+                            .str("text", t);
                     }
+                    Part::ToolCall(c) => {
+                        input
+                            .object()
+                            .str("type", "function_call")
+                            .str("call_id", &c.id)
+                            .str("name", &c.name)
+                            .str("arguments", &c.arguments);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Role::Tool => {
+            for p in &m.content {
+                if let Part::ToolResult {
+                    call_id, content, ..
+                } = p
+                {
+                    let mut item = input.object();
+                    item.str("type", "function_call_output")
+                        .str("call_id", call_id);
+                    text_of(item.key("output"), content);
                 }
             }
         }
     }
-    let mut out = Map::new();
-    out.insert("model".into(), json!(req.model));
-    out.insert("input".into(), Value::Array(input));
+}
+
+/// The request as Responses JSON, written straight from the canonical model.
+pub fn render_request(req: &Request) -> Result<Vec<u8>, TranslateError> {
+    let mut body = Vec::with_capacity(req.size_hint());
+    let mut out = Object::open(&mut body);
+    out.str("model", &req.model);
+    {
+        let mut input = out.array("input");
+        for m in &req.messages {
+            items(&mut input, m);
+        }
+    }
     if !req.system.is_empty() {
-        out.insert("instructions".into(), json!(req.system.join("\n\n")));
-    }
-    if !req.tools.is_empty() {
-        let tools = req
-            .tools
-            .iter()
-            .map(|t| {
-                let mut tool = json!({"type": "function", "name": t.name, "parameters": t.parameters,
-                    // Responses makes strict the default; a schema written for Chat
-                    // Completions rarely satisfies it, so only an explicit request asks.
-                    "strict": t.strict.unwrap_or(false)});
-                if let Some(d) = &t.description {
-                    tool["description"] = json!(d);
-                }
-                tool
-            })
-            .collect();
-        out.insert("tools".into(), Value::Array(tools));
-    }
-    if let Some(choice) = &req.tool_choice {
-        out.insert(
-            "tool_choice".into(),
-            match choice {
-                ToolChoice::Auto => json!("auto"),
-                ToolChoice::None => json!("none"),
-                ToolChoice::Required => json!("required"),
-                ToolChoice::Tool(n) => json!({"type": "function", "name": n}),
-            },
+        joined(
+            out.key("instructions"),
+            req.system.iter().map(String::as_str),
+            "\n\n",
         );
     }
+    if !req.tools.is_empty() {
+        let mut tools = out.array("tools");
+        for t in &req.tools {
+            let mut tool = tools.object();
+            tool.str("type", "function").str("name", &t.name);
+            if let Some(d) = &t.description {
+                tool.str("description", d);
+            }
+            tool.value("parameters", &t.parameters)
+                // Responses makes strict the default; a schema written for Chat
+                // Completions rarely satisfies it, so only an explicit request asks.
+                .bool("strict", t.strict.unwrap_or(false));
+        }
+    }
+    match &req.tool_choice {
+        None => {}
+        Some(ToolChoice::Tool(n)) => {
+            out.object("tool_choice")
+                .str("type", "function")
+                .str("name", n);
+        }
+        Some(choice) => {
+            out.str("tool_choice", tool_choice_word(choice));
+        }
+    }
     if let Some(p) = req.parallel_tool_calls {
-        out.insert("parallel_tool_calls".into(), json!(p));
+        out.bool("parallel_tool_calls", p);
     }
     match &req.response_format {
         None | Some(ResponseFormat::Text) => {}
         Some(ResponseFormat::JsonObject) => {
-            out.insert("text".into(), json!({"format": {"type": "json_object"}}));
+            let mut text = out.object("text");
+            text.object("format").str("type", "json_object");
         }
         Some(ResponseFormat::JsonSchema {
             name,
             schema,
             strict,
         }) => {
-            let mut format = json!({"type": "json_schema", "name": name, "schema": schema});
+            let mut text = out.object("text");
+            let mut format = text.object("format");
+            format
+                .str("type", "json_schema")
+                .str("name", name)
+                .value("schema", schema);
             if let Some(s) = strict {
-                format["strict"] = json!(s);
+                format.bool("strict", *s);
             }
-            out.insert("text".into(), json!({"format": format}));
         }
     }
     for (key, v) in [("temperature", req.temperature), ("top_p", req.top_p)] {
         if let Some(v) = v {
-            out.insert(key.into(), json!(v));
+            out.f64(key, v);
         }
     }
     if let Some(m) = req.max_tokens {
-        out.insert("max_output_tokens".into(), json!(m));
+        out.u64("max_output_tokens", m);
     }
     if let Some(u) = &req.user {
-        out.insert("user".into(), json!(u));
+        out.str("user", u);
     }
     if req.stream {
-        out.insert("stream".into(), json!(true));
+        out.bool("stream", true);
     }
-    Ok(to_vec(&Value::Object(out)))
+    drop(out);
+    Ok(body)
 }
