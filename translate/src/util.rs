@@ -11,12 +11,21 @@ use crate::TranslateError;
 
 /// Deserialize a client request, turning serde's error into a 400-worthy message.
 pub fn from_request<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, TranslateError> {
-    serde_json::from_slice(body).map_err(|e| TranslateError::InvalidRequest(e.to_string()))
+    from_text(body).map_err(TranslateError::InvalidRequest)
 }
 
 /// Deserialize a provider answer.
 pub fn from_upstream<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, TranslateError> {
-    serde_json::from_slice(body).map_err(|e| TranslateError::BadUpstream(e.to_string()))
+    from_text(body).map_err(TranslateError::BadUpstream)
+}
+
+/// Check `body` as UTF-8 once, with SIMD, then read it as text. `serde_json` reading
+/// bytes checks each string it meets on its own, without SIMD: on a 128 KiB
+/// conversation that was a tenth of parsing and rendering it (callgrind).
+fn from_text<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, String> {
+    let text = simdutf8::compat::from_utf8(body)
+        .map_err(|e| format!("the body is not UTF-8 text: {e}"))?;
+    serde_json::from_str(text).map_err(|e| e.to_string())
 }
 
 /// Serialize a value built by a converter (its strings escaped a word at a time).
@@ -102,6 +111,23 @@ pub fn now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_that_is_not_utf8_is_refused_as_such() {
+        let body = b"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"caf\xe9\"}]}";
+        let err = crate::parse_request(crate::Dialect::OpenAiChat, body).err();
+        assert!(
+            matches!(&err, Some(TranslateError::InvalidRequest(m)) if m.contains("not UTF-8") && m.contains("index 54")),
+            "{err:?}"
+        );
+        let err = from_upstream::<Value>(b"{\"a\":\"\xff\"}").err();
+        assert!(
+            matches!(err, Some(TranslateError::BadUpstream(_))),
+            "{err:?}"
+        );
+        let read: Option<Value> = from_request("{\"caf\u{e9}\":\"\u{65e5}\"}".as_bytes()).ok();
+        assert_eq!(read, Some(serde_json::json!({"caf\u{e9}": "\u{65e5}"})));
+    }
 
     #[test]
     fn a_string_or_a_list_and_nothing_else() {
