@@ -20,7 +20,9 @@ second, loadgen) against the mock direct and each binary, and the table gives ea
 target's median p50 and p99 and what each binary adds over direct.
 With `--body-kib N` scenario 1's requests are pass-through streams of an N KiB
 conversation instead (loadgen, 8 connections), the floor's included: the cost of a
-long body, read, checked and edited.
+long body, read, checked and edited. Add `--translated` and they go to the translated
+route (OpenAI client, Anthropic upstream), so each is parsed and rendered anew; the
+floor relays the same body unchanged.
 With `--scenario 3` the rounds are translated streams of 50 events (OpenAI client,
 Anthropic upstream) instead, driven by `loadgen`, and the floor is the mock's own
 stream, direct. Then each binary holds `--streams` translated streams, and the growth of its RSS over
@@ -88,6 +90,8 @@ def main():
     ap.add_argument("--rate", type=int, default=1000, help="scenario 4's requests a second")
     ap.add_argument("--body-kib", type=int, default=0,
                     help="scenario 1 as streams of a conversation this long (KiB, at most 120)")
+    ap.add_argument("--translated", action="store_true",
+                    help="with --body-kib, the conversation goes to the translated route")
     a = ap.parse_args()
     built = lambda n: os.path.join(run.ROOT, "target", "release", n)
     run.raise_fd_limit()
@@ -116,6 +120,8 @@ def main():
                          "messages": CHAT["messages"]}
 
         long = long_conversation(a.body_kib * 1024) if a.body_kib else None
+        if long and a.translated:
+            long["model"] = TRANSLATED["model"]
 
         def drive(i, url, path, headers, secs):
             if long:
@@ -161,6 +167,7 @@ def main():
             return
         floor_rps = median([r[0] for r in rows[targets[0][0]]])
         what = f"streams of a {a.body_kib} KiB conversation, " if long else ""
+        what += "translated, " if long and a.translated else ""
         conns = 8 if long else a.conns
         print(f"scenario {a.scenario}, {what}median of {a.reps} ({a.secs:.0f} s each, {conns} connections):")
         base = "÷" + targets[0][0]
