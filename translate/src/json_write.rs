@@ -8,6 +8,9 @@
 //! of eight bytes is tested for a quote, a backslash or a control character at once,
 //! and the runs between escapes are copied whole. Numbers go through `serde_json`
 //! itself, so they come out as its shortest round-trip forms.
+//!
+//! `Object` and `Array` write the same JSON member by member, for the renderers that
+//! write a request straight from the canonical model.
 
 use serde_json::Value;
 
