@@ -156,7 +156,6 @@ pub(crate) fn tool_choice_from(v: &Value) -> Result<ToolChoice, TranslateError> 
     }
 }
 
-/// Read a response_format value.
 /// A tool choice as the OpenAI dialects' one word. A named tool must be called, so
 /// its word is `required`; the renderers send it as an object naming the tool instead.
 pub(crate) fn tool_choice_word(choice: &ToolChoice) -> &'static str {
@@ -167,6 +166,7 @@ pub(crate) fn tool_choice_word(choice: &ToolChoice) -> &'static str {
     }
 }
 
+/// Read a response_format value.
 pub(crate) fn response_format_from(v: &Value) -> Result<ResponseFormat, TranslateError> {
     match v.get("type").and_then(Value::as_str) {
         Some("text") => Ok(ResponseFormat::Text),
