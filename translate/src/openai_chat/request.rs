@@ -294,8 +294,9 @@ fn content(out: &mut Vec<u8>, parts: &[Part]) {
     }
 }
 
-/// The texts among `parts`, one to a line, as one JSON string.
-fn text_only(out: &mut Vec<u8>, parts: &[Part]) {
+/// The texts among `parts`, one to a line, as one JSON string (a tool's result in
+/// both OpenAI dialects).
+pub(crate) fn text_only(out: &mut Vec<u8>, parts: &[Part]) {
     joined(out, texts(parts), "\n");
 }
 

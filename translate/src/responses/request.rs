@@ -8,7 +8,9 @@ use crate::canonical::{
     Image, Message, Part, Request, ResponseFormat, Role, Tool, ToolCall, ToolChoice,
 };
 use crate::json_write::{Array, Object, joined};
-use crate::openai_chat::request::{response_format_from, tool_choice_from, tool_choice_word};
+use crate::openai_chat::request::{
+    response_format_from, text_only, tool_choice_from, tool_choice_word,
+};
 use crate::util::from_request;
 
 #[derive(Deserialize)]
@@ -238,15 +240,6 @@ pub fn parse_request(body: &[u8]) -> Result<Request, TranslateError> {
     Ok(req)
 }
 
-/// The texts among `parts`, one to a line, as one JSON string.
-fn text_of(out: &mut Vec<u8>, parts: &[Part]) {
-    let texts = parts.iter().filter_map(|p| match p {
-        Part::Text(t) => Some(t.as_str()),
-        _ => None,
-    });
-    joined(out, texts, "\n");
-}
-
 /// A turn as input items: a user turn is one message, an assistant's text and calls
 /// and a tool turn's results are an item each.
 fn items(input: &mut Array, m: &Message) {
@@ -302,7 +295,7 @@ fn items(input: &mut Array, m: &Message) {
                     let mut item = input.object();
                     item.str("type", "function_call_output")
                         .str("call_id", call_id);
-                    text_of(item.key("output"), content);
+                    text_only(item.key("output"), content);
                 }
             }
         }
