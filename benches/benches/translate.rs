@@ -1,8 +1,8 @@
 //! Translation costs on the request path: the parse every request's body gets (the
 //! fields the proxy decides on), a whole request and a whole answer in every direction
 //! between the three dialects, one stream event through decoder and encoder in every
-//! direction, the in-place edit of a pass-through body and the usage read from a
-//! passed-through answer.
+//! direction, a whole stream in every direction, the in-place edit of a pass-through
+//! body and the usage read from a passed-through answer.
 //!
 //! `cargo bench -p sluice-benches --bench translate`
 
@@ -262,5 +262,45 @@ fn stream_chunks(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, peek, requests, stream_chunks);
+/// A whole stream (the golden fixture: text, two tool calls, usage) through a new
+/// decoder and encoder, its SSE events already parsed: the events that open and close
+/// the message, its blocks and its items, which a single delta does not show.
+fn whole_streams(c: &mut Criterion) {
+    let mut g = c.benchmark_group("stream");
+    for (from, to, label) in directions() {
+        let body = fixture(match from {
+            Dialect::OpenAiChat => "stream_openai_chat.sse",
+            Dialect::Anthropic => "stream_anthropic.sse",
+            Dialect::Responses => "stream_responses.sse",
+        });
+        let mut events = Vec::new();
+        let _ = SseParser::default().push(&body, &mut events);
+        let mut canonical: Vec<Event> = Vec::new();
+        let mut out = BytesMut::new();
+        let mut once = |events: &[SseEvent]| {
+            let mut decoder = Decoder::new(from);
+            let mut encoder = Encoder::new(
+                to,
+                EncoderOptions {
+                    include_usage: true,
+                },
+            );
+            out.clear();
+            for e in events {
+                let _ = decoder.decode(e, &mut canonical);
+                for e in canonical.drain(..) {
+                    encoder.encode(&e, &mut out);
+                }
+            }
+            encoder.finish(&mut out);
+            out.len()
+        };
+        assert!(once(&events) > 0, "{label}: the stream wrote nothing");
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        g.bench_function(label, |b| b.iter(|| once(black_box(&events))));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, peek, requests, stream_chunks, whole_streams);
 criterion_main!(benches);

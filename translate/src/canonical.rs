@@ -67,6 +67,22 @@ pub enum Part {
     Reasoning(String),
 }
 
+impl Part {
+    /// About how many bytes the part takes written out: its text and 64 bytes of
+    /// markup (see [`Request::size_hint`]).
+    pub fn size_hint(&self) -> usize {
+        64 + match self {
+            Part::Text(t) | Part::Reasoning(t) => t.len(),
+            Part::Image(Image::Url(u)) => u.len(),
+            Part::Image(Image::Base64 { media_type, data }) => media_type.len() + data.len(),
+            Part::ToolCall(c) => c.id.len() + c.name.len() + c.arguments.len(),
+            Part::ToolResult {
+                call_id, content, ..
+            } => call_id.len() + content.iter().map(Part::size_hint).sum::<usize>(),
+        }
+    }
+}
+
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
 pub struct ToolCall {
     pub id: String,
@@ -160,17 +176,6 @@ impl Request {
     /// conversation is not copied again each time its buffer doubles; escapes and
     /// large schemas may still grow it.
     pub fn size_hint(&self) -> usize {
-        fn part(p: &Part) -> usize {
-            64 + match p {
-                Part::Text(t) | Part::Reasoning(t) => t.len(),
-                Part::Image(Image::Url(u)) => u.len(),
-                Part::Image(Image::Base64 { media_type, data }) => media_type.len() + data.len(),
-                Part::ToolCall(c) => c.id.len() + c.name.len() + c.arguments.len(),
-                Part::ToolResult {
-                    call_id, content, ..
-                } => call_id.len() + content.iter().map(part).sum::<usize>(),
-            }
-        }
         let text = |v: &[String]| v.iter().map(|s| s.len() + 8).sum::<usize>();
         256 + self.model.len()
             + text(&self.system)
@@ -179,7 +184,7 @@ impl Request {
             + self
                 .messages
                 .iter()
-                .map(|m| 32 + m.content.iter().map(part).sum::<usize>())
+                .map(|m| 32 + m.content.iter().map(Part::size_hint).sum::<usize>())
                 .sum::<usize>()
     }
 }
@@ -301,6 +306,14 @@ impl ErrorInfo {
 }
 
 impl Response {
+    /// About how many bytes the answer takes written out, for a renderer to reserve
+    /// once: its parts and 512 bytes for the envelope and the usage.
+    pub fn size_hint(&self) -> usize {
+        512 + self.id.len()
+            + self.model.len()
+            + self.content.iter().map(Part::size_hint).sum::<usize>()
+    }
+
     /// The answer as the events a stream of it would carry, for a provider that
     /// answered a streaming request with one complete body.
     pub fn into_events(self) -> Vec<Event> {

@@ -119,12 +119,12 @@ pub fn body(dialect: Dialect, e: &ErrorInfo) -> Bytes {
 /// Responses' on an `error` event.
 pub fn stream_event(dialect: Dialect, e: &ErrorInfo, out: &mut BytesMut) {
     match dialect {
-        Dialect::OpenAiChat => sse::write_event(out, None, &value(dialect, e).to_string()),
-        Dialect::Anthropic => sse::write_event(out, Some("error"), &value(dialect, e).to_string()),
+        Dialect::OpenAiChat => sse::write_event(out, None, value(dialect, e).to_string()),
+        Dialect::Anthropic => sse::write_event(out, Some("error"), value(dialect, e).to_string()),
         Dialect::Responses => {
             let event = json!({"type": "error", "code": e.code.as_deref().unwrap_or(openai_type(e.kind)),
                 "message": e.message, "param": null, "sequence_number": 0});
-            sse::write_event(out, Some("error"), &event.to_string());
+            sse::write_event(out, Some("error"), event.to_string());
         }
     }
 }

@@ -116,7 +116,7 @@ pub fn joined<'a>(out: &mut Vec<u8>, pieces: impl IntoIterator<Item = &'a str>, 
 
 /// The inside of a JSON string: `s` with its quotes, backslashes and control
 /// characters escaped.
-fn escaped(out: &mut Vec<u8>, s: &str) {
+pub fn escaped(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let mut start = 0;
     loop {
@@ -180,6 +180,11 @@ impl<'o> Object<'o> {
 
     pub fn value(&mut self, key: &str, value: &Value) -> &mut Self {
         write(self.key(key), value);
+        self
+    }
+
+    pub fn null(&mut self, key: &str) -> &mut Self {
+        self.key(key).extend_from_slice(b"null");
         self
     }
 

@@ -148,14 +148,14 @@ impl SseParser {
 
 /// Append one event in wire form: `event: name` (when named) and one `data:` line.
 /// `data` must not contain a newline; JSON from `serde_json` never does.
-pub fn write_event(out: &mut BytesMut, event: Option<&str>, data: &str) {
+pub fn write_event(out: &mut BytesMut, event: Option<&str>, data: impl AsRef<[u8]>) {
     if let Some(name) = event {
         out.put_slice(b"event: ");
         out.put_slice(name.as_bytes());
         out.put_slice(b"\n");
     }
     out.put_slice(b"data: ");
-    out.put_slice(data.as_bytes());
+    out.put_slice(data.as_ref());
     out.put_slice(b"\n\n");
 }
 

@@ -90,3 +90,32 @@ impl Encoder {
         }
     }
 }
+
+/// `answer` streamed in `dialect` and read back: the SSE events written, and what a
+/// decoder of the same dialect made of them (any error fails the test).
+#[cfg(test)]
+pub(crate) fn round_trip(
+    dialect: Dialect,
+    answer: crate::canonical::Response,
+) -> (Vec<SseEvent>, Vec<Event>) {
+    let mut encoder = Encoder::new(
+        dialect,
+        EncoderOptions {
+            include_usage: true,
+        },
+    );
+    let mut out = BytesMut::new();
+    for event in answer.into_events() {
+        encoder.encode(&event, &mut out);
+    }
+    encoder.finish(&mut out);
+    let mut sse = Vec::new();
+    let mut parser = crate::sse::SseParser::default();
+    assert!(parser.push(&out, &mut sse).is_ok());
+    let mut decoder = Decoder::new(dialect);
+    let mut events = Vec::new();
+    for e in &sse {
+        assert!(decoder.decode(e, &mut events).is_ok(), "{e:?}");
+    }
+    (sse, events)
+}

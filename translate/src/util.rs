@@ -28,11 +28,6 @@ fn from_text<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, String> {
     serde_json::from_str(text).map_err(|e| e.to_string())
 }
 
-/// Serialize a value built by a converter (its strings escaped a word at a time).
-pub fn to_vec(value: &Value) -> Vec<u8> {
-    crate::json_write::to_vec(value)
-}
-
 /// A member that is a string or a list: `stop`, a message's `content`, Anthropic's
 /// `system` and a tool result's `content`.
 ///

@@ -1,12 +1,13 @@
 //! Complete Messages answers, in and out.
 
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{UsageIn, finish_from, finish_values, usage_value};
+use super::{UsageIn, finish_from, write_finish, write_usage};
 use crate::TranslateError;
 use crate::canonical::{Part, Response, ToolCall};
-use crate::util::{arguments_text, arguments_value, from_upstream, now, to_vec};
+use crate::json_write::Object;
+use crate::util::{arguments_text, arguments_value, from_upstream, now};
 
 #[derive(Deserialize)]
 struct MessagesResponse {
@@ -72,33 +73,47 @@ pub fn parse_response(body: &[u8]) -> Result<Response, TranslateError> {
     })
 }
 
+/// A complete answer, written from the canonical one straight into its bytes, its
+/// members in the order Anthropic's API gives them.
 pub fn render_response(resp: &Response) -> Vec<u8> {
-    let content: Vec<Value> = resp
-        .content
-        .iter()
-        .filter_map(|p| match p {
-            Part::Text(t) => Some(json!({"type": "text", "text": t})),
-            Part::Reasoning(r) => Some(json!({"type": "thinking", "thinking": r, "signature": ""})),
-            Part::ToolCall(c) => Some(json!({"type": "tool_use", "id": c.id, "name": c.name,
-                // A provider that sent broken arguments still gets its call passed on.
-                "input": arguments_value(&c.arguments).unwrap_or_else(|_| json!({}))})),
-            _ => None,
-        })
-        .collect();
-    let (stop_reason, stop_sequence) = resp
-        .finish
-        .as_ref()
-        .map(finish_values)
-        .unwrap_or(("end_turn", Value::Null));
-    let out = json!({
-        "id": resp.id,
-        "type": "message",
-        "role": "assistant",
-        "model": resp.model,
-        "content": content,
-        "stop_reason": stop_reason,
-        "stop_sequence": stop_sequence,
-        "usage": usage_value(&resp.usage.unwrap_or_default()),
-    });
-    to_vec(&out)
+    let mut out = Vec::with_capacity(resp.size_hint());
+    let mut o = Object::open(&mut out);
+    o.str("id", &resp.id)
+        .str("type", "message")
+        .str("role", "assistant")
+        .str("model", &resp.model);
+    let mut content = o.array("content");
+    for p in &resp.content {
+        match p {
+            Part::Text(t) => {
+                content.object().str("type", "text").str("text", t);
+            }
+            Part::Reasoning(r) => {
+                content
+                    .object()
+                    .str("type", "thinking")
+                    .str("thinking", r)
+                    .str("signature", "");
+            }
+            Part::ToolCall(c) => {
+                let mut block = content.object();
+                block
+                    .str("type", "tool_use")
+                    .str("id", &c.id)
+                    .str("name", &c.name)
+                    // A provider that sent broken arguments still gets its call passed on.
+                    .value(
+                        "input",
+                        &arguments_value(&c.arguments)
+                            .unwrap_or_else(|_| Value::Object(Default::default())),
+                    );
+            }
+            _ => {}
+        }
+    }
+    drop(content);
+    write_finish(&mut o, resp.finish.as_ref());
+    write_usage(o.object("usage"), &resp.usage.unwrap_or_default());
+    drop(o);
+    out
 }

@@ -7,8 +7,9 @@ use bytes::BytesMut;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{UsageIn, finish_from, finish_values, usage_value};
+use super::{UsageIn, finish_from, write_finish, write_usage};
 use crate::canonical::{ErrorInfo, Event, FinishReason, Usage};
+use crate::json_write::Object;
 use crate::sse::{self, SseEvent};
 use crate::util::now;
 use crate::{Dialect, TranslateError, errors};
@@ -260,10 +261,24 @@ pub struct StreamEncoder {
     finish: Option<FinishReason>,
     usage: Option<Usage>,
     closed: bool,
+    /// Where an event's data is written before it is copied out.
+    scratch: Vec<u8>,
 }
 
-fn emit(out: &mut BytesMut, name: &str, data: &Value) {
-    sse::write_event(out, Some(name), &data.to_string());
+/// Write event `name`, its data an object whose members `members` writes (into
+/// `scratch`, then copied: the writer fills a `Vec`). Members go in alphabetical order,
+/// the order these events have always had.
+fn emit(out: &mut BytesMut, scratch: &mut Vec<u8>, name: &str, members: impl FnOnce(&mut Object)) {
+    scratch.clear();
+    members(&mut Object::open(scratch));
+    sse::write_event(out, Some(name), &scratch[..]);
+}
+
+/// The block a `content_block_start` opens, as it is before its deltas.
+enum Opening<'a> {
+    Text,
+    Thinking,
+    Tool { id: &'a str, name: &'a str },
 }
 
 impl StreamEncoder {
@@ -272,16 +287,25 @@ impl StreamEncoder {
             return;
         }
         self.started = true;
-        emit(
-            out,
-            "message_start",
-            &json!({"type": "message_start", "message": {
-                "id": self.id, "type": "message", "role": "assistant", "content": [],
-                "model": self.model, "stop_reason": null, "stop_sequence": null,
-                // Providers other than Anthropic report input tokens at the end; the
-                // final message_delta carries them.
-                "usage": {"input_tokens": 0, "output_tokens": 0}}}),
-        );
+        emit(out, &mut self.scratch, "message_start", |o| {
+            let mut message = o.object("message");
+            message.array("content");
+            message
+                .str("id", &self.id)
+                .str("model", &self.model)
+                .str("role", "assistant")
+                .null("stop_reason")
+                .null("stop_sequence")
+                .str("type", "message");
+            // Providers other than Anthropic report input tokens at the end; the final
+            // message_delta carries them.
+            message
+                .object("usage")
+                .u64("input_tokens", 0)
+                .u64("output_tokens", 0);
+            drop(message);
+            o.str("type", "message_start");
+        });
     }
 
     fn close(&mut self, index: usize, out: &mut BytesMut) {
@@ -289,26 +313,43 @@ impl StreamEncoder {
             && *open
         {
             *open = false;
-            emit(
-                out,
-                "content_block_stop",
-                &json!({"type": "content_block_stop", "index": index}),
-            );
+            emit(out, &mut self.scratch, "content_block_stop", |o| {
+                o.u64("index", index as u64)
+                    .str("type", "content_block_stop");
+            });
         }
     }
 
     /// Open a block after closing the text or thinking block being written.
-    fn open(&mut self, kind: Block, block: Value, out: &mut BytesMut) -> usize {
+    fn open(&mut self, opening: Opening, out: &mut BytesMut) -> usize {
         if let Some(current) = self.current.take() {
             self.close(current, out);
         }
+        let kind = match opening {
+            Opening::Text => Block::Text,
+            Opening::Thinking => Block::Thinking,
+            Opening::Tool { .. } => Block::Tool,
+        };
         let index = self.blocks.len();
         self.blocks.push((kind, true));
-        emit(
-            out,
-            "content_block_start",
-            &json!({"type": "content_block_start", "index": index, "content_block": block}),
-        );
+        emit(out, &mut self.scratch, "content_block_start", |o| {
+            let mut block = o.object("content_block");
+            match opening {
+                Opening::Text => block.str("text", "").str("type", "text"),
+                Opening::Thinking => block
+                    .str("signature", "")
+                    .str("thinking", "")
+                    .str("type", "thinking"),
+                Opening::Tool { id, name } => {
+                    block.str("id", id);
+                    block.object("input");
+                    block.str("name", name).str("type", "tool_use")
+                }
+            };
+            drop(block);
+            o.u64("index", index as u64)
+                .str("type", "content_block_start");
+        });
         if kind != Block::Tool {
             self.current = Some(index);
         }
@@ -369,7 +410,7 @@ impl StreamEncoder {
                 self.ensure_started(out);
                 let index = match self.current {
                     Some(i) if self.blocks[i].0 == Block::Text => i,
-                    _ => self.open(Block::Text, json!({"type": "text", "text": ""}), out),
+                    _ => self.open(Opening::Text, out),
                 };
                 Self::delta(out, index, "text_delta", "text", t);
             }
@@ -377,21 +418,13 @@ impl StreamEncoder {
                 self.ensure_started(out);
                 let index = match self.current {
                     Some(i) if self.blocks[i].0 == Block::Thinking => i,
-                    _ => self.open(
-                        Block::Thinking,
-                        json!({"type": "thinking", "thinking": "", "signature": ""}),
-                        out,
-                    ),
+                    _ => self.open(Opening::Thinking, out),
                 };
                 Self::delta(out, index, "thinking_delta", "thinking", r);
             }
             Event::ToolCallStart { index, id, name } => {
                 self.ensure_started(out);
-                let block = self.open(
-                    Block::Tool,
-                    json!({"type": "tool_use", "id": id, "name": name, "input": {}}),
-                    out,
-                );
+                let block = self.open(Opening::Tool { id, name }, out);
                 self.tools.insert(*index, block);
             }
             Event::ToolCallArguments { index, fragment } => {
@@ -423,15 +456,15 @@ impl StreamEncoder {
         for index in 0..self.blocks.len() {
             self.close(index, out);
         }
-        let (stop_reason, stop_sequence) = finish_values(&reason);
-        emit(
-            out,
-            "message_delta",
-            &json!({"type": "message_delta",
-                "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
-                "usage": usage_value(&self.usage.unwrap_or_default())}),
-        );
-        emit(out, "message_stop", &json!({"type": "message_stop"}));
+        let usage = self.usage.unwrap_or_default();
+        emit(out, &mut self.scratch, "message_delta", |o| {
+            write_finish(&mut o.object("delta"), Some(&reason));
+            o.str("type", "message_delta");
+            write_usage(o.object("usage"), &usage);
+        });
+        emit(out, &mut self.scratch, "message_stop", |o| {
+            o.str("type", "message_stop");
+        });
         self.closed = true;
     }
 }

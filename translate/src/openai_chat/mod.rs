@@ -32,7 +32,6 @@ fn finish_str(reason: &FinishReason) -> &'static str {
 /// OpenAI's usage object, as sent and as received.
 mod usage {
     use serde::{Deserialize, Serialize};
-    use serde_json::Value;
 
     use crate::canonical::Usage;
     use crate::usage_scan::{Count, Counts, Shape};
@@ -111,10 +110,6 @@ mod usage {
                     .unwrap_or(0),
             }
         }
-    }
-
-    pub fn value(u: &Usage) -> Value {
-        serde_json::to_value(Out::from(u)).unwrap_or_default()
     }
 
     /// OpenAI's usage object as sluice writes it.

@@ -181,6 +181,52 @@ struct ReasoningDelta<'a> {
     reasoning_content: &'a str,
 }
 
+/// The first chunk's delta.
+#[derive(Serialize)]
+struct RoleDelta {
+    content: &'static str,
+    role: &'static str,
+}
+
+/// The last chunk's delta, beside its finish reason.
+#[derive(Serialize)]
+struct EmptyDelta {}
+
+/// A tool call's first chunk (its name) or one of its arguments' fragments: one per
+/// fragment, so written from borrowed parts like the text deltas.
+#[derive(Serialize)]
+struct CallsOut<'a> {
+    tool_calls: [CallOut<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct CallOut<'a> {
+    function: FunctionOut<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    index: usize,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct FunctionOut<'a> {
+    arguments: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+}
+
+/// The usage chunk a client asked for with `stream_options.include_usage`.
+#[derive(Serialize)]
+struct UsageChunk<'a> {
+    choices: [(); 0],
+    created: u64,
+    id: &'a str,
+    model: &'a str,
+    object: &'static str,
+    usage: usage::Out,
+}
+
 /// Writes a Chat Completions stream.
 #[derive(Debug)]
 pub struct StreamEncoder {
@@ -234,7 +280,11 @@ impl StreamEncoder {
             if self.created == 0 {
                 self.created = now();
             }
-            self.chunk(json!({"role": "assistant", "content": ""}), None, out);
+            let delta = RoleDelta {
+                content: "",
+                role: "assistant",
+            };
+            self.chunk(delta, None, out);
         }
     }
 
@@ -265,26 +315,35 @@ impl StreamEncoder {
             }
             Event::ToolCallStart { index, id, name } => {
                 self.ensure_started(out);
-                self.chunk(
-                    json!({"tool_calls": [{"index": index, "id": id, "type": "function",
-                        "function": {"name": name, "arguments": ""}}]}),
-                    None,
-                    out,
-                );
+                let call = CallOut {
+                    function: FunctionOut {
+                        arguments: "",
+                        name: Some(name),
+                    },
+                    id: Some(id),
+                    index: *index,
+                    kind: Some("function"),
+                };
+                self.chunk(CallsOut { tool_calls: [call] }, None, out);
             }
             Event::ToolCallArguments { index, fragment } => {
                 self.ensure_started(out);
-                self.chunk(
-                    json!({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]}),
-                    None,
-                    out,
-                );
+                let call = CallOut {
+                    function: FunctionOut {
+                        arguments: fragment,
+                        name: None,
+                    },
+                    id: None,
+                    index: *index,
+                    kind: None,
+                };
+                self.chunk(CallsOut { tool_calls: [call] }, None, out);
             }
             Event::Finish(reason) => {
                 self.ensure_started(out);
                 if !self.finished {
                     self.finished = true;
-                    self.chunk(json!({}), Some(reason), out);
+                    self.chunk(EmptyDelta {}, Some(reason), out);
                 }
             }
             Event::Usage(u) => self.usage = Some(*u),
@@ -308,15 +367,15 @@ impl StreamEncoder {
         if self.opts.include_usage
             && let Some(u) = &self.usage
         {
-            let chunk = json!({
-                "id": self.id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": self.model,
-                "choices": [],
-                "usage": usage::value(u),
-            });
-            sse::write_event(out, None, &chunk.to_string());
+            let chunk = UsageChunk {
+                choices: [],
+                created: self.created,
+                id: &self.id,
+                model: &self.model,
+                object: "chat.completion.chunk",
+                usage: usage::Out::from(u),
+            };
+            sse::write_json_event(out, None, &chunk);
         }
         sse::write_event(out, None, "[DONE]");
     }

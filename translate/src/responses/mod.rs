@@ -9,9 +9,9 @@ pub use response::{parse_response, render_response};
 pub use stream::{StreamDecoder, StreamEncoder};
 
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::canonical::{FinishReason, Part, ToolCall, Usage};
+use crate::json_write::Object;
 
 #[derive(Debug, Default, Clone, Copy, Deserialize)]
 struct UsageIn {
@@ -49,14 +49,19 @@ impl UsageIn {
     }
 }
 
-fn usage_value(u: &Usage) -> Value {
-    json!({
-        "input_tokens": u.input_tokens,
-        "input_tokens_details": {"cached_tokens": u.cached_input_tokens},
-        "output_tokens": u.output_tokens,
-        "output_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
-        "total_tokens": u.total(),
-    })
+// What sluice writes in Responses (whole answers and stream events alike) has its
+// members in alphabetical order: the order the stream's events have always had, and
+// one writer per shape serves both.
+
+/// The usage object.
+fn write_usage(mut o: Object, u: &Usage) {
+    o.u64("input_tokens", u.input_tokens);
+    o.object("input_tokens_details")
+        .u64("cached_tokens", u.cached_input_tokens);
+    o.u64("output_tokens", u.output_tokens);
+    o.object("output_tokens_details")
+        .u64("reasoning_tokens", u.reasoning_tokens);
+    o.u64("total_tokens", u.total());
 }
 
 /// A Responses id for an answer whose provider gave another kind of id.
@@ -162,12 +167,12 @@ fn finish_of(
     }
 }
 
-/// `(status, incomplete_details)` of a response that finished this way.
-fn status_of(finish: Option<&FinishReason>) -> (&'static str, Value) {
+/// `(status, incomplete_details.reason)` of a response that finished this way.
+fn status_of(finish: Option<&FinishReason>) -> (&'static str, Option<&'static str>) {
     match finish {
-        Some(FinishReason::Length) => ("incomplete", json!({"reason": "max_output_tokens"})),
-        Some(FinishReason::ContentFilter) => ("incomplete", json!({"reason": "content_filter"})),
-        _ => ("completed", Value::Null),
+        Some(FinishReason::Length) => ("incomplete", Some("max_output_tokens")),
+        Some(FinishReason::ContentFilter) => ("incomplete", Some("content_filter")),
+        _ => ("completed", None),
     }
 }
 
@@ -203,4 +208,69 @@ pub(crate) fn usage_at(value: &[u8], scan: bool) -> Option<(crate::canonical::Us
         }),
     })?;
     Some((u.canonical(), len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canonical::{Event, Response};
+
+    /// An answer cut short by its output limit reads back as such, whole and streamed,
+    /// and the stream's closing event lists the items its events carried.
+    #[test]
+    fn an_incomplete_answer_survives_both_ways_out() {
+        let usage = Usage {
+            input_tokens: 30,
+            output_tokens: 5,
+            cached_input_tokens: 10,
+            cache_creation_tokens: 0,
+            reasoning_tokens: 2,
+        };
+        let answer = Response {
+            id: "chatcmpl-1".into(),
+            model: "m".into(),
+            created: 1,
+            content: vec![
+                Part::Text("a \"quoted\" ".into()),
+                Part::Text("word".into()),
+                Part::ToolCall(ToolCall {
+                    id: "call_1".into(),
+                    name: "f".into(),
+                    arguments: "{\"x\":1}".into(),
+                }),
+            ],
+            finish: Some(FinishReason::Length),
+            usage: Some(usage),
+        };
+        let body = render_response(&answer);
+        let back = parse_response(&body).ok();
+        assert_eq!(
+            back.as_ref().and_then(|b| b.finish.clone()),
+            Some(FinishReason::Length)
+        );
+        assert_eq!(back.as_ref().and_then(|b| b.usage), Some(usage));
+        assert_eq!(
+            back.map(|b| b.content),
+            Some(vec![
+                Part::Text("a \"quoted\" word".into()),
+                answer.content[2].clone(),
+            ])
+        );
+
+        let (sse, events) = crate::stream::round_trip(crate::Dialect::Responses, answer);
+        let last = sse.last().map(|e| e.data.clone()).unwrap_or_default();
+        let last: serde_json::Value = serde_json::from_str(&last).unwrap_or_default();
+        assert_eq!(last["type"], "response.incomplete");
+        assert_eq!(
+            last["response"]["incomplete_details"]["reason"],
+            "max_output_tokens"
+        );
+        assert_eq!(last["response"]["output"][0]["id"], "msg_0_resp_1");
+        assert_eq!(last["response"]["output"][1]["id"], "fc_call_1");
+        assert!(
+            events.contains(&Event::Finish(FinishReason::Length)),
+            "{events:?}"
+        );
+        assert!(events.contains(&Event::Usage(usage)), "{events:?}");
+    }
 }

@@ -1,12 +1,12 @@
 //! Complete Responses answers, in and out.
 
 use serde::Deserialize;
-use serde_json::{Value, json};
 
-use super::{OutputItem, UsageIn, finish_of, parts_of, response_id, status_of, usage_value};
+use super::{OutputItem, UsageIn, finish_of, parts_of, response_id, status_of, write_usage};
 use crate::TranslateError;
-use crate::canonical::{Part, Response};
-use crate::util::{from_upstream, now, to_vec};
+use crate::canonical::{Part, Response, ToolCall, Usage};
+use crate::json_write::{self, Array, Object};
+use crate::util::{from_upstream, now};
 
 #[derive(Deserialize)]
 struct ResponseIn {
@@ -52,52 +52,140 @@ pub fn parse_response(body: &[u8]) -> Result<Response, TranslateError> {
     })
 }
 
-/// The output items of an answer, as Responses lists them.
-pub(super) fn output_items(id: &str, content: &[Part]) -> Vec<Value> {
-    let mut items = Vec::new();
+/// A response object's members but its output: the whole answer, and the payload of
+/// the stream's opening and closing events.
+pub(super) struct Envelope<'a> {
+    pub id: &'a str,
+    pub model: &'a str,
+    pub created: u64,
+    pub status: &'a str,
+    /// `incomplete_details.reason`.
+    pub incomplete: Option<&'a str>,
+    /// `error`'s code and message.
+    pub error: Option<(&'a str, &'a str)>,
+    pub usage: Option<&'a Usage>,
+}
+
+impl Envelope<'_> {
+    /// Write the response object, its `output` items written by `output`.
+    pub fn write(&self, mut o: Object, output: impl FnOnce(&mut Array)) {
+        o.u64("created_at", self.created);
+        match self.error {
+            Some((code, message)) => {
+                o.object("error").str("code", code).str("message", message);
+            }
+            None => {
+                o.null("error");
+            }
+        }
+        o.str("id", self.id);
+        match self.incomplete {
+            Some(reason) => {
+                o.object("incomplete_details").str("reason", reason);
+            }
+            None => {
+                o.null("incomplete_details");
+            }
+        }
+        o.str("model", self.model).str("object", "response");
+        output(&mut o.array("output"));
+        o.bool("parallel_tool_calls", true)
+            .str("status", self.status)
+            .str("tool_choice", "auto");
+        o.array("tools");
+        match self.usage {
+            Some(u) => write_usage(o.object("usage"), u),
+            None => {
+                o.null("usage");
+            }
+        }
+    }
+}
+
+/// An `output_text` content part.
+pub(super) fn write_text_part(mut o: Object, text: &str) {
+    o.array("annotations");
+    o.str("text", text).str("type", "output_text");
+}
+
+/// A message output item; an open one (`in_progress`) has no content yet.
+pub(super) fn write_message(mut o: Object, id: &str, text: Option<&str>) {
+    let mut content = o.array("content");
+    if let Some(text) = text {
+        write_text_part(content.object(), text);
+    }
+    drop(content);
+    o.str("id", id)
+        .str("role", "assistant")
+        .str(
+            "status",
+            if text.is_some() {
+                "completed"
+            } else {
+                "in_progress"
+            },
+        )
+        .str("type", "message");
+}
+
+/// A function call output item, its arguments so far.
+pub(super) fn write_call(mut o: Object, call: &ToolCall, status: &str) {
+    o.str("arguments", &call.arguments).str("call_id", &call.id);
+    write_call_id(o.key("id"), &call.id);
+    o.str("name", &call.name)
+        .str("status", status)
+        .str("type", "function_call");
+}
+
+/// A function call item's own id: `fc_` and the call's.
+pub(super) fn write_call_id(out: &mut Vec<u8>, call_id: &str) {
+    out.extend_from_slice(b"\"fc_");
+    json_write::escaped(out, call_id);
+    out.push(b'"');
+}
+
+/// The output items of an answer, as Responses lists them: consecutive text in one
+/// message, each tool call an item of its own.
+fn write_output(items: &mut Array, id: &str, content: &[Part]) {
+    let mut written = 0;
     let mut text = String::new();
-    let flush = |text: &mut String, items: &mut Vec<Value>| {
+    let flush = |text: &mut String, items: &mut Array, written: &mut usize| {
         if !text.is_empty() {
-            items.push(json!({"type": "message", "id": format!("msg_{}_{}", items.len(), id),
-                "status": "completed", "role": "assistant",
-                "content": [{"type": "output_text", "text": std::mem::take(text), "annotations": []}]}));
+            let message_id = format!("msg_{written}_{id}");
+            write_message(items.object(), &message_id, Some(text));
+            text.clear();
+            *written += 1;
         }
     };
     for p in content {
         match p {
             Part::Text(t) => text.push_str(t),
             Part::ToolCall(c) => {
-                flush(&mut text, &mut items);
-                items.push(json!({"type": "function_call", "id": format!("fc_{}", c.id),
-                    "call_id": c.id, "name": c.name, "arguments": c.arguments, "status": "completed"}));
+                flush(&mut text, items, &mut written);
+                write_call(items.object(), c, "completed");
+                written += 1;
             }
             _ => {}
         }
     }
-    flush(&mut text, &mut items);
-    items
-}
-
-/// A whole response object; also the payload of the stream's closing event.
-pub(super) fn response_value(resp: &Response) -> Value {
-    let id = response_id(&resp.id);
-    let (status, incomplete) = status_of(resp.finish.as_ref());
-    json!({
-        "id": id,
-        "object": "response",
-        "created_at": resp.created,
-        "status": status,
-        "error": null,
-        "incomplete_details": incomplete,
-        "model": resp.model,
-        "output": output_items(&id, &resp.content),
-        "parallel_tool_calls": true,
-        "tool_choice": "auto",
-        "tools": [],
-        "usage": resp.usage.as_ref().map(usage_value),
-    })
+    flush(&mut text, items, &mut written);
 }
 
 pub fn render_response(resp: &Response) -> Vec<u8> {
-    to_vec(&response_value(resp))
+    let id = response_id(&resp.id);
+    let (status, incomplete) = status_of(resp.finish.as_ref());
+    let mut out = Vec::with_capacity(resp.size_hint());
+    Envelope {
+        id: &id,
+        model: &resp.model,
+        created: resp.created,
+        status,
+        incomplete,
+        error: None,
+        usage: resp.usage.as_ref(),
+    }
+    .write(Object::open(&mut out), |items| {
+        write_output(items, &id, &resp.content)
+    });
+    out
 }

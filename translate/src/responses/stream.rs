@@ -6,9 +6,12 @@ use bytes::BytesMut;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::response::{Incomplete, output_items};
-use super::{OutputItem, UsageIn, finish_of, parts_of, response_id, status_of, usage_value};
-use crate::canonical::{ErrorInfo, ErrorKind, Event, FinishReason, Part, ToolCall, Usage};
+use super::response::{
+    Envelope, Incomplete, write_call, write_call_id, write_message, write_text_part,
+};
+use super::{OutputItem, UsageIn, finish_of, parts_of, response_id, status_of};
+use crate::canonical::{ErrorInfo, ErrorKind, Event, FinishReason, ToolCall, Usage};
+use crate::json_write::Object;
 use crate::sse::{self, SseEvent};
 use crate::util::now;
 use crate::{TranslateError, errors};
@@ -180,7 +183,7 @@ enum Item {
 /// Writes a Responses stream.
 #[derive(Debug, Default)]
 pub struct StreamEncoder {
-    seq: u64,
+    emitter: Emitter,
     id: String,
     model: String,
     created: u64,
@@ -195,20 +198,59 @@ pub struct StreamEncoder {
     closed: bool,
 }
 
-impl StreamEncoder {
-    fn emit(&mut self, out: &mut BytesMut, kind: &str, mut body: Value) {
-        body["type"] = json!(kind);
-        body["sequence_number"] = json!(self.seq);
+/// Where an event's sequence number goes, and where its data is written before it is
+/// copied out (the writer fills a `Vec`).
+#[derive(Debug, Default)]
+struct Emitter {
+    seq: u64,
+    scratch: Vec<u8>,
+}
+
+impl Emitter {
+    /// Write event `kind`: `members` writes the members that sort before
+    /// `sequence_number`, `text` is the one that sorts between it and `type`.
+    fn emit(
+        &mut self,
+        out: &mut BytesMut,
+        kind: &str,
+        members: impl FnOnce(&mut Object),
+        text: Option<&str>,
+    ) {
+        self.scratch.clear();
+        let mut o = Object::open(&mut self.scratch);
+        members(&mut o);
+        o.u64("sequence_number", self.seq);
+        if let Some(text) = text {
+            o.str("text", text);
+        }
+        o.str("type", kind);
+        drop(o);
         self.seq += 1;
-        sse::write_event(out, Some(kind), &body.to_string());
+        sse::write_event(out, Some(kind), &self.scratch[..]);
     }
 
-    fn head(&self, status: &str) -> Value {
-        json!({"id": self.id, "object": "response", "created_at": self.created, "status": status,
-            "error": null, "incomplete_details": null, "model": self.model, "output": [],
-            "parallel_tool_calls": true, "tool_choice": "auto", "tools": [], "usage": null})
+    /// The next sequence number, for an event written another way.
+    fn next(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq - 1
     }
+}
 
+/// The response object as the stream's events carry it: no error, no usage, no
+/// output but what the caller adds.
+fn envelope<'a>(id: &'a str, model: &'a str, created: u64, status: &'a str) -> Envelope<'a> {
+    Envelope {
+        id,
+        model,
+        created,
+        status,
+        incomplete: None,
+        error: None,
+        usage: None,
+    }
+}
+
+impl StreamEncoder {
     fn ensure_started(&mut self, out: &mut BytesMut) {
         if self.started {
             return;
@@ -220,55 +262,79 @@ impl StreamEncoder {
         if self.id.is_empty() {
             self.id = response_id("stream");
         }
-        let head = self.head("in_progress");
-        self.emit(out, "response.created", json!({"response": head}));
-        let head = self.head("in_progress");
-        self.emit(out, "response.in_progress", json!({"response": head}));
+        for kind in ["response.created", "response.in_progress"] {
+            let head = envelope(&self.id, &self.model, self.created, "in_progress");
+            self.emitter.emit(
+                out,
+                kind,
+                |o| head.write(o.object("response"), |_| {}),
+                None,
+            );
+        }
     }
 
     fn close(&mut self, index: usize, out: &mut BytesMut) {
-        let (events, item): (Vec<(&str, Value)>, Value) = match self.items.get_mut(index) {
+        let emitter = &mut self.emitter;
+        match self.items.get_mut(index) {
             Some(Item::Message { id, text, open }) if *open => {
                 *open = false;
-                let part = json!({"type": "output_text", "text": text, "annotations": []});
-                let at = json!({"item_id": id, "output_index": index, "content_index": 0});
-                let mut done = at.clone();
-                done["text"] = json!(text);
-                done["logprobs"] = json!([]);
-                let mut part_done = at;
-                part_done["part"] = part.clone();
-                (
-                    vec![
-                        ("response.output_text.done", done),
-                        ("response.content_part.done", part_done),
-                    ],
-                    json!({"type": "message", "id": id, "status": "completed", "role": "assistant",
-                        "content": [part]}),
-                )
+                let at = |o: &mut Object| {
+                    o.u64("content_index", 0).str("item_id", id);
+                };
+                emitter.emit(
+                    out,
+                    "response.output_text.done",
+                    |o| {
+                        at(o);
+                        o.array("logprobs");
+                        o.u64("output_index", index as u64);
+                    },
+                    Some(text),
+                );
+                emitter.emit(
+                    out,
+                    "response.content_part.done",
+                    |o| {
+                        at(o);
+                        o.u64("output_index", index as u64);
+                        write_text_part(o.object("part"), text);
+                    },
+                    None,
+                );
+                emitter.emit(
+                    out,
+                    "response.output_item.done",
+                    |o| {
+                        write_message(o.object("item"), id, Some(text));
+                        o.u64("output_index", index as u64);
+                    },
+                    None,
+                );
             }
             Some(Item::Call { call, open }) if *open => {
                 *open = false;
-                let id = format!("fc_{}", call.id);
-                (
-                    vec![(
-                        "response.function_call_arguments.done",
-                        json!({"item_id": id, "output_index": index, "arguments": call.arguments,
-                            "name": call.name}),
-                    )],
-                    json!({"type": "function_call", "id": id, "call_id": call.id, "name": call.name,
-                        "arguments": call.arguments, "status": "completed"}),
-                )
+                emitter.emit(
+                    out,
+                    "response.function_call_arguments.done",
+                    |o| {
+                        o.str("arguments", &call.arguments);
+                        write_call_id(o.key("item_id"), &call.id);
+                        o.str("name", &call.name).u64("output_index", index as u64);
+                    },
+                    None,
+                );
+                emitter.emit(
+                    out,
+                    "response.output_item.done",
+                    |o| {
+                        write_call(o.object("item"), call, "completed");
+                        o.u64("output_index", index as u64);
+                    },
+                    None,
+                );
             }
-            _ => return,
-        };
-        for (kind, body) in events {
-            self.emit(out, kind, body);
+            _ => {}
         }
-        self.emit(
-            out,
-            "response.output_item.done",
-            json!({"output_index": index, "item": item}),
-        );
     }
 
     pub fn encode(&mut self, ev: &Event, out: &mut BytesMut) {
@@ -289,17 +355,25 @@ impl StreamEncoder {
                     None => {
                         let index = self.items.len();
                         let id = format!("msg_{index}_{}", self.id);
-                        self.emit(
+                        self.emitter.emit(
                             out,
                             "response.output_item.added",
-                            json!({"output_index": index, "item": {"type": "message", "id": id,
-                                "status": "in_progress", "role": "assistant", "content": []}}),
+                            |o| {
+                                write_message(o.object("item"), &id, None);
+                                o.u64("output_index", index as u64);
+                            },
+                            None,
                         );
-                        self.emit(
+                        self.emitter.emit(
                             out,
                             "response.content_part.added",
-                            json!({"item_id": id, "output_index": index, "content_index": 0,
-                                "part": {"type": "output_text", "text": "", "annotations": []}}),
+                            |o| {
+                                o.u64("content_index", 0)
+                                    .str("item_id", &id)
+                                    .u64("output_index", index as u64);
+                                write_text_part(o.object("part"), "");
+                            },
+                            None,
                         );
                         self.items.push(Item::Message {
                             id,
@@ -314,8 +388,8 @@ impl StreamEncoder {
                     return;
                 };
                 text.push_str(t);
-                // The one event per token: written from borrowed parts, not through a
-                // `Value` tree, members in the alphabetical order `emit` gives them.
+                // The one event per token: serialized straight into `out` from borrowed
+                // parts, members in the alphabetical order of every event here.
                 #[derive(Serialize)]
                 struct TextDelta<'a> {
                     content_index: u32,
@@ -333,10 +407,9 @@ impl StreamEncoder {
                     item_id: id,
                     logprobs: [],
                     output_index: index,
-                    sequence_number: self.seq,
+                    sequence_number: self.emitter.next(),
                     kind: "response.output_text.delta",
                 };
-                self.seq += 1;
                 sse::write_json_event(out, Some(event.kind), &event);
             }
             // Responses carries reasoning as encrypted items or summaries the provider
@@ -348,53 +421,65 @@ impl StreamEncoder {
                     self.close(current, out);
                 }
                 let at = self.items.len();
-                self.emit(
+                let call = ToolCall {
+                    id: id.clone(),
+                    name: name.clone(),
+                    arguments: String::new(),
+                };
+                self.emitter.emit(
                     out,
                     "response.output_item.added",
-                    json!({"output_index": at, "item": {"type": "function_call", "id": format!("fc_{id}"),
-                        "call_id": id, "name": name, "arguments": "", "status": "in_progress"}}),
-                );
-                self.items.push(Item::Call {
-                    call: ToolCall {
-                        id: id.clone(),
-                        name: name.clone(),
-                        arguments: String::new(),
+                    |o| {
+                        write_call(o.object("item"), &call, "in_progress");
+                        o.u64("output_index", at as u64);
                     },
-                    open: true,
-                });
+                    None,
+                );
+                self.items.push(Item::Call { call, open: true });
                 self.tools.insert(*index, at);
             }
             Event::ToolCallArguments { index, fragment } => {
                 let Some(&at) = self.tools.get(index) else {
                     return;
                 };
-                let id = match self.items.get_mut(at) {
-                    Some(Item::Call { call, .. }) => {
-                        call.arguments.push_str(fragment);
-                        format!("fc_{}", call.id)
-                    }
-                    _ => return,
+                let Some(Item::Call { call, .. }) = self.items.get_mut(at) else {
+                    return;
                 };
-                self.emit(
+                call.arguments.push_str(fragment);
+                self.emitter.emit(
                     out,
                     "response.function_call_arguments.delta",
-                    json!({"item_id": id, "output_index": at, "delta": fragment}),
+                    |o| {
+                        o.str("delta", fragment);
+                        write_call_id(o.key("item_id"), &call.id);
+                        o.u64("output_index", at as u64);
+                    },
+                    None,
                 );
             }
             Event::Finish(reason) => self.finish = Some(reason.clone()),
             Event::Usage(u) => self.usage = Some(*u),
             Event::Error(e) => {
                 self.ensure_started(out);
-                let mut failed = self.head("failed");
-                failed["error"] = json!({"code": e.code.as_deref().unwrap_or("server_error"),
-                    "message": e.message});
-                let code = e.code.clone().unwrap_or_else(|| "server_error".into());
-                self.emit(
+                let code = e.code.as_deref().unwrap_or("server_error");
+                self.emitter.emit(
                     out,
                     "error",
-                    json!({"code": code, "message": e.message, "param": null}),
+                    |o| {
+                        o.str("code", code).str("message", &e.message).null("param");
+                    },
+                    None,
                 );
-                self.emit(out, "response.failed", json!({"response": failed}));
+                let failed = Envelope {
+                    error: Some((code, &e.message)),
+                    ..envelope(&self.id, &self.model, self.created, "failed")
+                };
+                self.emitter.emit(
+                    out,
+                    "response.failed",
+                    |o| failed.write(o.object("response"), |_| {}),
+                    None,
+                );
                 self.closed = true;
             }
         }
@@ -412,33 +497,38 @@ impl StreamEncoder {
         for index in 0..self.items.len() {
             self.close(index, out);
         }
-        let content: Vec<Part> = self
-            .items
-            .iter()
-            .map(|i| match i {
-                Item::Message { text, .. } => Part::Text(text.clone()),
-                Item::Call { call, .. } => Part::ToolCall(call.clone()),
-            })
-            .collect();
         let (status, incomplete) = status_of(Some(&reason));
-        let mut response = self.head(status);
-        response["incomplete_details"] = incomplete;
-        response["output"] = json!(output_items(&self.id, &content));
-        // Item ids must match the ones streamed.
-        if let Some(items) = response["output"].as_array_mut() {
-            for (item, streamed) in items.iter_mut().zip(&self.items) {
-                if let Item::Message { id, .. } = streamed {
-                    item["id"] = json!(id);
-                }
-            }
-        }
-        response["usage"] = self.usage.as_ref().map(usage_value).unwrap_or(Value::Null);
         let kind = if status == "completed" {
             "response.completed"
         } else {
             "response.incomplete"
         };
-        self.emit(out, kind, json!({"response": response}));
+        let response = Envelope {
+            incomplete,
+            usage: self.usage.as_ref(),
+            ..envelope(&self.id, &self.model, self.created, status)
+        };
+        // The output as streamed: each item with the id its events carried.
+        let items = &self.items;
+        self.emitter.emit(
+            out,
+            kind,
+            |o| {
+                response.write(o.object("response"), |output| {
+                    for item in items {
+                        match item {
+                            Item::Message { id, text, .. } => {
+                                write_message(output.object(), id, Some(text));
+                            }
+                            Item::Call { call, .. } => {
+                                write_call(output.object(), call, "completed");
+                            }
+                        }
+                    }
+                })
+            },
+            None,
+        );
         self.closed = true;
     }
 }
