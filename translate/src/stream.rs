@@ -119,3 +119,37 @@ pub(crate) fn round_trip(
     }
     (sse, events)
 }
+
+/// What `decode` makes of one event named `name`: its events, or its error's text.
+#[cfg(test)]
+pub(crate) fn decoded(
+    decode: fn(&SseEvent, &mut Vec<Event>) -> Result<(), TranslateError>,
+    name: Option<&str>,
+    data: &str,
+) -> Result<Vec<Event>, String> {
+    let mut out = Vec::new();
+    let ev = SseEvent {
+        event: name.map(str::to_string),
+        data: data.to_string(),
+    };
+    decode(&ev, &mut out)
+        .map(|()| out)
+        .map_err(|e| e.to_string())
+}
+
+/// Each of `cases`, named `name` (the way to a decoder's quick read), decodes as it
+/// does unnamed (the general parse): the same events, or the same error.
+#[cfg(test)]
+pub(crate) fn assert_quick_read_agrees(
+    decode: fn(&SseEvent, &mut Vec<Event>) -> Result<(), TranslateError>,
+    name: &str,
+    cases: &[&str],
+) {
+    for data in cases {
+        assert_eq!(
+            decoded(decode, Some(name), data),
+            decoded(decode, None, data),
+            "{data}"
+        );
+    }
+}

@@ -153,16 +153,12 @@ fn parts_of(output: Vec<OutputItem>) -> Vec<Part> {
 }
 
 /// The finish reason of a response: Responses says only completed or incomplete, so a
-/// completed response with function calls finished to call tools.
-fn finish_of(
-    status: Option<&str>,
-    incomplete_reason: Option<&str>,
-    parts: &[Part],
-) -> FinishReason {
+/// completed response with function calls (`calls`) finished to call tools.
+fn finish_of(status: Option<&str>, incomplete_reason: Option<&str>, calls: bool) -> FinishReason {
     match (status, incomplete_reason) {
         (Some("incomplete"), Some("content_filter")) => FinishReason::ContentFilter,
         (Some("incomplete"), _) => FinishReason::Length,
-        _ if parts.iter().any(|p| matches!(p, Part::ToolCall(_))) => FinishReason::ToolCalls,
+        _ if calls => FinishReason::ToolCalls,
         _ => FinishReason::Stop,
     }
 }

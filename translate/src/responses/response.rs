@@ -40,7 +40,7 @@ pub fn parse_response(body: &[u8]) -> Result<Response, TranslateError> {
         r.incomplete_details
             .as_ref()
             .and_then(|d| d.reason.as_deref()),
-        &content,
+        content.iter().any(|p| matches!(p, Part::ToolCall(_))),
     );
     Ok(Response {
         id: r.id,

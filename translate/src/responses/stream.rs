@@ -1,5 +1,6 @@
 //! Responses streams: typed events from `response.created` to `response.completed`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use bytes::BytesMut;
@@ -9,41 +10,134 @@ use serde_json::{Value, json};
 use super::response::{
     Envelope, Incomplete, write_call, write_call_id, write_message, write_text_part,
 };
-use super::{OutputItem, UsageIn, finish_of, parts_of, response_id, status_of};
+use super::{UsageIn, finish_of, response_id, status_of};
 use crate::canonical::{ErrorInfo, ErrorKind, Event, FinishReason, ToolCall, Usage};
 use crate::json_write::Object;
 use crate::sse::{self, SseEvent};
 use crate::util::now;
 use crate::{TranslateError, errors};
 
-#[derive(Deserialize)]
-#[serde(tag = "type")]
-enum StreamEvent {
-    #[serde(rename = "response.created")]
-    Created { response: ResponseHead },
-    #[serde(rename = "response.output_item.added")]
-    ItemAdded { output_index: usize, item: Value },
-    #[serde(rename = "response.output_text.delta")]
-    TextDelta { delta: String },
-    #[serde(rename = "response.refusal.delta")]
-    RefusalDelta { delta: String },
-    #[serde(rename = "response.reasoning_summary_text.delta")]
-    ReasoningDelta { delta: String },
-    #[serde(rename = "response.function_call_arguments.delta")]
-    ArgumentsDelta { output_index: usize, delta: String },
-    #[serde(rename = "response.completed", alias = "response.incomplete")]
-    Completed { response: ResponseTail },
-    #[serde(rename = "response.failed")]
-    Failed { response: Value },
-    #[serde(rename = "error")]
+/// The events sluice reads, by their `type`.
+enum StreamEvent<'a> {
+    Created {
+        response: ResponseHead,
+    },
+    ItemAdded {
+        output_index: usize,
+        item: Value,
+    },
+    TextDelta {
+        delta: String,
+    },
+    RefusalDelta {
+        delta: String,
+    },
+    ReasoningDelta {
+        delta: String,
+    },
+    ArgumentsDelta {
+        output_index: usize,
+        delta: String,
+    },
+    /// `response.completed` or `response.incomplete`.
+    Completed {
+        response: ResponseTail<'a>,
+    },
+    Failed {
+        response: Value,
+    },
     Error {
-        #[serde(default)]
         code: Option<String>,
-        #[serde(default)]
         message: Option<String>,
     },
-    #[serde(other)]
     Other,
+}
+
+/// An event's `type`, every other member skipped unread.
+#[derive(Deserialize)]
+struct Kind<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+}
+
+/// An event's `response`.
+#[derive(Deserialize)]
+struct WithResponse<T> {
+    response: T,
+}
+
+#[derive(Deserialize)]
+struct ItemAdded {
+    output_index: usize,
+    item: Value,
+}
+
+#[derive(Deserialize)]
+struct Delta {
+    delta: String,
+}
+
+#[derive(Deserialize)]
+struct ArgumentsDelta {
+    output_index: usize,
+    delta: String,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// Read an event: its `type` first, then the members that type has. serde's tagged
+/// enum did this by copying every member of every event into a buffer of its own
+/// before reading the variant from the copy, the text of a message's `done` events
+/// and the whole output of `response.completed` included; an event sluice does not
+/// read (most of a stream's are `done` events) is now only scanned.
+fn read_event(data: &str) -> serde_json::Result<StreamEvent<'_>> {
+    use serde_json::from_str;
+    let Kind { kind } = from_str(data)?;
+    Ok(match &*kind {
+        "response.created" => StreamEvent::Created {
+            response: from_str::<WithResponse<_>>(data)?.response,
+        },
+        "response.output_item.added" => {
+            let ItemAdded { output_index, item } = from_str(data)?;
+            StreamEvent::ItemAdded { output_index, item }
+        }
+        "response.output_text.delta" => StreamEvent::TextDelta {
+            delta: from_str::<Delta>(data)?.delta,
+        },
+        "response.refusal.delta" => StreamEvent::RefusalDelta {
+            delta: from_str::<Delta>(data)?.delta,
+        },
+        "response.reasoning_summary_text.delta" => StreamEvent::ReasoningDelta {
+            delta: from_str::<Delta>(data)?.delta,
+        },
+        "response.function_call_arguments.delta" => {
+            let ArgumentsDelta {
+                output_index,
+                delta,
+            } = from_str(data)?;
+            StreamEvent::ArgumentsDelta {
+                output_index,
+                delta,
+            }
+        }
+        "response.completed" | "response.incomplete" => StreamEvent::Completed {
+            response: from_str::<WithResponse<_>>(data)?.response,
+        },
+        "response.failed" => StreamEvent::Failed {
+            response: from_str::<WithResponse<_>>(data)?.response,
+        },
+        "error" => {
+            let ErrorBody { code, message } = from_str(data)?;
+            StreamEvent::Error { code, message }
+        }
+        _ => StreamEvent::Other,
+    })
 }
 
 #[derive(Deserialize)]
@@ -57,15 +151,46 @@ struct ResponseHead {
 }
 
 #[derive(Deserialize)]
-struct ResponseTail {
+struct ResponseTail<'a> {
     #[serde(default)]
     status: Option<String>,
     #[serde(default)]
     incomplete_details: Option<Incomplete>,
-    #[serde(default)]
-    output: Vec<OutputItem>,
+    /// Only each item's type: the stream's events carried the items themselves.
+    #[serde(default, borrow)]
+    output: Vec<Kind<'a>>,
     #[serde(default)]
     usage: Option<UsageIn>,
+}
+
+/// A delta event read straight into its few members. Through the tagged enum serde
+/// first copies every member of the event into a buffer of its own (its `item_id`,
+/// `logprobs` and the rest) to find `type`, then reads the variant from that copy; the
+/// deltas are most of a stream.
+#[derive(Deserialize)]
+struct FlatDelta<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    delta: Option<String>,
+    output_index: Option<usize>,
+}
+
+/// A delta event read the quick way; `None` for anything it is not sure of (another
+/// event, a delta without its members, malformed JSON), which the general parse then
+/// decides, errors included: the two accept and refuse the same events.
+fn quick_delta(data: &str) -> Option<StreamEvent<'_>> {
+    let flat: FlatDelta = serde_json::from_str(data).ok()?;
+    let delta = flat.delta?;
+    Some(match &*flat.kind {
+        "response.output_text.delta" => StreamEvent::TextDelta { delta },
+        "response.refusal.delta" => StreamEvent::RefusalDelta { delta },
+        "response.reasoning_summary_text.delta" => StreamEvent::ReasoningDelta { delta },
+        "response.function_call_arguments.delta" => StreamEvent::ArgumentsDelta {
+            output_index: flat.output_index?,
+            delta,
+        },
+        _ => return None,
+    })
 }
 
 /// Reads a Responses stream.
@@ -85,8 +210,16 @@ impl StreamDecoder {
         if ev.data.trim().is_empty() || ev.data.trim() == "[DONE]" {
             return Ok(());
         }
-        let event: StreamEvent = serde_json::from_str(&ev.data)
-            .map_err(|e| TranslateError::BadUpstream(e.to_string()))?;
+        // OpenAI names each event after its type; a server that does not gets the
+        // general parse.
+        let quick = match ev.event.as_deref() {
+            Some(name) if name.ends_with(".delta") => quick_delta(&ev.data),
+            _ => None,
+        };
+        let event = match quick {
+            Some(event) => event,
+            None => read_event(&ev.data).map_err(|e| TranslateError::BadUpstream(e.to_string()))?,
+        };
         match event {
             StreamEvent::Created { response } => out.push(Event::Start {
                 id: response.id,
@@ -135,14 +268,14 @@ impl StreamDecoder {
             }
             StreamEvent::Completed { response } => {
                 self.completed = true;
-                let parts = parts_of(response.output);
+                let calls = response.output.iter().any(|i| i.kind == "function_call");
                 out.push(Event::Finish(finish_of(
                     response.status.as_deref(),
                     response
                         .incomplete_details
                         .as_ref()
                         .and_then(|d| d.reason.as_deref()),
-                    &parts,
+                    calls,
                 )));
                 if let Some(u) = response.usage {
                     out.push(Event::Usage(u.canonical()));
@@ -530,5 +663,134 @@ impl StreamEncoder {
             None,
         );
         self.closed = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A decoder that has seen a tool call's start at index 1.
+    fn decode(ev: &SseEvent, out: &mut Vec<Event>) -> Result<(), TranslateError> {
+        let mut d = StreamDecoder::default();
+        d.tools.insert(1, 0);
+        d.decode(ev, out)
+    }
+
+    #[test]
+    fn events_are_read_as_the_tagged_enum_read_them() {
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct OldTail {
+            #[serde(default)]
+            status: Option<String>,
+            #[serde(default)]
+            incomplete_details: Option<Incomplete>,
+            #[serde(default)]
+            output: Vec<super::super::OutputItem>,
+            #[serde(default)]
+            usage: Option<UsageIn>,
+        }
+        #[derive(Deserialize)]
+        #[serde(tag = "type")]
+        #[allow(dead_code)]
+        enum Tagged {
+            #[serde(rename = "response.created")]
+            Created { response: ResponseHead },
+            #[serde(rename = "response.output_item.added")]
+            ItemAdded { output_index: usize, item: Value },
+            #[serde(rename = "response.output_text.delta")]
+            TextDelta { delta: String },
+            #[serde(rename = "response.function_call_arguments.delta")]
+            ArgumentsDelta { output_index: usize, delta: String },
+            #[serde(rename = "response.completed", alias = "response.incomplete")]
+            Completed { response: OldTail },
+            #[serde(rename = "response.failed")]
+            Failed { response: Value },
+            #[serde(rename = "error")]
+            Error {
+                #[serde(default)]
+                code: Option<String>,
+                #[serde(default)]
+                message: Option<String>,
+            },
+            #[serde(other)]
+            Other,
+        }
+        let golden = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/stream_responses.sse"
+        ))
+        .unwrap_or_default();
+        let mut cases: Vec<String> = golden
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .map(str::to_string)
+            .collect();
+        assert!(cases.len() > 10, "the golden stream was not read");
+        cases.extend(
+            [
+                r#"{"delta":"x"}"#,
+                r#"{"type":5}"#,
+                r#"{"type":null,"delta":"x"}"#,
+                r#"{"type":"response.created"}"#,
+                r#"{"type":"response.created","response":{"id":5}}"#,
+                r#"{"type":"response.output_item.added","item":{}}"#,
+                r#"{"type":"response.function_call_arguments.delta","output_index":"1","delta":""}"#,
+                r#"{"type":"response.incomplete","response":{"status":"incomplete","output":[{"type":"message"}]}}"#,
+                r#"{"type":"response.completed","response":{"output":[{"kind":"message"}]}}"#,
+                r#"{"type":"response.failed","response":{}}"#,
+                r#"{"type":"error","code":7}"#,
+                r#"{"type":"response.output_text.done","text":"a"}"#,
+                r#"{"type":"response.output_text.done","text":"a""#,
+                r#"{"type":"response.audio.delta","delta":[1,{"a":"\u00e9"}]}"#,
+                r#"{"type":"a","type":"b"}"#,
+                r#"[]"#,
+            ]
+            .map(str::to_string),
+        );
+        for data in &cases {
+            assert_eq!(
+                read_event(data).is_ok(),
+                serde_json::from_str::<Tagged>(data).is_ok(),
+                "{data}"
+            );
+        }
+        // The differences: a member sluice does not read is only scanned, so an escape
+        // in it that names half a UTF-16 pair no longer fails the event, nor does an
+        // item of the closing event's output that lacks a member of its own.
+        for lenient in [
+            r#"{"type":"response.output_text.done","text":"\ud800"}"#,
+            r#"{"type":"response.completed","response":{"output":[{"type":"function_call"}]}}"#,
+        ] {
+            assert!(serde_json::from_str::<Tagged>(lenient).is_err());
+            assert!(read_event(lenient).is_ok(), "{lenient}");
+        }
+    }
+
+    #[test]
+    fn the_quick_delta_read_agrees_with_the_general_one() {
+        let cases = [
+            r#"{"type":"response.output_text.delta","item_id":"msg_1","output_index":0,"content_index":0,"delta":"hi \"there\" \u00e9","logprobs":[],"sequence_number":4}"#,
+            r#"{"delta":"order","type":"response.output_text.delta","extra":{"a":[1]}}"#,
+            r#"{"type":"response.refusal.delta","delta":"no"}"#,
+            r#"{"type":"response.reasoning_summary_text.delta","delta":"hmm","summary_index":0}"#,
+            r#"{"type":"response.function_call_arguments.delta","output_index":1,"delta":"{\"a\":"}"#,
+            r#"{"type":"response.function_call_arguments.delta","output_index":7,"delta":"{}"}"#,
+            r#"{"type":"response.function_call_arguments.delta","delta":"{}"}"#,
+            r#"{"type":"response.function_call_arguments.delta","output_index":-1,"delta":"{}"}"#,
+            r#"{"type":"response.output_text.delta"}"#,
+            r#"{"type":"response.output_text.delta","delta":null}"#,
+            r#"{"type":"response.output_text.delta","delta":5}"#,
+            r#"{"type":"response.output_text.delta","delta":"a","delta":"b"}"#,
+            r#"{"type":"response.output_t\u0065xt.delta","delta":"x"}"#,
+            r#"{"type":"response.audio.delta","delta":"AAAA"}"#,
+            r#"{"type":"response.output_text.delta","delta":"#,
+        ];
+        crate::stream::assert_quick_read_agrees(decode, "response.output_text.delta", &cases);
+        assert_eq!(
+            crate::stream::decoded(decode, Some("response.output_text.delta"), cases[0]),
+            Ok(vec![Event::Text("hi \"there\" é".into())])
+        );
     }
 }
