@@ -9,8 +9,9 @@
 //! and the runs between escapes are copied whole. Numbers go through `serde_json`
 //! itself, so they come out as its shortest round-trip forms.
 //!
-//! `Object` and `Array` write the same JSON member by member, for the renderers that
-//! write a request straight from the canonical model.
+//! `Object` and `Array` write the same JSON member by member, for the converters that
+//! write a request, a whole answer or a stream's events straight from the canonical
+//! model.
 
 use serde_json::Value;
 
@@ -147,9 +148,10 @@ pub fn escaped(out: &mut Vec<u8>, s: &str) {
 }
 
 /// An object written member by member straight into the output, closed when it is
-/// dropped. The request renderers write from the canonical model through it rather
-/// than building a `Value` tree first: that tree held a copy of every string of the
-/// conversation and a map node per block, which cost as much as the writing itself.
+/// dropped. The converters write requests, answers and stream events from the
+/// canonical model through it rather than building a `Value` tree first: for a
+/// request that tree held a copy of every string of the conversation and a map node
+/// per block, which cost as much as the writing itself.
 /// Members go out in the order written; each key is the caller's to write once.
 pub struct Object<'o> {
     out: &'o mut Vec<u8>,
