@@ -288,7 +288,7 @@ def main():
     ap.add_argument("--streams", type=int, default=1000, help="scenario 5's open streams")
     ap.add_argument("--soak", type=float, default=60, help="scenario 6's seconds (600 for the full soak)")
     ap.add_argument("--consumers", type=int, default=1000)
-    ap.add_argument("--reps", type=int, default=3, help="runs per target in scenarios 1-2 (median kept)")
+    ap.add_argument("--reps", type=int, default=3, help="runs per target in scenarios 1, 2, 3b and 4 (median kept)")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--out", default=os.path.join(ROOT, "loadtest/results/latest.json"))
     a = ap.parse_args()
@@ -421,17 +421,21 @@ def main():
                                                        {**sl, **chunks}, connections=a.conns, duration=a.secs)),
         }
 
-        # Time to first byte without queueing: streams at a fixed, moderate rate.
+        # Time to first byte without queueing: streams at a fixed, moderate rate. Each
+        # target `--reps` times in turn and each percentile the median of its runs, as
+        # in scenario 4: a p99 is the tenth-worst of a thousand streams, and one noisy
+        # minute landing on one target alone moved it by hundreds of microseconds.
         srate = max(a.rate // 10, 10)
         log(f"scenario 3b: time to first byte of streams at {srate}/s")
-        S["3b_stream_ttfb"] = {
-            "direct": measured(mock, lambda: loadgen(lg, f"http://127.0.0.1:{MOCK}/v1/messages", direct_stream,
-                                                     {**direct, "anthropic-version": "2023-06-01", **chunks},
-                                                     connections=16, duration=a.secs, rate=srate)),
-            "sluice": measured(sluice, lambda: loadgen(lg, f"http://127.0.0.1:{PROXY}{path}", stream_body,
-                                                       {**sl, **chunks}, connections=16, duration=a.secs,
-                                                       rate=srate)),
-        }
+        targets = [("direct", mock, f"http://127.0.0.1:{MOCK}/v1/messages", direct_stream,
+                    {**direct, "anthropic-version": "2023-06-01", **chunks}),
+                   ("sluice", sluice, f"http://127.0.0.1:{PROXY}{path}", stream_body, {**sl, **chunks})]
+        runs = {t[0]: [] for t in targets}
+        for _ in range(a.reps):
+            for name, proc, url, body, h in targets:
+                runs[name].append(measured(proc, lambda: loadgen(lg, url, body, h, connections=16,
+                                                                 duration=a.secs, rate=srate)))
+        S["3b_stream_ttfb"] = {name: median_percentiles(rs) for name, rs in runs.items()}
 
         log(f"scenario 4: fixed rate, {a.rate} requests/s")
         # Each target `--reps` times in turn, like the closed-loop scenarios: a single
@@ -463,7 +467,7 @@ def main():
         S["5_many_streams"] = {"sluice": r}
 
         log(f"scenario 6: soak, {a.soak:.0f} s")
-        samples = []
+        samples, backlog = [], []
         soak = {}
 
         def soak_run():
@@ -473,15 +477,21 @@ def main():
         step = max(a.soak / 20, 0.5)
         while t.is_alive():
             samples.append(sluice.rss())
+            backlog.append(telemetry_queue(f"http://127.0.0.1:{PROXY}"))
             time.sleep(step)
         t.join()
         warm = samples[len(samples) // 4:] or samples
         growth = (max(warm) - warm[0]) / warm[0] * 100 if warm and warm[0] else 0
         # The whole curve, not just its ends: growth that levels off and growth that
-        # does not can have the same first and last point.
+        # does not can have the same first and last point. Beside each sample, the
+        # events waiting on the telemetry queue: the file sink stalls while the kernel
+        # throttles a writer of tens of MB a second, and the queue (bounded, 10,000
+        # events of about 1 KiB) holds what comes meanwhile, memory that a sample taken
+        # then counts as growth.
         S["6_soak"] = {"sluice": dict(soak["r"], rss_mib_after_warmup=round(warm[0] / 2**20, 1),
                                       rss_mib_max=round(max(warm) / 2**20, 1), growth_pct=round(growth, 1),
-                                      rss_mib_samples=[round(x / 2**20, 1) for x in samples])}
+                                      rss_mib_samples=[round(x / 2**20, 1) for x in samples],
+                                      telemetry_queue_samples=backlog)}
 
         report(results)
         os.makedirs(os.path.dirname(a.out), exist_ok=True)
@@ -499,11 +509,25 @@ def main():
             p.stop()
 
 
+def telemetry_queue(base):
+    """The events waiting on sluice's telemetry queue, from its metrics; None when the
+    metrics do not answer (the sample is a side note, not a measure)."""
+    try:
+        with urllib.request.urlopen(f"{base}/metrics", timeout=2) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith("sluice_telemetry_queue_depth "):
+                    return int(float(line.split()[1]))
+    except OSError:
+        pass
+    return None
+
+
 def median_percentiles(runs):
     """One row for several fixed-rate runs of a target: each latency percentile, the
     throughput and the CPU a request are the median of the runs (each on its own, so
     the p99 is not the one of whichever run had the middle p50); the peak RSS is the
-    highest. The runs' p50 and p99 are kept to show the spread."""
+    highest. The runs' p50 and p99, and the p99 of the first byte, are kept to show the
+    spread."""
     mid = lambda xs: sorted(xs)[len(xs) // 2]
     row = dict(runs[0])
     for part in ("latency_us", "ttfb_us"):
@@ -515,6 +539,7 @@ def median_percentiles(runs):
     row["peak_rss_mib"] = max(r["peak_rss_mib"] for r in runs)
     row["runs_p50_us"] = [r["latency_us"]["p50"] for r in runs]
     row["runs_p99_us"] = [r["latency_us"]["p99"] for r in runs]
+    row["runs_ttfb_p99_us"] = [r["ttfb_us"]["p99"] for r in runs]
     return row
 
 
@@ -568,7 +593,7 @@ def report(results):
                   f"{fmt(lat.get('p999')):>9} {fmt(ttfb.get('p99')):>9} {fmt(add50):>6} {fmt(add99):>6} {fmt(addt):>7} "
                   f"{r.get('cpu_us_per_request', 0):10.1f} {r.get('peak_rss_mib', 0):8.1f} "
                   f"{ratio('pingora'):>8} {ratio('nginx'):>7}")
-            extra = {k: r[k] for k in ("steal_pct", "runs_p50_us", "runs_p99_us", "kib_per_stream", "growth_pct", "rss_mib_after_warmup", "rss_mib_max", "rss_mib_samples", "own_us") if k in r}
+            extra = {k: r[k] for k in ("steal_pct", "runs_p50_us", "runs_p99_us", "kib_per_stream", "growth_pct", "rss_mib_after_warmup", "rss_mib_max", "rss_mib_samples", "telemetry_queue_samples", "own_us", "runs_ttfb_p99_us") if k in r}
             if extra:
                 print(f"           {extra}")
 
