@@ -17,7 +17,9 @@ each target's median is reported with its ratio to the floor, its CPU per reques
 and the provider mock's CPU per request (which falls when sluice wakes it less).
 With `--scenario 4` they are fixed-rate runs (`--rate`, default 1,000 requests a
 second, loadgen) against the mock direct and each binary, and the table gives each
-target's median p50 and p99 and what each binary adds over direct.
+target's median p50 and p99 and what each binary adds over direct; `--cpu N` runs
+every process of it (mock, floor, binaries, loadgen) on CPU N alone, so no wake-up
+crosses between CPUs.
 With `--body-kib N` scenario 1's requests are pass-through streams of an N KiB
 conversation instead (loadgen, 8 connections), the floor's included: the cost of a
 long body, read, checked and edited. Add `--translated` and they go to the translated
@@ -88,6 +90,8 @@ def main():
     ap.add_argument("--consumers", type=int, default=10)
     ap.add_argument("--scenario", type=int, choices=(1, 3, 4), default=1)
     ap.add_argument("--rate", type=int, default=1000, help="scenario 4's requests a second")
+    ap.add_argument("--cpu", type=int, default=None,
+                    help="scenario 4 with every process (mock, targets, loadgen) on this one CPU")
     ap.add_argument("--body-kib", type=int, default=0,
                     help="scenario 1 as streams of a conversation this long (KiB, at most 120)")
     ap.add_argument("--translated", action="store_true",
@@ -130,7 +134,7 @@ def main():
                 return {"rps": r["rps"], "requests": r["requests"]}
             if fixed:
                 r = loadgen(built("loadgen"), url + path, CHAT, headers, connections=16,
-                            duration=secs, rate=a.rate)
+                            duration=secs, rate=a.rate, cpus=pinned)
                 return dict(r, p50=r["latency_us"]["p50"], p99=r["latency_us"]["p99"])
             if not streams:
                 return wrk(url, path, CHAT, secs, a.conns, headers)
@@ -139,6 +143,10 @@ def main():
                         connections=a.conns, duration=secs)
             return {"rps": r["rps"], "requests": r["requests"]}
 
+        pinned = {a.cpu} if fixed and a.cpu is not None else None
+        if pinned:
+            for p in procs:
+                p.pin(pinned)
         for i, (_, _, url, path, headers) in enumerate(targets):
             drive(i, url, path, headers, 2)
 

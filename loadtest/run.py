@@ -24,6 +24,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -122,6 +123,10 @@ class Proc:
                 pass
         return out
 
+    def runs(self):
+        """Times the process's threads (those alive now) have been put on a CPU."""
+        return sum(runs for _, runs in self.scheduled().values())
+
     def idle_activity(self, secs):
         """What the process does with nothing to do: its share of a CPU and how often a
         thread of it woke, per second (threads that ended meanwhile left out). Each
@@ -135,6 +140,16 @@ class Proc:
             n0, r0 = before.get(tid, (0, 0))
             ns, runs = ns + n - n0, runs + r - r0
         return {"cpu_pct": round(ns / 1e7 / secs, 3), "wakeups_per_s": round(runs / secs, 1)}
+
+    def pin(self, cpus):
+        """Every thread of the process and its children onto `cpus` (threads started
+        later inherit it from the thread that starts them)."""
+        for pid in self.family():
+            try:
+                for tid in os.listdir(f"/proc/{pid}/task"):
+                    os.sched_setaffinity(int(tid), cpus)
+            except OSError:
+                pass
 
     def rss(self):
         total = 0
@@ -198,13 +213,16 @@ def wrk(url, path, body, secs, conns, headers):
     return res
 
 
-def loadgen(binary, url, body, headers, **opts):
+def loadgen(binary, url, body, headers, cpus=None, **opts):
+    """A loadgen run's JSON; with `cpus`, the load generator runs on those CPUs only."""
     cmd = [binary, "--url", url, "--body", json.dumps(body)]
     for k, v in headers.items():
         cmd += ["--header", f"{k}: {v}"]
     for k, v in opts.items():
         cmd += [f"--{k}", str(v)]
-    return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True,
+                                     preexec_fn=pin).stdout)
 
 
 def configure(consumers):
@@ -367,10 +385,16 @@ def main():
             a VM whose CPUs wait for their host wakes every server late, and a run with
             a high share is not comparable with a quiet one."""
             proc.sample()
-            before = proc.cpu()
+            before, runs0 = proc.cpu(), proc.runs()
             all0, stolen0 = machine_ticks()
             r = run()
-            r["cpu_us_per_request"] = round((proc.cpu() - before) * 1e6 / max(r["requests"], 1), 1)
+            n = max(r["requests"], 1)
+            r["cpu_us_per_request"] = round((proc.cpu() - before) * 1e6 / n, 1)
+            # How often the target's threads were put on a CPU, a request: below one
+            # when requests queue (closed loop), about two for a proxy at a fixed,
+            # moderate rate (the request, then the provider's answer), each after a
+            # sleep, where a wake-up costs tens of microseconds of CPU here.
+            r["runs_per_request"] = round((proc.runs() - runs0) / n, 2)
             all1, stolen1 = machine_ticks()
             r["steal_pct"] = round((stolen1 - stolen0) * 100 / max(all1 - all0, 1), 1)
             r["peak_rss_mib"] = round(proc.stop_sampling() / 2**20, 1)
@@ -481,7 +505,13 @@ def main():
             time.sleep(step)
         t.join()
         warm = samples[len(samples) // 4:] or samples
-        growth = (max(warm) - warm[0]) / warm[0] * 100 if warm and warm[0] else 0
+        # Growth is the trend of the samples after warm-up, not their highest one: a
+        # leak raises every later sample, while one sample taken at a passing peak (a
+        # file sink's stall, below, or the half-second rises of up to 1 MiB seen with
+        # the queue near empty) reads memory given back a moment later. The highest
+        # sample is kept beside it (`peak_growth_pct`).
+        growth = trend_pct(warm)
+        peak = (max(warm) - warm[0]) / warm[0] * 100 if warm and warm[0] else 0
         # The whole curve, not just its ends: growth that levels off and growth that
         # does not can have the same first and last point. Beside each sample, the
         # events waiting on the telemetry queue: the file sink stalls while the kernel
@@ -490,6 +520,7 @@ def main():
         # then counts as growth.
         S["6_soak"] = {"sluice": dict(soak["r"], rss_mib_after_warmup=round(warm[0] / 2**20, 1),
                                       rss_mib_max=round(max(warm) / 2**20, 1), growth_pct=round(growth, 1),
+                                      peak_growth_pct=round(peak, 1),
                                       rss_mib_samples=[round(x / 2**20, 1) for x in samples],
                                       telemetry_queue_samples=backlog)}
 
@@ -507,6 +538,20 @@ def main():
     finally:
         for p in reversed(procs):
             p.stop()
+
+
+def trend_pct(samples):
+    """How much the samples grow from first to last along their trend, in percent of
+    where the trend starts: the Theil-Sen line (the median of the slopes between every
+    two samples), which a steady leak follows whole and a few outlying samples, up or
+    down, do not move."""
+    n = len(samples)
+    if n < 2:
+        return 0.0
+    slopes = sorted((samples[j] - samples[i]) / (j - i) for i in range(n) for j in range(i + 1, n))
+    slope = statistics.median(slopes)
+    start = statistics.median(y - slope * i for i, y in enumerate(samples))
+    return slope * (n - 1) / start * 100 if start else 0.0
 
 
 def telemetry_queue(base):
@@ -532,7 +577,7 @@ def median_percentiles(runs):
     row = dict(runs[0])
     for part in ("latency_us", "ttfb_us"):
         row[part] = {k: mid([r[part][k] for r in runs]) for k in runs[0][part]}
-    for k in ("rps", "cpu_us_per_request", "steal_pct"):
+    for k in ("rps", "cpu_us_per_request", "runs_per_request", "steal_pct"):
         row[k] = mid([r[k] for r in runs])
     row["requests"] = sum(r["requests"] for r in runs)
     row["errors"] = sum(r["errors"] for r in runs)
@@ -593,7 +638,7 @@ def report(results):
                   f"{fmt(lat.get('p999')):>9} {fmt(ttfb.get('p99')):>9} {fmt(add50):>6} {fmt(add99):>6} {fmt(addt):>7} "
                   f"{r.get('cpu_us_per_request', 0):10.1f} {r.get('peak_rss_mib', 0):8.1f} "
                   f"{ratio('pingora'):>8} {ratio('nginx'):>7}")
-            extra = {k: r[k] for k in ("steal_pct", "runs_p50_us", "runs_p99_us", "kib_per_stream", "growth_pct", "rss_mib_after_warmup", "rss_mib_max", "rss_mib_samples", "telemetry_queue_samples", "own_us", "runs_ttfb_p99_us") if k in r}
+            extra = {k: r[k] for k in ("steal_pct", "runs_p50_us", "runs_p99_us", "kib_per_stream", "growth_pct", "peak_growth_pct", "rss_mib_after_warmup", "rss_mib_max", "rss_mib_samples", "telemetry_queue_samples", "own_us", "runs_ttfb_p99_us", "runs_per_request") if k in r}
             if extra:
                 print(f"           {extra}")
 
