@@ -445,39 +445,36 @@ def main():
                                                        {**sl, **chunks}, connections=a.conns, duration=a.secs)),
         }
 
-        # Time to first byte without queueing: streams at a fixed, moderate rate. Each
-        # target `--reps` times in turn and each percentile the median of its runs, as
-        # in scenario 4: a p99 is the tenth-worst of a thousand streams, and one noisy
-        # minute landing on one target alone moved it by hundreds of microseconds.
+        def fixed_rate(targets, rate):
+            """Fixed-rate runs of each target `(name, process, url, body, headers)`,
+            `--reps` times in turn, like the closed-loop scenarios: a single run's p50
+            moved by tens of microseconds from one minute to the next, as much as the
+            proxies add, a p99 is the tenth-worst of a thousand requests, and a run of
+            each target in a row let one noisy minute land on one of them alone. Each
+            percentile is the median of its runs."""
+            runs = {t[0]: [] for t in targets}
+            for _ in range(a.reps):
+                for name, proc, url, body, h in targets:
+                    runs[name].append(measured(proc, lambda: loadgen(lg, url, body, h, connections=16,
+                                                                     duration=a.secs, rate=rate)))
+            return {name: median_percentiles(rs) for name, rs in runs.items()}
+
+        # Time to first byte without queueing: streams at a fixed, moderate rate.
         srate = max(a.rate // 10, 10)
         log(f"scenario 3b: time to first byte of streams at {srate}/s")
-        targets = [("direct", mock, f"http://127.0.0.1:{MOCK}/v1/messages", direct_stream,
-                    {**direct, "anthropic-version": "2023-06-01", **chunks}),
-                   ("sluice", sluice, f"http://127.0.0.1:{PROXY}{path}", stream_body, {**sl, **chunks})]
-        runs = {t[0]: [] for t in targets}
-        for _ in range(a.reps):
-            for name, proc, url, body, h in targets:
-                runs[name].append(measured(proc, lambda: loadgen(lg, url, body, h, connections=16,
-                                                                 duration=a.secs, rate=srate)))
-        S["3b_stream_ttfb"] = {name: median_percentiles(rs) for name, rs in runs.items()}
+        S["3b_stream_ttfb"] = fixed_rate(
+            [("direct", mock, f"http://127.0.0.1:{MOCK}/v1/messages", direct_stream,
+              {**direct, "anthropic-version": "2023-06-01", **chunks}),
+             ("sluice", sluice, f"http://127.0.0.1:{PROXY}{path}", stream_body, {**sl, **chunks})], srate)
 
         log(f"scenario 4: fixed rate, {a.rate} requests/s")
-        # Each target `--reps` times in turn, like the closed-loop scenarios: a single
-        # run's p50 moved by tens of microseconds from one minute to the next, as much
-        # as the proxies add, and a run of each target in a row let one noisy minute
-        # land on one of them alone. Each percentile is the median of its runs.
-        targets = [("direct", mock, f"http://127.0.0.1:{MOCK}/v1/chat/completions", direct)]
-        targets += [(n, proc, f"{url}/v1/chat/completions", direct) for n, url, proc in floors]
-        targets.append(("sluice", sluice, f"http://127.0.0.1:{PROXY}{path}", sl))
-        runs = {t[0]: [] for t in targets}
+        targets = [("direct", mock, f"http://127.0.0.1:{MOCK}/v1/chat/completions", CHAT, direct)]
+        targets += [(n, proc, f"{url}/v1/chat/completions", CHAT, direct) for n, url, proc in floors]
+        targets.append(("sluice", sluice, f"http://127.0.0.1:{PROXY}{path}", CHAT, sl))
         events = env["SLUICE_TELEMETRY_FILE"]
         time.sleep(0.2)  # the warm-up's events reach the file (a batch waits 25 ms at most)
         events_from = os.path.getsize(events)
-        for _ in range(a.reps):
-            for name, proc, url, h in targets:
-                runs[name].append(measured(proc, lambda: loadgen(lg, url, CHAT, h, connections=16,
-                                                                 duration=a.secs, rate=a.rate)))
-        rows = {name: median_percentiles(rs) for name, rs in runs.items()}
+        rows = fixed_rate(targets, a.rate)
         time.sleep(0.2)
         rows["sluice"]["own_us"] = own_time(events, events_from)
         S["4_fixed_rate"] = rows
@@ -548,8 +545,7 @@ def trend_pct(samples):
     n = len(samples)
     if n < 2:
         return 0.0
-    slopes = sorted((samples[j] - samples[i]) / (j - i) for i in range(n) for j in range(i + 1, n))
-    slope = statistics.median(slopes)
+    slope = statistics.median((samples[j] - samples[i]) / (j - i) for i in range(n) for j in range(i + 1, n))
     start = statistics.median(y - slope * i for i, y in enumerate(samples))
     return slope * (n - 1) / start * 100 if start else 0.0
 
