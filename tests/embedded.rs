@@ -592,6 +592,58 @@ async fn the_proxy_speaks_http_1_1_on_its_own() {
     s.running.shutdown().await;
 }
 
+/// A chunked upload whose size line holds a bare LF in its extension (the shape of the
+/// chunk-extension smuggling attacks: a proxy in front that ends the line at the LF
+/// reads the chunks differently) is refused with a 400 in the client's shape and a
+/// closed connection: the body is not sent upstream and the request pipelined behind
+/// it is not served. The same upload framed correctly goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunk_lines_with_bare_line_feeds_are_refused() {
+    let s = embedded().await;
+    let upstream = mock("chunks").await;
+    let f = setup(&s.admin, "chunks", &upstream.base_url()).await;
+    s.proxy.wait_serving(&f).await;
+    let addr = s.running.proxy_addr.expect("proxy");
+    let body = simple_chat(false).to_string();
+    let upload = |size_line: &str| {
+        format!(
+            "POST /{}/v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-AG-Gateway-Slug: chunks\r\n\
+             X-AG-API-Key: {}\r\nTransfer-Encoding: chunked\r\n\r\n{size_line}\r\n{body}\r\n0\r\n\r\n",
+            f.consumer_slug, f.key,
+        )
+    };
+    let health = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+    let before = upstream.recorded().len();
+    let fine = upload(&format!("{:x};name=value", body.len())) + health;
+    let got = raw_exchange(addr, &[fine.as_bytes()], "").await;
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert_eq!(got.matches("HTTP/1.1 200").count(), 2, "{got}");
+    let sent = upstream.recorded().len();
+    assert_eq!(sent, before + 1);
+
+    for size_line in [
+        format!("{:x};\nx", body.len()),
+        format!("{:x};a=b\rc", body.len()),
+        format!("{:x}\n", body.len()),
+    ] {
+        let hostile = upload(&size_line) + health;
+        let got = raw_exchange(addr, &[hostile.as_bytes()], "").await;
+        assert!(got.starts_with("HTTP/1.1 400"), "{size_line:?}: {got}");
+        assert!(got.contains("\"code\":\"body_unreadable\""), "{got}");
+        assert!(
+            !got.contains("HTTP/1.1 200"),
+            "the request behind it was served: {got}"
+        );
+    }
+    assert_eq!(
+        upstream.recorded().len(),
+        sent,
+        "nothing more went upstream"
+    );
+    s.running.shutdown().await;
+}
+
 /// Both proxy runtimes serve on several threads: pinned (one single-threaded runtime
 /// per thread, the default) and work-stealing. Concurrent clients on their own
 /// connections get their answers, plain and streamed, whichever thread they land on.

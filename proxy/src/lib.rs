@@ -23,6 +23,8 @@ mod head;
 mod headers;
 mod identity;
 mod listing;
+#[cfg(test)]
+mod mangle;
 mod models;
 mod peer;
 mod plan;
