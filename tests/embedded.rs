@@ -408,6 +408,33 @@ async fn gateway_is_found_by_host() {
     })
     .await;
     assert_eq!(send("other.test").await.expect("request").status(), 404);
+
+    // An absolute-form target names the gateway, not the Host field beside it.
+    let addr = s.running.proxy_addr.expect("proxy");
+    let body = simple_chat(false).to_string();
+    let absolute = |target_host: &str, host: &str| {
+        format!(
+            "POST http://{target_host}/{}/v1/chat/completions HTTP/1.1\r\nHost: {host}\r\n\
+             X-AG-API-Key: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            f.consumer_slug,
+            f.key,
+            body.len()
+        )
+    };
+    let got = raw_exchange(
+        addr,
+        &[absolute("llm.hosted.test:8081", "other.test").as_bytes()],
+        "",
+    )
+    .await;
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    let got = raw_exchange(
+        addr,
+        &[absolute("other.test", "llm.hosted.test").as_bytes()],
+        "",
+    )
+    .await;
+    assert!(got.starts_with("HTTP/1.1 404"), "{got}");
     s.running.shutdown().await;
 }
 

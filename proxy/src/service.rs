@@ -192,7 +192,10 @@ impl SluiceProxy {
         // One snapshot for the whole request.
         let snapshot = self.snapshots.load();
         let header = session.req_header();
-        let host = header.headers.text("host").or_else(|| header.uri.host());
+        // An absolute-form target's authority is the host, whatever `Host` says (RFC
+        // 9112 §3.2.2): a proxy in front that routed by the target must not see the
+        // request land on another gateway here.
+        let host = header.uri.host().or_else(|| header.headers.text("host"));
         let gateway = identity::gateway(&snapshot, &header.headers, host)?;
         // Cross-origin: the gateway's rules answer a preflight here, before any key is
         // asked for, and put their headers on every other answer.
