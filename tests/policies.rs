@@ -143,6 +143,85 @@ async fn size_and_model_policies_and_observe_mode() {
     s.running.shutdown().await;
 }
 
+/// The tool allowlist reads every shape a tool can take and fails closed: a body the
+/// translator cannot read (an `input_audio` part, Chat's old `functions`) still goes
+/// to a same-dialect provider whole, tools and all, and a `tools` member given twice
+/// would be read by the provider as the last one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tool_allowlist_cannot_be_slipped_past() {
+    let (s, _m, f, _) = with_policy(
+        "toolshapes",
+        json!({"name": "tools", "slug": "tool_allowlist", "settings": {"deny": ["admin_*", "mcp:*"]}}),
+    )
+    .await;
+    let function = |name: &str| json!({"type": "function", "function": {"name": name}});
+    let audio = json!([{"role": "user", "content": [{"type": "input_audio",
+        "input_audio": {"data": "UklGRg==", "format": "wav"}}]}]);
+    let refused = [
+        json!({"model": "gpt-4o", "messages": audio, "tools": [function("admin_delete")]}),
+        json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}],
+            "functions": [{"name": "admin_delete", "parameters": {}}]}),
+        json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}],
+            "tools": [{"type": "custom", "custom": {"name": "admin_shell"}}]}),
+    ];
+    let first = refused[0].clone();
+    eventually(
+        Duration::from_secs(10),
+        "the tool policy to apply",
+        || async { (s.proxy.chat(&f, first.clone()).await.status() == 403).then_some(()) },
+    )
+    .await;
+    for body in &refused {
+        let resp = s.proxy.chat(&f, body.clone()).await;
+        assert_eq!(resp.status(), 403, "{body}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "tool_not_allowed", "{body}");
+    }
+    // Anthropic's server tools and MCP connector, in its own error shape.
+    for tools in [
+        json!({"tools": [{"type": "bash_20250124", "name": "admin_bash"}]}),
+        json!({"mcp_servers": [{"type": "url", "url": "https://x.example/mcp", "name": "x"}]}),
+    ] {
+        let mut body = json!({"model": "gpt-4o", "max_tokens": 16,
+            "messages": [{"role": "user", "content": "hi"}]});
+        body.as_object_mut()
+            .unwrap()
+            .extend(tools.as_object().unwrap().clone());
+        let resp = messages(&s.proxy, &f, body).await;
+        assert_eq!(resp.status(), 403, "{tools}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["error"]["type"], "permission_error", "{tools}");
+    }
+    // `tools` twice: the first allowed, the last (the one a provider keeps) denied.
+    let doubled = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],
+        "tools":[{"type":"function","function":{"name":"get_weather"}}],
+        "tools":[{"type":"function","function":{"name":"admin_delete"}}]}"#;
+    let resp = s
+        .proxy
+        .request(&f, "chat/completions")
+        .header("X-AG-API-Key", &f.key)
+        .header("content-type", "application/json")
+        .body(doubled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "invalid_request");
+    // Allowed tools in the same shapes still pass.
+    let resp = s
+        .proxy
+        .chat(
+            &f,
+            json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}],
+                "functions": [{"name": "get_weather", "parameters": {}}],
+                "tools": [function("get_time")]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    s.running.shutdown().await;
+}
+
 /// Two proxies on one Redis, hammered at once: exactly `limit` requests get through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rate_limits_are_exact_across_replicas() {

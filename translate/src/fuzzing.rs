@@ -68,6 +68,13 @@ pub fn request(data: &[u8]) {
         );
     }
     if let Ok(req) = crate::parse_request(dialect, body) {
+        // The tool allowlist's reader sees every tool the translator would send on
+        // (where it reads the body at all: where it cannot, the request is refused).
+        if let Ok(names) = crate::tool_names(dialect, body) {
+            for t in &req.tools {
+                assert!(names.contains(&t.name), "{:?} missed {:?}", names, t.name);
+            }
+        }
         for to in DIALECTS {
             let opts = RenderOptions {
                 default_max_tokens: Some(1024),

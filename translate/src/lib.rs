@@ -19,11 +19,13 @@ pub mod peek;
 pub mod responses;
 pub mod sse;
 mod stream;
+mod tools;
 pub mod usage;
 mod usage_scan;
 mod util;
 
 pub use stream::{Decoder, Encoder, EncoderOptions};
+pub use tools::tool_names;
 
 /// The API shape of a request or a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -294,9 +294,12 @@ impl Policies {
         let reject = |e: ProxyError| Step::Reject(e);
         match &p.rule {
             PolicyRule::ToolAllowlist { allow, deny } => {
-                let tools = sluice_translate::parse_request(seen.dialect, &seen.body)
-                    .map(|r| r.tools.into_iter().map(|t| t.name).collect::<Vec<_>>())
-                    .unwrap_or_default();
+                // Read on their own and failing closed: a body the canonical parse
+                // refuses still reaches a same-dialect provider whole.
+                let tools = match sluice_translate::tool_names(seen.dialect, &seen.body) {
+                    Ok(tools) => tools,
+                    Err(e) => return reject(e.into()),
+                };
                 tools
                     .iter()
                     .find(|t| {
