@@ -276,6 +276,22 @@ async fn answers_are_cached_exactly_and_replayed_in_any_shape() {
         json!([{"type": "function", "function": {"name": "t", "parameters": {}}}]);
     let resp = s.proxy.chat(&f, with_tools).await;
     assert_eq!(cache_status(&resp).await, "BYPASS");
+    // What the translation does not carry still tells requests apart: another seed is
+    // another answer, cached on its own.
+    let mut seeded = question.clone();
+    seeded["seed"] = json!(7);
+    for expected in ["MISS", "HIT"] {
+        let resp = s.proxy.chat(&f, seeded.clone()).await;
+        assert_eq!(cache_status(&resp).await, expected);
+    }
+    // Several choices are more than a cached answer holds: never cached.
+    let mut several = question.clone();
+    several["n"] = json!(2);
+    for _ in 0..2 {
+        let resp = s.proxy.chat(&f, several.clone()).await;
+        assert_eq!(cache_status(&resp).await, "BYPASS");
+    }
+    assert_eq!(m.served(), served + 6);
     s.running.shutdown().await;
 }
 

@@ -5,7 +5,9 @@
 //! streamed or not, finds one entry, and a cached answer is replayed in whatever
 //! dialect and shape the client asked for.
 //!
-//! - Exact mode: the key is the SHA-256 of the normalized request.
+//! - Exact mode: the key is the SHA-256 of the normalized request and of what the
+//!   canonical model does not carry ([`key`]); a request asking for an answer the
+//!   canonical one cannot hold is not cached.
 //! - Semantic mode: the last user turn is embedded through the policy's embeddings
 //!   registry; an entry hits when everything else in the request is identical (its
 //!   *partition*) and the cosine similarity is at least the threshold. Vectors live in
@@ -17,12 +19,16 @@
 //! is a hit on all of them.
 
 pub mod hnsw;
+mod key;
 
-use std::collections::{HashMap, VecDeque};
+pub use key::uncarried;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sluice_shared::bus::RedisCache;
 use sluice_shared::snapshot::policies::CacheRule;
@@ -153,6 +159,7 @@ impl AnswerCache {
         policy: Uuid,
         scope: Uuid,
         req: &Request,
+        uncarried: &BTreeMap<&str, &Value>,
     ) -> Result<Hit, Option<Ticket>> {
         if rule.skip_with_tools && !req.tools.is_empty() {
             return Err(None);
@@ -162,7 +169,7 @@ impl AnswerCache {
             if rule.global { Uuid::nil() } else { scope }
         );
         let norm = normalized(req);
-        let key = format!("{namespace}:{}", digest(&norm));
+        let key = format!("{namespace}:{}", digest(&(&norm, uncarried)));
         if let Some(answer) = self.answer(&namespace, &key).await {
             return Ok(Hit {
                 answer,
@@ -186,7 +193,7 @@ impl AnswerCache {
         };
         let mut rest = norm.clone();
         rest.messages.remove(at);
-        ticket.partition = digest(&rest);
+        ticket.partition = digest(&(&rest, uncarried));
         let Some(vector) = crate::balance::embed(&self.http, target, model, &[text.as_str()])
             .await
             .and_then(|mut v| v.pop())

@@ -497,7 +497,12 @@ impl Policies {
                 .text("cache-control")
                 .is_some_and(|v| v.contains("no-cache") || v.contains("no-store"));
         let parsed = sluice_translate::parse_request(seen.dialect, &seen.body);
-        let (false, Ok(req)) = (bypass, parsed) else {
+        let whole = serde_json::from_slice::<serde_json::Value>(&seen.body);
+        let uncarried = whole
+            .as_ref()
+            .ok()
+            .and_then(|v| crate::cache::uncarried(seen.dialect, v).ok());
+        let (false, Ok(req), Some(uncarried)) = (bypass, parsed, uncarried) else {
             out.headers.push(status(crate::cache::Status::Bypass));
             out.outcomes.push(outcome(p, "bypass"));
             return Step::Pass;
@@ -506,7 +511,11 @@ impl Policies {
         if let Some(model) = seen.model {
             req.model = model.to_string();
         }
-        match self.cache.lookup(rule, p.id, seen.consumer.id, &req).await {
+        match self
+            .cache
+            .lookup(rule, p.id, seen.consumer.id, &req, &uncarried)
+            .await
+        {
             Ok(hit) => {
                 METRICS.cache_hits.inc();
                 out.headers.push(status(crate::cache::Status::Hit));
