@@ -276,6 +276,40 @@ async fn models_route_by_policy_and_errors_speak_the_client_dialect() {
             "{api} {body}: {v}"
         );
     }
+
+    // An answer a translation cannot give whole is refused, not cut down: several
+    // choices or log-probabilities from Anthropic, a conversation OpenAI keeps.
+    for (api, model, extra) in [
+        ("chat/completions", "claude-sonnet-4-5", json!({"n": 2})),
+        (
+            "chat/completions",
+            "claude-sonnet-4-5",
+            json!({"logprobs": true}),
+        ),
+        (
+            "responses",
+            "claude-sonnet-4-5",
+            json!({"conversation": "conv_1"}),
+        ),
+    ] {
+        let mut body = body_for(api, model, false);
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let resp = post(&s, &f, api).json(&body).send().await.unwrap();
+        assert_eq!(resp.status(), 400, "{body}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "unsupported_feature", "{body}: {v}");
+    }
+    // To a provider of the client's own dialect they pass through.
+    let mut body = body_for("chat/completions", "mock-model", false);
+    body["n"] = json!(2);
+    let resp = post(&s, &f, "chat/completions")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
     s.running.shutdown().await;
 }
 

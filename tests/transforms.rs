@@ -188,6 +188,26 @@ async fn personal_data_is_masked_in_requests_and_in_streamed_answers() {
         .await;
     assert_eq!(answer_text(resp).await, want);
 
+    // The answer goes through the canonical model to be masked; the request does not,
+    // so what that model does not carry still reaches the provider...
+    let mut tuned = ask("hi", false);
+    tuned["seed"] = json!(7);
+    tuned["reasoning_effort"] = json!("low");
+    let resp = chat_with(&s.proxy, &f, tuned, &[]).await;
+    assert_eq!(resp.status(), 200);
+    let sent = last_upstream(&m);
+    assert_eq!(
+        (&sent["seed"], &sent["reasoning_effort"]),
+        (&json!(7), &json!("low"))
+    );
+    // ...and an answer the masking could not give whole is refused, not cut down.
+    let mut several = ask("hi", false);
+    several["n"] = json!(2);
+    let resp = chat_with(&s.proxy, &f, several, &[]).await;
+    assert_eq!(resp.status(), 400);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "unsupported_feature");
+
     // `action: block` refuses instead.
     let g = setup(&s.admin, "mask-block", &m.base_url()).await;
     s.proxy.wait_serving(&g).await;

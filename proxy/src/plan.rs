@@ -72,6 +72,17 @@ fn set_members(
     Ok(body)
 }
 
+/// An answer through the canonical model would drop what `demands` names: refused
+/// with a clear error rather than answered with less than was asked.
+fn refuse_demands(demands: Option<&'static str>) -> Result<(), ProxyError> {
+    match demands {
+        Some(what) => Err(ProxyError::UnsupportedFeature(format!(
+            "{what} cannot be given on this route: its answer is translated or filtered"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// A model name as a JSON string.
 fn json_string(text: &str) -> Vec<u8> {
     serde_json::to_vec(text).unwrap_or_default()
@@ -120,8 +131,11 @@ pub fn plan(
         Api::ChatCompletions | Api::Messages | Api::Responses => {}
     }
 
-    if client == upstream && !canonical {
-        // The client's bytes, copied once when fields must be spliced in.
+    if client == upstream {
+        // The client's bytes, copied once when fields must be spliced in; with a
+        // response stage the answer alone goes through the canonical model, so what
+        // the client sent beyond that model (a seed, a reasoning effort) still reaches
+        // the provider.
         let model_json;
         let max_json;
         let mut changes: Vec<(&'static str, &[u8])> = Vec::new();
@@ -140,18 +154,30 @@ pub fn plan(
             max_json = default_max_tokens(target.provider, model).to_string();
             changes.push(("max_tokens", max_json.as_bytes()));
         }
+        let answer = if canonical {
+            refuse_demands(sluice_translate::answer_demands(client, &body)?)?;
+            Answer::Translate {
+                upstream,
+                client,
+                stream: peek.stream,
+                include_usage: peek.include_usage(),
+            }
+        } else {
+            Answer::Passthrough {
+                dialect: client,
+                strip_usage,
+            }
+        };
         let body = set_members(body, peek, &changes)?;
         return Ok(Plan {
             body,
             api_path: api_path(upstream),
-            answer: Answer::Passthrough {
-                dialect: client,
-                strip_usage,
-            },
+            answer,
         });
     }
 
     let mut req = sluice_translate::parse_request(client, &body)?;
+    refuse_demands(req.demands)?;
     req.model = model.to_string();
     let opts = RenderOptions {
         default_max_tokens: Some(default_max_tokens(target.provider, model)),

@@ -158,6 +158,11 @@ pub struct Request {
     pub stream: bool,
     /// The end user, for the provider's abuse monitoring.
     pub user: Option<String>,
+    /// What the request asks of its answer that a [`Response`] cannot hold (several
+    /// choices, log-probabilities, …: see `demands.rs`); a route that answers through
+    /// this model refuses the request rather than answer less.
+    #[serde(skip)]
+    pub demands: Option<&'static str>,
 }
 
 impl Request {

@@ -9,6 +9,7 @@
 
 pub mod anthropic;
 pub mod canonical;
+mod demands;
 pub mod errors;
 pub mod fuzzing;
 pub mod json_edit;
@@ -24,6 +25,7 @@ pub mod usage;
 mod usage_scan;
 mod util;
 
+pub use demands::answer_demands;
 pub use stream::{Decoder, Encoder, EncoderOptions};
 pub use tools::tool_names;
 

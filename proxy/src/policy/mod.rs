@@ -496,13 +496,13 @@ impl Policies {
                 .headers
                 .text("cache-control")
                 .is_some_and(|v| v.contains("no-cache") || v.contains("no-store"));
-        let parsed = sluice_translate::parse_request(seen.dialect, &seen.body);
-        let whole = serde_json::from_slice::<serde_json::Value>(&seen.body);
-        let uncarried = whole
-            .as_ref()
+        // Not cached: a request the canonical model cannot read, or whose answer it
+        // cannot hold.
+        let parsed = sluice_translate::parse_request(seen.dialect, &seen.body)
             .ok()
-            .and_then(|v| crate::cache::uncarried(seen.dialect, v).ok());
-        let (false, Ok(req), Some(uncarried)) = (bypass, parsed, uncarried) else {
+            .filter(|r| r.demands.is_none());
+        let whole = serde_json::from_slice::<serde_json::Value>(&seen.body).ok();
+        let (false, Some(req), Some(whole)) = (bypass, parsed, whole) else {
             out.headers.push(status(crate::cache::Status::Bypass));
             out.outcomes.push(outcome(p, "bypass"));
             return Step::Pass;
@@ -513,7 +513,13 @@ impl Policies {
         }
         match self
             .cache
-            .lookup(rule, p.id, seen.consumer.id, &req, &uncarried)
+            .lookup(
+                rule,
+                p.id,
+                seen.consumer.id,
+                &req,
+                &crate::cache::uncarried(seen.dialect, &whole),
+            )
             .await
         {
             Ok(hit) => {

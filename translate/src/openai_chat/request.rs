@@ -1,11 +1,13 @@
 //! Chat Completions requests, in and out.
 
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
 use crate::canonical::{
     Image, Message, Part, Request, ResponseFormat, Role, Tool, ToolCall, ToolChoice,
 };
+use crate::demands::Shape;
 use crate::json_write::{Array, Object, joined, string};
 use crate::util::{TextOr, from_request};
 use crate::{RenderOptions, TranslateError};
@@ -37,6 +39,17 @@ struct ChatRequest {
     stream: bool,
     #[serde(default)]
     user: Option<String>,
+    // What shapes the answer beyond the canonical model (`demands.rs`).
+    #[serde(default)]
+    n: Option<u64>,
+    #[serde(default)]
+    logprobs: Option<bool>,
+    #[serde(default)]
+    top_logprobs: Option<u64>,
+    #[serde(default)]
+    modalities: Option<Vec<String>>,
+    #[serde(default)]
+    audio: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -191,7 +204,17 @@ pub(crate) fn response_format_from(v: &Value) -> Result<ResponseFormat, Translat
 
 pub fn parse_request(body: &[u8]) -> Result<Request, TranslateError> {
     let r: ChatRequest = from_request(body)?;
+    let demands = Shape {
+        n: r.n,
+        logprobs: r.logprobs,
+        top_logprobs: r.top_logprobs,
+        modalities: r.modalities,
+        audio: r.audio,
+        background: None,
+    }
+    .demands();
     let mut req = Request {
+        demands,
         model: r.model,
         temperature: r.temperature,
         top_p: r.top_p,

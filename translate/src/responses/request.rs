@@ -1,12 +1,14 @@
 //! Responses requests, in and out.
 
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
 use crate::TranslateError;
 use crate::canonical::{
     Image, Message, Part, Request, ResponseFormat, Role, Tool, ToolCall, ToolChoice,
 };
+use crate::demands::Shape;
 use crate::json_write::{Array, Object, joined};
 use crate::openai_chat::request::{
     response_format_from, text_only, tool_choice_from, tool_choice_word,
@@ -41,6 +43,13 @@ struct ResponsesRequest {
     user: Option<String>,
     #[serde(default)]
     previous_response_id: Option<String>,
+    #[serde(default)]
+    conversation: Option<IgnoredAny>,
+    // What shapes the answer beyond the canonical model (`demands.rs`).
+    #[serde(default)]
+    top_logprobs: Option<u64>,
+    #[serde(default)]
+    background: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -102,12 +111,24 @@ fn push(req: &mut Request, role: Role, part: Part) {
 
 pub fn parse_request(body: &[u8]) -> Result<Request, TranslateError> {
     let r: ResponsesRequest = from_request(body)?;
-    if r.previous_response_id.is_some() {
-        return Err(TranslateError::Unsupported(
-            "previous_response_id refers to state stored by OpenAI; it works only on routes to OpenAI's Responses API".into(),
-        ));
+    for (given, member) in [
+        (r.previous_response_id.is_some(), "previous_response_id"),
+        (r.conversation.is_some(), "conversation"),
+    ] {
+        if given {
+            return Err(TranslateError::Unsupported(format!(
+                "{member} refers to state stored by OpenAI; it works only on routes to OpenAI's Responses API"
+            )));
+        }
     }
+    let demands = Shape {
+        top_logprobs: r.top_logprobs,
+        background: r.background,
+        ..Shape::default()
+    }
+    .demands();
     let mut req = Request {
+        demands,
         model: r.model,
         parallel_tool_calls: r.parallel_tool_calls,
         max_tokens: r.max_output_tokens,
