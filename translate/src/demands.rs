@@ -14,20 +14,40 @@ use crate::util::from_request;
 use crate::{Dialect, TranslateError};
 
 /// The members of an OpenAI request (Chat or Responses) that shape its answer.
-#[derive(Deserialize, Default)]
+#[derive(Default)]
 pub(crate) struct Shape {
-    #[serde(default)]
     pub n: Option<u64>,
-    #[serde(default)]
     pub logprobs: Option<bool>,
-    #[serde(default)]
     pub top_logprobs: Option<u64>,
-    #[serde(default)]
     pub modalities: Option<Vec<String>>,
-    #[serde(default)]
     pub audio: Option<IgnoredAny>,
-    #[serde(default)]
     pub background: Option<bool>,
+}
+
+/// Chat Completions' members of [`Shape`], read alone. The Chat parse reads the same
+/// members as fields of its own: flattening this struct into it would make serde
+/// buffer every request as a map first.
+#[derive(Deserialize)]
+struct ChatShape {
+    #[serde(default)]
+    n: Option<u64>,
+    #[serde(default)]
+    logprobs: Option<bool>,
+    #[serde(default)]
+    top_logprobs: Option<u64>,
+    #[serde(default)]
+    modalities: Option<Vec<String>>,
+    #[serde(default)]
+    audio: Option<IgnoredAny>,
+}
+
+/// The Responses API's members of [`Shape`], read alone.
+#[derive(Deserialize)]
+struct ResponsesShape {
+    #[serde(default)]
+    top_logprobs: Option<u64>,
+    #[serde(default)]
+    background: Option<bool>,
 }
 
 impl Shape {
@@ -58,10 +78,29 @@ pub fn answer_demands(
     dialect: Dialect,
     body: &[u8],
 ) -> Result<Option<&'static str>, TranslateError> {
-    match dialect {
-        Dialect::Anthropic => Ok(None),
-        Dialect::OpenAiChat | Dialect::Responses => Ok(from_request::<Shape>(body)?.demands()),
-    }
+    let shape = match dialect {
+        Dialect::Anthropic => return Ok(None),
+        Dialect::OpenAiChat => {
+            let c: ChatShape = from_request(body)?;
+            Shape {
+                n: c.n,
+                logprobs: c.logprobs,
+                top_logprobs: c.top_logprobs,
+                modalities: c.modalities,
+                audio: c.audio,
+                background: None,
+            }
+        }
+        Dialect::Responses => {
+            let r: ResponsesShape = from_request(body)?;
+            Shape {
+                top_logprobs: r.top_logprobs,
+                background: r.background,
+                ..Shape::default()
+            }
+        }
+    };
+    Ok(shape.demands())
 }
 
 #[cfg(test)]
@@ -90,14 +129,21 @@ mod tests {
                 r#"{"audio":{"voice":"alloy","format":"wav"}}"#,
                 "audio output",
             ),
-            (r#"{"background":true}"#, "a background response"),
         ] {
             assert_eq!(demands(body), Some(why), "{body}");
         }
+        // Each dialect's own members only.
+        let responses = |body: &str| answer_demands(Dialect::Responses, body.as_bytes());
+        assert_eq!(
+            responses(r#"{"background":true}"#),
+            Ok(Some("a background response"))
+        );
+        assert_eq!(responses(r#"{"n":2,"modalities":["audio"]}"#), Ok(None));
+        assert_eq!(demands(r#"{"background":true}"#), None);
         assert_eq!(
             answer_demands(Dialect::Anthropic, b"not even JSON"),
             Ok(None)
         );
-        assert!(answer_demands(Dialect::Responses, br#"{"n":"two"}"#).is_err());
+        assert!(responses(r#"{"top_logprobs":"two"}"#).is_err());
     }
 }

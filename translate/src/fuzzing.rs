@@ -67,7 +67,12 @@ pub fn request(data: &[u8]) {
             serde_json::to_vec(&value).unwrap_or_default()
         );
     }
+    let demands = crate::answer_demands(dialect, body);
     if let Ok(req) = crate::parse_request(dialect, body) {
+        // What the parse notes of the answer's shape, the reader on its own notes too.
+        if let Ok(alone) = demands {
+            assert_eq!(alone, req.demands);
+        }
         // The tool allowlist's reader sees every tool the translator would send on
         // (where it reads the body at all: where it cannot, the request is refused).
         if let Ok(names) = crate::tool_names(dialect, body) {
