@@ -386,6 +386,67 @@ async fn token_budgets_are_charged_from_usage() {
     s.running.shutdown().await;
 }
 
+/// A budget set for a model holds however the client spells the model: pinned to the
+/// registry or to the provider, the provider is sent the same model and the same
+/// budget pays for it. An allow-list judges the model the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_model_budgets_hold_however_the_model_is_spelled() {
+    let (s, _m, f, _) = with_policy(
+        "spelled",
+        json!({"name": "budget", "slug": "token_rate_limiter", "settings": {
+            "window": 3600, "max_tokens": 1_000_000,
+            "rules": [{"model": "gpt-4o", "max_tokens": 50}]}}),
+    )
+    .await;
+    let ask = |model: &str| {
+        let mut body = simple_chat(false);
+        body["model"] = json!(model);
+        body
+    };
+    let first = eventually(Duration::from_secs(10), "the budget to apply", || async {
+        let resp = s.proxy.chat(&f, ask("gpt-4o")).await;
+        (resp
+            .headers()
+            .get("x-ratelimit-limit-tokens")
+            .map(|v| v.to_str().unwrap())
+            == Some("50"))
+        .then_some(resp)
+    })
+    .await;
+    assert_eq!(first.status(), 200);
+    eventually(
+        Duration::from_secs(5),
+        "the usage to be charged",
+        || async { (s.proxy.chat(&f, ask("gpt-4o")).await.status() == 429).then_some(()) },
+    )
+    .await;
+    for spelled in ["mock/gpt-4o", "@openai_compatible/gpt-4o", " gpt-4o "] {
+        let resp = s.proxy.chat(&f, ask(spelled)).await;
+        assert_eq!(resp.status(), 429, "{spelled}");
+    }
+    // Another model has the default budget.
+    assert_eq!(s.proxy.chat(&f, ask("gpt-4o-mini")).await.status(), 200);
+
+    policy(
+        &s.admin,
+        &f,
+        json!({"name": "models", "slug": "model_allowlist", "settings": {"allowed": ["gpt-4o-mini"]}}),
+        true,
+    )
+    .await;
+    eventually(
+        Duration::from_secs(10),
+        "the allow-list to apply",
+        || async { (s.proxy.chat(&f, ask("gpt-4.1")).await.status() == 403).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        s.proxy.chat(&f, ask("mock/gpt-4o-mini")).await.status(),
+        200
+    );
+    s.running.shutdown().await;
+}
+
 /// CORS: the proxy answers preflights for allowed origins and marks every answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_preflight_and_answers() {

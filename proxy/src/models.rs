@@ -141,3 +141,20 @@ pub fn resolve<'a>(
     }
     Ok(route(allowed, ModelChoice::Named(model)))
 }
+
+/// The model a request's policies judge (allow-lists, per-model token budgets, the
+/// cache): the name its providers will be sent, a pin's prefix taken off and a missing
+/// model read as the default, where every candidate agrees on it; the name as
+/// requested otherwise, and where it does not resolve (routing then refuses it). Judged
+/// by the requested spelling, `@openai/gpt-4o` or `my-registry/gpt-4o` escaped a
+/// budget set for `gpt-4o`.
+pub fn judged<'a>(consumer: &'a CompiledConsumer, requested: &'a str) -> &'a str {
+    let Ok(route) = resolve(consumer, requested) else {
+        return requested;
+    };
+    let mut names = route.candidates.iter().map(|u| route.model_for(u));
+    match names.next() {
+        Some(first) if !first.is_empty() && names.all(|n| n == first) => first,
+        _ => requested,
+    }
+}

@@ -264,7 +264,10 @@ impl SluiceProxy {
                 consumer,
                 headers: &session.req_header().headers,
                 body: body.clone(),
-                model: peek.model.as_deref(),
+                model: Some(models::judged(
+                    consumer,
+                    peek.model.as_deref().unwrap_or(""),
+                )),
                 dialect: ctx.dialect,
                 chat: api.is_chat(),
                 claims: ctx.caller.as_ref().map(|c| &c.claims),
