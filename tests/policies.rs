@@ -21,6 +21,13 @@ async fn messages(proxy: &Proxy, f: &Fixture, body: Value) -> reqwest::Response 
         .unwrap()
 }
 
+/// A simple chat for `model`.
+fn asking(model: &str) -> Value {
+    let mut body = simple_chat(false);
+    body["model"] = json!(model);
+    body
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_answer_429_with_headers_in_the_client_dialect() {
     let (s, _m, f, _) = with_policy(
@@ -398,13 +405,8 @@ async fn per_model_budgets_hold_however_the_model_is_spelled() {
             "rules": [{"model": "gpt-4o", "max_tokens": 50}]}}),
     )
     .await;
-    let ask = |model: &str| {
-        let mut body = simple_chat(false);
-        body["model"] = json!(model);
-        body
-    };
     let first = eventually(Duration::from_secs(10), "the budget to apply", || async {
-        let resp = s.proxy.chat(&f, ask("gpt-4o")).await;
+        let resp = s.proxy.chat(&f, asking("gpt-4o")).await;
         (resp
             .headers()
             .get("x-ratelimit-limit-tokens")
@@ -417,15 +419,15 @@ async fn per_model_budgets_hold_however_the_model_is_spelled() {
     eventually(
         Duration::from_secs(5),
         "the usage to be charged",
-        || async { (s.proxy.chat(&f, ask("gpt-4o")).await.status() == 429).then_some(()) },
+        || async { (s.proxy.chat(&f, asking("gpt-4o")).await.status() == 429).then_some(()) },
     )
     .await;
     for spelled in ["mock/gpt-4o", "@openai_compatible/gpt-4o", " gpt-4o "] {
-        let resp = s.proxy.chat(&f, ask(spelled)).await;
+        let resp = s.proxy.chat(&f, asking(spelled)).await;
         assert_eq!(resp.status(), 429, "{spelled}");
     }
     // Another model has the default budget.
-    assert_eq!(s.proxy.chat(&f, ask("gpt-4o-mini")).await.status(), 200);
+    assert_eq!(s.proxy.chat(&f, asking("gpt-4o-mini")).await.status(), 200);
 
     policy(
         &s.admin,
@@ -437,13 +439,57 @@ async fn per_model_budgets_hold_however_the_model_is_spelled() {
     eventually(
         Duration::from_secs(10),
         "the allow-list to apply",
-        || async { (s.proxy.chat(&f, ask("gpt-4.1")).await.status() == 403).then_some(()) },
+        || async { (s.proxy.chat(&f, asking("gpt-4.1")).await.status() == 403).then_some(()) },
     )
     .await;
     assert_eq!(
-        s.proxy.chat(&f, ask("mock/gpt-4o-mini")).await.status(),
+        s.proxy.chat(&f, asking("mock/gpt-4o-mini")).await.status(),
         200
     );
+    s.running.shutdown().await;
+}
+
+/// Dollar budgets: charged at the models catalog's price of what the provider
+/// reported, and closed to a model the catalog has no price for, which would
+/// otherwise cost the budget nothing however much it was used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dollar_budgets_charge_catalog_prices_and_refuse_unpriced_models() {
+    let s = embedded().await;
+    let m = mock("dollars").await;
+    let f = setup_dialects(&s.admin, "dollars", &m.base_url()).await;
+    wait_model(&s.proxy, &f, "claude-sonnet-4-5").await;
+    policy(
+        &s.admin,
+        &f,
+        json!({"name": "dollars", "slug": "token_rate_limiter",
+            "settings": {"window": 3600, "max_cost_usd": 0.0001}}),
+        true,
+    )
+    .await;
+    // `mock-model` is served by an OpenAI-compatible registry the catalog has no
+    // prices for.
+    let resp = eventually(Duration::from_secs(10), "the budget to apply", || async {
+        let resp = s.proxy.chat(&f, asking("mock-model")).await;
+        (resp.status() == 403).then_some(resp)
+    })
+    .await;
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "model_not_priced");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("mock-model"), "{message}");
+    // Claude has a price: the first answer costs more than the budget, the next one
+    // is refused until the window ends.
+    let resp = s.proxy.chat(&f, asking("claude-sonnet-4-5")).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("x-ratelimit-limit-cost").is_some());
+    eventually(
+        Duration::from_secs(5),
+        "the answer to be charged",
+        || async {
+            (s.proxy.chat(&f, asking("claude-sonnet-4-5")).await.status() == 429).then_some(())
+        },
+    )
+    .await;
     s.running.shutdown().await;
 }
 

@@ -75,6 +75,10 @@ pub enum ProxyError {
     LimiterUnavailable,
     #[error("the token budget of this window is spent; retry in {retry_after} s")]
     TokensExhausted { retry_after: u64 },
+    #[error(
+        "no price is known for {0}, so a dollar budget cannot be kept: add it to the models catalog"
+    )]
+    PriceUnknown(String),
     #[error("this origin may not call this gateway")]
     CorsOriginNotAllowed,
     #[error("tool {0:?} is not allowed for this consumer")]
@@ -159,6 +163,7 @@ impl ProxyError {
                 (StatusCode::SERVICE_UNAVAILABLE, "rate_limiter_unavailable")
             }
             Self::TokensExhausted { .. } => (StatusCode::TOO_MANY_REQUESTS, "token_limit_exceeded"),
+            Self::PriceUnknown(_) => (StatusCode::FORBIDDEN, "model_not_priced"),
             Self::CorsOriginNotAllowed => (StatusCode::FORBIDDEN, "cors_origin_not_allowed"),
             Self::ToolNotAllowed(_) => (StatusCode::FORBIDDEN, "tool_not_allowed"),
             Self::SensitiveData => (StatusCode::BAD_REQUEST, "sensitive_data_blocked"),

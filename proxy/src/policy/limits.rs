@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use http::HeaderName;
+use sluice_shared::catalog;
 use sluice_shared::model::PolicyMode;
+use sluice_shared::snapshot::CompiledConsumer;
 use sluice_shared::snapshot::policies::{CompiledPolicy, GroupBy, LimitAlgorithm, TokenCount};
 use sluice_telemetry::metrics::METRICS;
 use tracing::warn;
@@ -35,6 +37,22 @@ fn counter_key(kind: &str, policy: Uuid, group_by: &GroupBy, seen: Group<'_>) ->
         GroupBy::Header(h) => key.push_str(seen.headers.text(h.as_str()).unwrap_or("")),
     }
     key
+}
+
+/// A provider and model the request could be served as that the models catalog has
+/// no price for. A dollar budget charges each answer its catalog price, so such a
+/// request would cost it nothing: it is refused instead, naming what to price, rather
+/// than let a budget that never fills. Every registry that could serve the model is
+/// checked, since the balancer picks among them after the policies.
+fn unpriced(consumer: &CompiledConsumer, model: &str) -> Option<String> {
+    let route = crate::models::resolve(consumer, model).ok()?;
+    route.candidates.iter().find_map(|u| {
+        let provider = u.target.as_ref().ok()?.provider.as_str();
+        let model = route.model_for(u);
+        catalog::find_model(provider, model)
+            .is_none()
+            .then(|| format!("model {model:?} at provider {provider}"))
+    })
 }
 
 /// What a request's group is read from.
@@ -133,6 +151,12 @@ impl Policies {
         out: &mut Verdict,
     ) -> Step {
         let model = seen.model.unwrap_or("");
+        if t.cost
+            && let Some(unpriced) = unpriced(seen.consumer, model)
+        {
+            warn!(policy = %p.id, %unpriced, "a dollar budget cannot price the request");
+            return Step::Reject(ProxyError::PriceUnknown(unpriced));
+        }
         let (scope, budget) = t
             .rules
             .iter()
