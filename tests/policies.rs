@@ -360,6 +360,15 @@ async fn token_budgets_are_charged_from_usage() {
     .await;
     assert_eq!(first.status(), 200);
     assert_eq!(first.headers()["x-ratelimit-remaining-tokens"], "50");
+    // Counting a prompt's tokens spends none, however long the prompt.
+    let long = json!({"model": "gpt-4o-mini", "max_tokens": 16,
+        "messages": [{"role": "user", "content": "word ".repeat(200)}]});
+    for _ in 0..3 {
+        let resp = s.proxy.post(&f, "messages/count_tokens", &long, &[]).await;
+        assert_eq!(resp.status(), 200);
+        let v: Value = resp.json().await.unwrap();
+        assert!(v["input_tokens"].as_u64().unwrap() > 50, "{v}");
+    }
     let spent = eventually(
         Duration::from_secs(5),
         "the usage to be charged",

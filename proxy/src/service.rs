@@ -269,7 +269,7 @@ impl SluiceProxy {
                     peek.model.as_deref().unwrap_or(""),
                 )),
                 dialect: ctx.dialect,
-                chat: api.is_chat(),
+                api,
                 claims: ctx.caller.as_ref().map(|c| &c.claims),
             };
             // Boxed, as the cache's store in `forward` is: the chain's future is 7 KiB,

@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::{Policies, Seen, Settle, Step, Verdict, header, outcome};
 use crate::error::ProxyError;
 use crate::headers;
+use crate::route::Api;
 use crate::session::Fields;
 
 /// The longest a throttled request waits for its turn.
@@ -150,6 +151,11 @@ impl Policies {
         seen: &Seen<'_>,
         out: &mut Verdict,
     ) -> Step {
+        // Counting a prompt's tokens generates none: Anthropic does not charge for
+        // it, and clients such as Claude Code call it often.
+        if seen.api == Api::CountTokens {
+            return Step::Pass;
+        }
         let model = seen.model.unwrap_or("");
         if t.cost
             && let Some(unpriced) = unpriced(seen.consumer, model)

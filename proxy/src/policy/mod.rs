@@ -34,6 +34,7 @@ use uuid::Uuid;
 use crate::cache::{AnswerCache, Hit};
 use crate::error::ProxyError;
 use crate::headers;
+use crate::route::Api;
 use crate::session::Fields;
 use limits::{RateLimit, TokenLimit};
 pub use respond::ResponseStage;
@@ -97,9 +98,9 @@ pub struct Seen<'a> {
     pub model: Option<&'a str>,
     /// The client's dialect, to read and rewrite the body.
     pub dialect: Dialect,
-    /// Whether this is a chat request (completions, messages, responses), the only
-    /// kind the body-aware policies look into.
-    pub chat: bool,
+    /// The API called. Only chat requests (completions, messages, responses) are
+    /// looked into by the body-aware policies.
+    pub api: Api,
     /// The verified claims of a bearer-token caller.
     pub claims: Option<&'a serde_json::Value>,
 }
@@ -384,13 +385,13 @@ impl Policies {
                 };
                 self.rate_limit(p, r, seen, out).await
             }
-            PolicyRule::ToolInjection { tools } if seen.chat => {
+            PolicyRule::ToolInjection { tools } if seen.api.is_chat() => {
                 match transform::inject_tools(seen.dialect, &seen.body, tools) {
                     Ok(body) => Step::Rewrite(body),
                     Err(e) => reject(e),
                 }
             }
-            PolicyRule::PromptTemplate(t) if seen.chat => {
+            PolicyRule::PromptTemplate(t) if seen.api.is_chat() => {
                 let chosen = seen
                     .headers
                     .text(t.template_header.as_str())
@@ -409,7 +410,7 @@ impl Policies {
                 request,
                 response,
                 block,
-            } if seen.chat => {
+            } if seen.api.is_chat() => {
                 if *response {
                     out.respond.masks.push(masker.clone());
                 }
@@ -430,8 +431,10 @@ impl Policies {
                 }
             }
             // Boxed: the cache's lookup (Redis, embeddings) is a future over 6 KiB.
-            PolicyRule::Cache(rule) if seen.chat => Box::pin(self.cached(p, rule, seen, out)).await,
-            PolicyRule::Moderation(rule) if seen.chat => {
+            PolicyRule::Cache(rule) if seen.api.is_chat() => {
+                Box::pin(self.cached(p, rule, seen, out)).await
+            }
+            PolicyRule::Moderation(rule) if seen.api.is_chat() => {
                 let text = transform::request_text(&seen.body);
                 if p.mode == PolicyMode::Observe {
                     let (http, rule) = (self.http.clone(), Arc::clone(rule));
