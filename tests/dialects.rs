@@ -277,8 +277,9 @@ async fn models_route_by_policy_and_errors_speak_the_client_dialect() {
         );
     }
 
-    // An answer a translation cannot give whole is refused, not cut down: several
-    // choices or log-probabilities from Anthropic, a conversation OpenAI keeps.
+    // What a translation cannot give whole is refused, not cut down: several choices
+    // or log-probabilities from Anthropic, a conversation OpenAI keeps, MCP servers
+    // Anthropic would call.
     for (api, model, extra) in [
         ("chat/completions", "claude-sonnet-4-5", json!({"n": 2})),
         (
@@ -290,6 +291,11 @@ async fn models_route_by_policy_and_errors_speak_the_client_dialect() {
             "responses",
             "claude-sonnet-4-5",
             json!({"conversation": "conv_1"}),
+        ),
+        (
+            "messages",
+            "mock-model",
+            json!({"mcp_servers": [{"type": "url", "url": "https://x.example/mcp", "name": "x"}]}),
         ),
     ] {
         let mut body = body_for(api, model, false);

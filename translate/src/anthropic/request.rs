@@ -1,6 +1,7 @@
 //! Messages requests, in and out.
 
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
 use crate::canonical::{Image, Message, Part, Request, Role, Tool, ToolCall, ToolChoice};
@@ -31,6 +32,9 @@ struct MessagesRequest {
     stream: bool,
     #[serde(default)]
     metadata: Option<Metadata>,
+    /// Anthropic's MCP connector: servers Anthropic itself calls.
+    #[serde(default)]
+    mcp_servers: Option<Vec<IgnoredAny>>,
 }
 
 type SystemIn = TextOr<TextBlock>;
@@ -138,6 +142,13 @@ fn simple_part(block: BlockIn) -> Result<Option<Part>, TranslateError> {
 
 pub fn parse_request(body: &[u8]) -> Result<Request, TranslateError> {
     let r: MessagesRequest = from_request(body)?;
+    if r.mcp_servers.is_some_and(|s| !s.is_empty()) {
+        // Dropped, the model would answer without the tools the client gave it.
+        return Err(TranslateError::Unsupported(
+            "mcp_servers are called by Anthropic itself; they work only on routes to Anthropic"
+                .into(),
+        ));
+    }
     let mut req = Request {
         model: r.model,
         max_tokens: r.max_tokens,
