@@ -149,6 +149,12 @@ pub fn resolve<'a>(
 /// by the requested spelling, `@openai/gpt-4o` or `my-registry/gpt-4o` escaped a
 /// budget set for `gpt-4o`.
 pub fn judged<'a>(consumer: &'a CompiledConsumer, requested: &'a str) -> &'a str {
+    // A bare name is sent as it is written: only a pin, a pool or no name at all need
+    // the candidates (whose list costs about 670 instructions a request).
+    let bare = requested.trim();
+    if !bare.is_empty() && !bare.contains('/') && !bare.starts_with("pool:") {
+        return bare;
+    }
     let Ok(route) = resolve(consumer, requested) else {
         return requested;
     };
